@@ -1,0 +1,444 @@
+//! The TOML configuration: types, defaults and validation. Unknown keys are refused and every
+//! error names the key it is about, so the gateway never starts half-configured.
+
+use crate::contact::ProviderId;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
+
+/// A credential. `Debug` and `Display` print `***`, so it cannot leak through a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The only way to read the value: when signing an upstream request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The validated configuration the gateway runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// ISO 3166 region used to read national phone numbers.
+    pub default_region: String,
+    pub cache: CacheConfig,
+    pub limits: LimitsConfig,
+    /// Enabled providers; an absent one is disabled.
+    pub providers: BTreeMap<ProviderId, ProviderConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// How long a contact or a list page is served from memory.
+    pub ttl_secs: u64,
+    /// Entries held at most (contacts and list pages together).
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl_secs: 60,
+            max_entries: 100_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// A larger request body gets 413.
+    pub max_body_bytes: usize,
+    /// Deepest selection nesting a query may have.
+    pub max_depth: usize,
+    /// Largest query complexity (each field 1; list fields times their `first`).
+    pub max_complexity: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_depth: 16,
+            max_complexity: 5_000,
+        }
+    }
+}
+
+/// One enabled provider.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    /// Origin plus optional prefix, no trailing slash; the adapter appends the API's paths.
+    pub base_url: String,
+    pub api_key: Secret,
+    /// Consuelo: sent as `workspaceId`.
+    pub workspace_id: Option<String>,
+    /// Mainbrainer: the list new contacts join.
+    pub list_id: Option<String>,
+    pub timeout_ms: u64,
+    pub max_concurrency: usize,
+    pub default_region: String,
+}
+
+impl ProviderConfig {
+    /// A provider at `base_url` with defaults for everything optional.
+    pub fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
+        ProviderConfig {
+            base_url: base_url.into(),
+            api_key,
+            workspace_id: None,
+            list_id: None,
+            timeout_ms: 10_000,
+            max_concurrency: 8,
+            default_region: "US".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    default_region: Option<String>,
+    #[serde(default)]
+    cache: CacheConfig,
+    #[serde(default)]
+    limits: LimitsConfig,
+    #[serde(default)]
+    providers: RawProviders,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProviders {
+    magicblocks: Option<RawProvider>,
+    consuelo: Option<RawProvider>,
+    whautomate: Option<RawProvider>,
+    maiagent: Option<RawProvider>,
+    mainbrainer: Option<RawProvider>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    base_url: String,
+    api_key: Option<String>,
+    api_key_env: Option<String>,
+    workspace_id: Option<String>,
+    list_id: Option<String>,
+    timeout_ms: Option<u64>,
+    max_concurrency: Option<usize>,
+    default_region: Option<String>,
+}
+
+impl Config {
+    /// Defaults for everything but the providers (the sandbox uses this).
+    pub fn with_providers(
+        listen: SocketAddr,
+        providers: BTreeMap<ProviderId, ProviderConfig>,
+    ) -> Config {
+        Config {
+            listen,
+            default_region: "US".into(),
+            cache: CacheConfig::default(),
+            limits: LimitsConfig::default(),
+            providers,
+        }
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, |name| std::env::var(name).ok()).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text; `env` resolves `api_key_env`.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<inline>".into(),
+            message: e.to_string(),
+        })?;
+        let default_region = raw.default_region.unwrap_or_else(|| "US".into());
+        check_region("default_region", &default_region)?;
+        let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{listen}` is not an address like 127.0.0.1:4000"),
+            )
+        })?;
+        if raw.cache.max_entries == 0 {
+            return Err(invalid("cache.max_entries", "must be at least 1"));
+        }
+        if raw.limits.max_body_bytes == 0 {
+            return Err(invalid("limits.max_body_bytes", "must be at least 1"));
+        }
+        if raw.limits.max_depth == 0 {
+            return Err(invalid("limits.max_depth", "must be at least 1"));
+        }
+        if raw.limits.max_complexity == 0 {
+            return Err(invalid("limits.max_complexity", "must be at least 1"));
+        }
+        let mut providers = BTreeMap::new();
+        let RawProviders {
+            magicblocks,
+            consuelo,
+            whautomate,
+            maiagent,
+            mainbrainer,
+        } = raw.providers;
+        for (id, raw) in [
+            (ProviderId::Magicblocks, magicblocks),
+            (ProviderId::Consuelo, consuelo),
+            (ProviderId::Whautomate, whautomate),
+            (ProviderId::Maiagent, maiagent),
+            (ProviderId::Mainbrainer, mainbrainer),
+        ] {
+            if let Some(raw) = raw {
+                providers.insert(id, validate_provider(id, raw, &default_region, &env)?);
+            }
+        }
+        Ok(Config {
+            listen,
+            default_region,
+            cache: raw.cache,
+            limits: raw.limits,
+            providers,
+        })
+    }
+}
+
+fn check_region(key: &str, region: &str) -> Result<(), ConfigError> {
+    crate::phone::parse_region(region)
+        .map(|_| ())
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("`{region}` is not an ISO 3166 region code like \"US\""),
+            )
+        })
+}
+
+fn validate_provider(
+    id: ProviderId,
+    raw: RawProvider,
+    default_region: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<ProviderConfig, ConfigError> {
+    let key = |name: &str| format!("providers.{id}.{name}");
+    let base_url = validate_base_url(&raw.base_url).map_err(|m| invalid(key("base_url"), m))?;
+    let api_key = match (raw.api_key, raw.api_key_env) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                key("api_key"),
+                "set api_key or api_key_env, not both",
+            ))
+        }
+        (Some(k), None) if !k.trim().is_empty() => Secret::new(k),
+        (Some(_), None) => return Err(invalid(key("api_key"), "is empty")),
+        (None, Some(var)) => match env(&var) {
+            Some(k) if !k.trim().is_empty() => Secret::new(k),
+            _ => {
+                return Err(invalid(
+                    key("api_key_env"),
+                    format!("environment variable {var} is not set or empty"),
+                ))
+            }
+        },
+        (None, None) => {
+            return Err(invalid(
+                key("api_key"),
+                "missing: set api_key or api_key_env",
+            ))
+        }
+    };
+    if raw.workspace_id.is_some() && id != ProviderId::Consuelo {
+        return Err(invalid(
+            key("workspace_id"),
+            "only consuelo takes a workspace_id",
+        ));
+    }
+    if raw.list_id.is_some() && id != ProviderId::Mainbrainer {
+        return Err(invalid(key("list_id"), "only mainbrainer takes a list_id"));
+    }
+    if id == ProviderId::Consuelo
+        && raw
+            .workspace_id
+            .as_deref()
+            .is_none_or(|w| w.trim().is_empty())
+    {
+        return Err(invalid(
+            key("workspace_id"),
+            "missing: Consuelo needs the workspace id its API asks for",
+        ));
+    }
+    let timeout_ms = raw.timeout_ms.unwrap_or(10_000);
+    if timeout_ms == 0 {
+        return Err(invalid(key("timeout_ms"), "must be at least 1"));
+    }
+    let max_concurrency = raw.max_concurrency.unwrap_or(8);
+    if max_concurrency == 0 {
+        return Err(invalid(key("max_concurrency"), "must be at least 1"));
+    }
+    let default_region = raw
+        .default_region
+        .unwrap_or_else(|| default_region.to_string());
+    check_region(&key("default_region"), &default_region)?;
+    Ok(ProviderConfig {
+        base_url,
+        api_key,
+        workspace_id: raw.workspace_id,
+        list_id: raw.list_id,
+        timeout_ms,
+        max_concurrency,
+        default_region,
+    })
+}
+
+/// An http(s) origin with an optional path prefix; a trailing slash is dropped.
+fn validate_base_url(input: &str) -> Result<String, String> {
+    let url = url::Url::parse(input).map_err(|e| format!("`{input}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{input}` must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{input}` has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{input}` must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; use api_key".to_string());
+    }
+    Ok(input.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, |name| {
+            (name == "MB_KEY").then(|| "from-env".to_string())
+        })
+    }
+
+    #[test]
+    fn a_full_config_parses_with_defaults() {
+        let c = parse(
+            r#"
+            [providers.magicblocks]
+            base_url = "https://api.magicblocks.com/"
+            api_key_env = "MB_KEY"
+            [providers.consuelo]
+            base_url = "https://api.consuelohq.com"
+            api_key = "k"
+            workspace_id = "ws_abc123"
+            timeout_ms = 500
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        let mb = &c.providers[&ProviderId::Magicblocks];
+        assert_eq!(mb.base_url, "https://api.magicblocks.com");
+        assert_eq!(mb.api_key.expose(), "from-env");
+        assert_eq!(format!("{:?}", mb.api_key), "***");
+        assert_eq!(c.providers[&ProviderId::Consuelo].timeout_ms, 500);
+        assert!(!c.providers.contains_key(&ProviderId::Maiagent));
+        assert_eq!(c.cache.ttl_secs, 60);
+        assert_eq!(c.limits.max_depth, 16);
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        let cases = [
+            ("lisen = \"x\"", "lisen"),
+            ("[providers.hubspot]\nbase_url = \"https://x\"", "hubspot"),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\ntimeout = 1",
+                "timeout",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"not a url\"\napi_key = \"k\"",
+                "providers.maiagent.base_url",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"ftp://x\"\napi_key = \"k\"",
+                "providers.maiagent.base_url",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"",
+                "providers.maiagent.api_key",
+            ),
+            ("[providers.maiagent]\napi_key = \"k\"", "base_url"),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key_env = \"NOPE\"",
+                "providers.maiagent.api_key_env",
+            ),
+            (
+                "[providers.consuelo]\nbase_url = \"https://x\"\napi_key = \"k\"",
+                "providers.consuelo.workspace_id",
+            ),
+            ("default_region = \"Narnia\"", "default_region"),
+            ("[cache]\nttl = 3", "ttl"),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(
+                err.contains(key),
+                "{text:?} gave {err:?}, which does not name {key}"
+            );
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! `contacts`: one page across providers. The order is provider by provider (`ProviderId`
+//! order), each in its own order; every provider the page may reach is asked in parallel, so
+//! a page costs the slowest provider's time, not the sum.
+
+use super::cursor::{fingerprint, Cursor};
+use super::filter::Filter;
+use super::Gateway;
+use crate::contact::{Contact, ProviderId};
+use crate::providers::{Capability, ListQuery, Provider, ProviderError};
+use futures::future::join_all;
+use std::sync::Arc;
+
+pub const MAX_FIRST: usize = 100;
+
+/// The providers a page may reach, in `ProviderId` order.
+type Walk<'a> = Vec<&'a Arc<dyn Provider>>;
+
+/// Records asked of a provider per call while the gateway filters (a filter it cannot push
+/// down may need several windows to fill a page).
+const FILTER_WINDOW: u32 = 50;
+
+pub struct ContactsArgs {
+    /// `None`: every enabled provider that can list.
+    pub providers: Option<Vec<ProviderId>>,
+    pub filter: Filter,
+    pub first: usize,
+    pub after: Option<String>,
+    /// Whether `totalCount` was selected (it may cost a call per provider already paged past).
+    pub want_total: bool,
+    /// Whether list windows may come from the read cache.
+    pub use_cache: bool,
+}
+
+pub struct Edge {
+    pub cursor: String,
+    pub contact: Arc<Contact>,
+}
+
+pub struct ContactsPage {
+    pub edges: Vec<Edge>,
+    pub has_next_page: bool,
+    pub total_count: Option<u64>,
+    /// One per provider that failed; the others' edges are still there.
+    pub errors: Vec<ProviderError>,
+}
+
+/// Up to `needed` matching records of one provider from `offset` on, each with its position.
+struct Collected {
+    matches: Vec<(u64, Arc<Contact>)>,
+    total: Option<u64>,
+}
+
+impl Gateway {
+    /// One page of `contacts`. `Err` is a bad argument (cursor, `first`), before any call.
+    pub async fn contacts(&self, args: ContactsArgs) -> Result<ContactsPage, String> {
+        if args.first > MAX_FIRST {
+            return Err(format!("`first` is at most {MAX_FIRST}"));
+        }
+        let explicit = args.providers.is_some();
+        let mut requested = args.providers.unwrap_or_else(|| ProviderId::ALL.to_vec());
+        requested.sort();
+        requested.dedup();
+
+        let mut errors = Vec::new();
+        let mut walk: Walk = Vec::new();
+        for id in &requested {
+            let Some(provider) = self.registry.get(*id) else {
+                if explicit {
+                    errors.push(ProviderError::NotConfigured { provider: *id });
+                }
+                continue;
+            };
+            let capabilities = provider.capabilities();
+            if !capabilities.has(Capability::List) {
+                if explicit {
+                    errors.push(provider.unsupported("listing contacts"));
+                }
+                continue;
+            }
+            if args.filter.can_match(&capabilities) {
+                walk.push(provider);
+            }
+        }
+
+        let query_fingerprint = fingerprint(&(&requested, &args.filter));
+        let start = match &args.after {
+            Some(text) => Some(Cursor::decode(text, query_fingerprint)?),
+            None => None,
+        };
+        let start_offset = |id: ProviderId| match start {
+            Some(c) if c.provider == id => c.offset,
+            _ => 0,
+        };
+        let (done, ahead): (Walk, Walk) = walk
+            .iter()
+            .partition(|p| start.is_some_and(|c| p.id() < c.provider));
+
+        let query = args.filter.to_list_query();
+        let needed = args.first + 1;
+        let collected = join_all(ahead.iter().map(|p| {
+            self.collect(
+                p.as_ref(),
+                &query,
+                &args.filter,
+                start_offset(p.id()),
+                needed,
+                args.use_cache,
+            )
+        }))
+        .await;
+
+        let mut edges = Vec::with_capacity(args.first);
+        let mut has_next_page = false;
+        let mut totals: Vec<Option<u64>> = Vec::new();
+        for (provider, result) in ahead.iter().zip(collected) {
+            match result {
+                Ok(found) => {
+                    totals.push(found.total);
+                    for (position, contact) in found.matches {
+                        if edges.len() == args.first {
+                            has_next_page = true;
+                            break;
+                        }
+                        let cursor = Cursor {
+                            provider: provider.id(),
+                            offset: position + 1,
+                            query_fingerprint,
+                        };
+                        edges.push(Edge {
+                            cursor: cursor.encode(),
+                            contact,
+                        });
+                    }
+                }
+                Err(e) => {
+                    totals.push(None);
+                    errors.push(e);
+                }
+            }
+        }
+
+        let total_count = if args.want_total && args.filter.is_empty() && errors.is_empty() {
+            // Providers paged past are not asked for records, only (when wanted) their count.
+            let earlier = join_all(
+                done.iter()
+                    .map(|p| self.window(p.as_ref(), &query, 0, 1, args.use_cache)),
+            )
+            .await;
+            earlier
+                .into_iter()
+                .map(|r| r.ok().and_then(|window| window.total))
+                .chain(totals)
+                .sum::<Option<u64>>()
+        } else {
+            None
+        };
+
+        Ok(ContactsPage {
+            edges,
+            has_next_page,
+            total_count,
+            errors,
+        })
+    }
+}
+
+impl Gateway {
+    /// Up to `needed` records of one provider matching `filter`, from `offset` on.
+    async fn collect(
+        &self,
+        provider: &dyn Provider,
+        query: &ListQuery,
+        filter: &Filter,
+        offset: u64,
+        needed: usize,
+        use_cache: bool,
+    ) -> Result<Collected, ProviderError> {
+        // Without a filter every record matches: ask for exactly what the page can use.
+        let limit = if filter.is_empty() {
+            needed as u32
+        } else {
+            FILTER_WINDOW.max(needed as u32)
+        };
+        let mut matches = Vec::new();
+        let mut total = None;
+        let mut position = offset;
+        loop {
+            let window = self
+                .window(provider, query, position, limit, use_cache)
+                .await?;
+            total = total.or(window.total);
+            for (i, contact) in window.contacts.iter().enumerate() {
+                if filter.matches(contact) {
+                    matches.push((position + i as u64, contact.clone()));
+                    if matches.len() == needed {
+                        return Ok(Collected { matches, total });
+                    }
+                }
+            }
+            let received = window.contacts.len() as u64;
+            position += received;
+            if window.exhausted || received == 0 {
+                return Ok(Collected { matches, total });
+            }
+        }
+    }
+}

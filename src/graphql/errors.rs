@@ -1,0 +1,42 @@
+//! GraphQL error codes, assigned in one place: every `ProviderError` variant has one
+//! `extensions.code`, and provider failures name the provider.
+
+use crate::providers::ProviderError;
+use async_graphql::{Error, ErrorExtensions};
+
+pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+
+/// The contract's code for a provider failure.
+pub fn code(error: &ProviderError) -> &'static str {
+    match error {
+        ProviderError::Unavailable { .. } | ProviderError::Timeout { .. } => "PROVIDER_UNAVAILABLE",
+        ProviderError::RateLimited { .. } => "PROVIDER_RATE_LIMITED",
+        ProviderError::AuthFailed { .. } => "PROVIDER_AUTH_FAILED",
+        ProviderError::Unsupported { .. } => "UNSUPPORTED_BY_PROVIDER",
+        ProviderError::NotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
+        // A 4xx other than auth and rate limiting on a read: the provider refused the request.
+        ProviderError::Rejected { .. } => "PROVIDER_REJECTED",
+    }
+}
+
+/// The GraphQL error for a provider failure, with `code`, `provider` and, for 429,
+/// `retryAfterSecs` when the provider said.
+pub fn provider_error(error: &ProviderError) -> Error {
+    Error::new(error.to_string()).extend_with(|_, ext| {
+        ext.set("code", code(error));
+        ext.set("provider", error.provider().as_str().to_ascii_uppercase());
+        match error {
+            ProviderError::RateLimited {
+                retry_after_secs: Some(secs),
+                ..
+            } => ext.set("retryAfterSecs", *secs),
+            ProviderError::Rejected { status, .. } => ext.set("status", *status),
+            _ => {}
+        }
+    })
+}
+
+/// A malformed id or argument.
+pub fn bad_user_input(message: impl Into<String>) -> Error {
+    Error::new(message.into()).extend_with(|_, ext| ext.set("code", BAD_USER_INPUT))
+}

@@ -1,0 +1,183 @@
+//! The `Query` root.
+
+use super::errors::{bad_user_input, provider_error};
+use super::types::{
+    ContactConnection, ContactEdge, ContactObject, PageInfo, PhoneNormalization, ProviderIdGql,
+    ProviderInfo,
+};
+use crate::contact::{GlobalId, ProviderId};
+use crate::gateway::filter::Filter;
+use crate::gateway::listing::ContactsArgs;
+use crate::gateway::Gateway;
+use crate::phone;
+use async_graphql::{Context, InputObject, Object, Result, ID};
+use std::sync::Arc;
+
+/// Narrows `contacts`: every contact returned satisfies every field given.
+#[derive(InputObject, Default)]
+pub struct ContactFilter {
+    /// Case-insensitive substring of the display name, an email, a phone's digits or the company.
+    pub search: Option<String>,
+    /// Any of the contact's emails, case-insensitively.
+    pub email: Option<String>,
+    /// Any format; compared as E.164 (national numbers read in the gateway's default region).
+    pub phone: Option<String>,
+    /// The contact has all of these tags.
+    pub tags: Option<Vec<String>>,
+    /// Case-insensitive equality.
+    pub company: Option<String>,
+}
+
+impl ContactFilter {
+    fn validate(self, default_region: &str) -> Result<Filter> {
+        let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let phone = match trimmed(self.phone) {
+            Some(p) => Some(
+                phone::to_e164(&p, phone::parse_region(default_region)).ok_or_else(|| {
+                    bad_user_input(format!("filter.phone: `{p}` is not a phone number"))
+                })?,
+            ),
+            None => None,
+        };
+        let mut tags: Vec<String> = self
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| trimmed(Some(t)))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(Filter {
+            search: trimmed(self.search),
+            email: trimmed(self.email).map(|e| e.to_lowercase()),
+            phone,
+            tags,
+            company: trimmed(self.company),
+        })
+    }
+}
+
+/// Settings the schema's resolvers read (besides the gateway).
+pub struct QuerySettings {
+    pub default_region: String,
+}
+
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// One contact by global id; null when the provider has no such contact. `noCache: true`
+    /// asks the provider even when the contact is cached.
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
+    ) -> Result<Option<ContactObject>> {
+        let id = GlobalId::parse(&id).map_err(bad_user_input)?;
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        gateway
+            .contact(&id, !no_cache.unwrap_or(false))
+            .await
+            .map(|c| c.map(ContactObject))
+            .map_err(|e| provider_error(&e))
+    }
+
+    /// Contacts across providers: provider by provider in `ProviderId` order, each in its own
+    /// order. A failing provider adds an error and leaves the others' contacts in place.
+    /// `first` is at most 100; `noCache: true` asks the providers even when a page is cached.
+    #[graphql(complexity = "5 + first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        providers: Option<Vec<ProviderIdGql>>,
+        filter: Option<ContactFilter>,
+        #[graphql(default_with = "Some(20)")] first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
+    ) -> Result<ContactConnection> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let settings = ctx.data::<QuerySettings>()?;
+        let first = usize::try_from(first.unwrap_or(20))
+            .map_err(|_| bad_user_input("`first` must not be negative"))?;
+        let filter = filter
+            .unwrap_or_default()
+            .validate(&settings.default_region)?;
+        let args = ContactsArgs {
+            providers: providers.map(|ps| ps.into_iter().map(ProviderId::from).collect()),
+            filter,
+            first,
+            after,
+            want_total: ctx.look_ahead().field("totalCount").exists(),
+            use_cache: !no_cache.unwrap_or(false),
+        };
+        let page = gateway.contacts(args).await.map_err(bad_user_input)?;
+        for error in &page.errors {
+            ctx.add_error(
+                ctx.set_error_path(provider_error(error).into_server_error(ctx.item.pos)),
+            );
+        }
+        let end_cursor = page.edges.last().map(|e| e.cursor.clone());
+        Ok(ContactConnection {
+            edges: page
+                .edges
+                .into_iter()
+                .map(|e| ContactEdge {
+                    cursor: e.cursor,
+                    node: ContactObject(e.contact),
+                })
+                .collect(),
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor,
+            },
+            total_count: page.total_count,
+        })
+    }
+
+    /// Every provider the gateway knows, enabled or not, with what it can do.
+    async fn providers(&self, ctx: &Context<'_>) -> Result<Vec<ProviderInfo>> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        Ok(ProviderId::ALL
+            .into_iter()
+            .map(|id| {
+                let capabilities = gateway.registry.get(id).map(|p| p.capabilities().listed());
+                ProviderInfo::new(id, capabilities)
+            })
+            .collect())
+    }
+
+    /// Reads a phone number in any format; `defaultRegion` (ISO 3166, e.g. "GB") is used for
+    /// national numbers, else the gateway's `default_region`.
+    async fn normalize_phone(
+        &self,
+        ctx: &Context<'_>,
+        phone: String,
+        default_region: Option<String>,
+    ) -> Result<PhoneNormalization> {
+        let settings = ctx.data::<QuerySettings>()?;
+        let region_code = default_region
+            .as_deref()
+            .unwrap_or(&settings.default_region);
+        let region = phone::parse_region(region_code).ok_or_else(|| {
+            bad_user_input(format!(
+                "defaultRegion: `{region_code}` is not an ISO 3166 region code like \"US\""
+            ))
+        })?;
+        let normalized = phone::normalize(&phone, Some(region));
+        Ok(PhoneNormalization {
+            input: phone,
+            valid: normalized.as_ref().is_some_and(|n| n.valid),
+            e164: normalized.as_ref().map(|n| n.e164.clone()),
+            country_code: normalized.as_ref().map(|n| i32::from(n.country_code)),
+            national_number: normalized.as_ref().map(|n| n.national_number.to_string()),
+            region: normalized.and_then(|n| n.region),
+        })
+    }
+
+    /// Federation: resolves `Contact` entities by id through the same loader as `contact`.
+    #[graphql(entity)]
+    async fn find_contact_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ContactObject>> {
+        self.contact(ctx, id, None).await
+    }
+}

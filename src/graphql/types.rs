@@ -1,0 +1,284 @@
+//! The GraphQL face of the unified contact and its parts.
+
+use crate::contact::{self, Contact, ProviderId};
+use crate::providers::Capability as CoreCapability;
+use async_graphql::{ComplexObject, Enum, Json, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "ProviderId", remote = "crate::contact::ProviderId")]
+pub enum ProviderIdGql {
+    Magicblocks,
+    Consuelo,
+    Whautomate,
+    Maiagent,
+    Mainbrainer,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "Capability", remote = "crate::providers::Capability")]
+pub enum CapabilityGql {
+    List,
+    Get,
+    Search,
+    Create,
+    Update,
+    Upsert,
+    Delete,
+    Tags,
+    DoNotContact,
+    Import,
+}
+
+/// What a provider calls a group of contacts.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum GroupKind {
+    /// A MaiAgent inbox (conversation platform).
+    Inbox,
+    /// A Whautomate location.
+    Location,
+    /// A Mainbrainer list.
+    List,
+    /// A Consuelo workspace.
+    Workspace,
+    /// Anything else a provider groups by.
+    Other,
+}
+
+impl From<&str> for GroupKind {
+    fn from(kind: &str) -> Self {
+        match kind {
+            "inbox" => GroupKind::Inbox,
+            "location" => GroupKind::Location,
+            "list" => GroupKind::List,
+            "workspace" => GroupKind::Workspace,
+            _ => GroupKind::Other,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PersonName {
+    pub first: Option<String>,
+    pub middle: Option<String>,
+    pub last: Option<String>,
+    pub full: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct EmailAddress {
+    pub address: String,
+    /// The provider's label ("work", "home"…).
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub primary: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct PhoneNumber {
+    /// As the provider holds it.
+    pub number: String,
+    /// E.164, when the number parses with the provider's default region.
+    pub e164: Option<String>,
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub primary: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactGroup {
+    pub id: ID,
+    pub name: Option<String>,
+    pub kind: GroupKind,
+}
+
+/// Consent as the provider reports it; a null field means the provider does not say.
+#[derive(SimpleObject)]
+pub struct Consent {
+    pub email_opt_in: Option<bool>,
+    pub sms_opt_in: Option<bool>,
+    pub do_not_contact: Option<bool>,
+}
+
+/// A contact from one provider, in the unified shape.
+pub struct ContactObject(pub Arc<Contact>);
+
+#[Object(name = "Contact")]
+impl ContactObject {
+    /// Global id: `"<provider>:<nativeId>"`.
+    async fn id(&self) -> ID {
+        ID(self.0.global_id().to_string())
+    }
+    async fn provider(&self) -> ProviderIdGql {
+        self.0.provider.into()
+    }
+    /// The provider's own id.
+    async fn native_id(&self) -> &str {
+        &self.0.native_id
+    }
+    async fn name(&self) -> PersonName {
+        let n = &self.0.name;
+        PersonName {
+            first: n.first.clone(),
+            middle: n.middle.clone(),
+            last: n.last.clone(),
+            full: n.full.clone(),
+        }
+    }
+    /// The name to show: the full name, else the company, an email, a phone, the id.
+    async fn display_name(&self) -> String {
+        self.0.display_name()
+    }
+    async fn emails(&self) -> Vec<EmailAddress> {
+        self.0
+            .emails
+            .iter()
+            .map(|e| EmailAddress {
+                address: e.address.clone(),
+                kind: e.kind.clone(),
+                primary: e.primary,
+            })
+            .collect()
+    }
+    async fn phones(&self) -> Vec<PhoneNumber> {
+        self.0
+            .phones
+            .iter()
+            .map(|p| PhoneNumber {
+                number: p.number.clone(),
+                e164: p.e164.clone(),
+                kind: p.kind.clone(),
+                primary: p.primary,
+            })
+            .collect()
+    }
+    /// The primary email address, else the first.
+    async fn primary_email(&self) -> Option<&str> {
+        self.0.primary_email().map(|e| e.address.as_str())
+    }
+    /// The primary phone in E.164 when it parses, else as received.
+    async fn primary_phone(&self) -> Option<&str> {
+        self.0
+            .primary_phone()
+            .map(|p| p.e164.as_deref().unwrap_or(&p.number))
+    }
+    async fn company(&self) -> Option<&str> {
+        self.0.company.as_deref()
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    async fn tags(&self) -> &[String] {
+        &self.0.tags
+    }
+    async fn stage(&self) -> Option<&str> {
+        self.0.stage.as_deref()
+    }
+    /// MaiAgent inboxes, the Whautomate location, the Mainbrainer list, the Consuelo workspace.
+    async fn groups(&self) -> Vec<ContactGroup> {
+        self.0
+            .groups
+            .iter()
+            .map(|g| ContactGroup {
+                id: ID(g.id.clone()),
+                name: g.name.clone(),
+                kind: g.kind.as_str().into(),
+            })
+            .collect()
+    }
+    async fn custom_fields(&self) -> Json<&serde_json::Map<String, serde_json::Value>> {
+        Json(&self.0.custom_fields)
+    }
+    async fn consent(&self) -> Option<Consent> {
+        self.0.consent.as_ref().map(|c: &contact::Consent| Consent {
+            email_opt_in: c.email_opt_in,
+            sms_opt_in: c.sms_opt_in,
+            do_not_contact: c.do_not_contact,
+        })
+    }
+    async fn is_test(&self) -> Option<bool> {
+        self.0.is_test
+    }
+    async fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        self.0.updated_at
+    }
+    /// The provider's record as received.
+    async fn raw(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.raw)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ContactEdge {
+    pub cursor: String,
+    pub node: ContactObject,
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ContactConnection {
+    pub edges: Vec<ContactEdge>,
+    pub page_info: PageInfo,
+    /// The sum of the providers' totals when every provider reports one and no filter had
+    /// to be evaluated in the gateway; otherwise null.
+    pub total_count: Option<u64>,
+}
+
+#[ComplexObject]
+impl ContactConnection {
+    async fn nodes(&self) -> Vec<ContactObject> {
+        self.edges
+            .iter()
+            .map(|e| ContactObject(e.node.0.clone()))
+            .collect()
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ProviderInfo {
+    pub id: ProviderIdGql,
+    pub name: String,
+    pub enabled: bool,
+    /// What the gateway performs on this provider, natively or emulated.
+    pub capabilities: Vec<CapabilityGql>,
+}
+
+impl ProviderInfo {
+    pub fn new(id: ProviderId, capabilities: Option<Vec<CoreCapability>>) -> Self {
+        ProviderInfo {
+            id: id.into(),
+            name: id.display_name().to_string(),
+            enabled: capabilities.is_some(),
+            capabilities: capabilities
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PhoneNormalization {
+    pub input: String,
+    /// E.164 when the input reads as a phone number.
+    pub e164: Option<String>,
+    /// A possible number for its region (libphonenumber's validity check).
+    pub valid: bool,
+    /// The country calling code, e.g. 1 or 44.
+    pub country_code: Option<i32>,
+    /// The national significant number, digits only.
+    pub national_number: Option<String>,
+    /// The ISO 3166 region the number belongs to, e.g. "US".
+    pub region: Option<String>,
+}

@@ -1,0 +1,12 @@
+//! contact-gateway: one GraphQL schema over five contact providers.
+
+pub mod config;
+pub mod contact;
+pub mod gateway;
+pub mod graphql;
+pub mod phone;
+pub mod providers;
+pub mod sandbox;
+pub mod server;
+pub mod startup;
+pub mod telemetry;

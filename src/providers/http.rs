@@ -1,0 +1,306 @@
+//! The one upstream client: every provider request is signed, bounded, timed and logged here,
+//! and every upstream status becomes a `ProviderError` here.
+
+use super::ProviderError;
+use crate::config::{ProviderConfig, Secret};
+use crate::contact::ProviderId;
+use crate::phone;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
+use reqwest::Method;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+pub const GATEWAY_USER_AGENT: &str = concat!("contact-gateway/", env!("CARGO_PKG_VERSION"));
+
+/// How a provider wants its key presented.
+fn auth_header(provider: ProviderId, key: &Secret) -> (&'static str, String) {
+    match provider {
+        // whautomate.txt: `x-api-key` header on every operation.
+        ProviderId::Whautomate => ("x-api-key", key.expose().to_string()),
+        // maiagent.txt: the scheme word is `Api-Key`, not `Bearer`.
+        ProviderId::Maiagent => ("authorization", format!("Api-Key {}", key.expose())),
+        _ => ("authorization", format!("Bearer {}", key.expose())),
+    }
+}
+
+/// A decoded 2xx answer.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    pub status: u16,
+    /// The JSON body; `Null` for an empty body (204).
+    pub body: Value,
+}
+
+/// One provider's HTTP client: base URL, signing, timeout and in-flight bound.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    provider: ProviderId,
+    http: reqwest::Client,
+    base_url: Arc<str>,
+    headers: HeaderMap,
+    timeout: Duration,
+    in_flight: Arc<Semaphore>,
+    region: Option<phonenumber::country::Id>,
+}
+
+impl UpstreamClient {
+    pub fn new(provider: ProviderId, config: &ProviderConfig) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(GATEWAY_USER_AGENT));
+        let (name, value) = auth_header(provider, &config.api_key);
+        if let Ok(mut value) = HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        UpstreamClient {
+            provider,
+            http,
+            base_url: config.base_url.clone().into(),
+            headers,
+            timeout: Duration::from_millis(config.timeout_ms),
+            in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+            region: phone::parse_region(&config.default_region),
+        }
+    }
+
+    pub fn provider(&self) -> ProviderId {
+        self.provider
+    }
+
+    /// The region national phone numbers from this provider are read in.
+    pub fn region(&self) -> Option<phonenumber::country::Id> {
+        self.region
+    }
+
+    /// Sends one request to `base_url + path` and decodes the answer. Non-2xx statuses become
+    /// errors; `404` becomes `Ok(None)` so a "no such contact" is not a failure.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Option<UpstreamResponse>, ProviderError> {
+        let provider = self.provider;
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| ProviderError::Unavailable {
+                provider,
+                reason: "client shut down".into(),
+            })?;
+        let url = format!("{}{}", self.base_url, path);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .headers(self.headers.clone())
+            .timeout(self.timeout);
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let started = Instant::now();
+        let result = self.read(request).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok((status, _)) => tracing::info!(
+                target: "upstream",
+                provider = %provider, method = %method, path, status, latency_ms,
+                "upstream call"
+            ),
+            Err(e) => tracing::warn!(
+                target: "upstream",
+                provider = %provider, method = %method, path, latency_ms, error = %e,
+                "upstream call failed"
+            ),
+        }
+        let (status, bytes) = result?;
+        match status {
+            200..=299 => {
+                let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| ProviderError::unparseable(provider, e))?
+                };
+                Ok(Some(UpstreamResponse { status, body }))
+            }
+            404 => Ok(None),
+            _ => Err(self.status_error(status, &bytes)),
+        }
+    }
+
+    /// Like `send`, but a 404 is an error too (for writes and listings).
+    pub async fn send_expecting(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<UpstreamResponse, ProviderError> {
+        self.send(method, path, query, body)
+            .await?
+            .ok_or_else(|| ProviderError::Rejected {
+                provider: self.provider,
+                status: 404,
+                message: "not found".into(),
+            })
+    }
+
+    async fn read(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, axum::body::Bytes), ProviderError> {
+        let provider = self.provider;
+        let to_error = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ProviderError::Timeout {
+                    provider,
+                    timeout_ms: self.timeout.as_millis() as u64,
+                }
+            } else {
+                // Without the URL: it is ours, and the message stays short.
+                ProviderError::Unavailable {
+                    provider,
+                    reason: describe_transport_error(&e),
+                }
+            }
+        };
+        let response = request.send().await.map_err(to_error)?;
+        let status = response.status().as_u16();
+        if status == 429 {
+            let retry_after_secs = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(ProviderError::RateLimited {
+                provider,
+                retry_after_secs,
+            });
+        }
+        let bytes = response.bytes().await.map_err(to_error)?;
+        Ok((status, bytes))
+    }
+
+    fn status_error(&self, status: u16, body: &[u8]) -> ProviderError {
+        let provider = self.provider;
+        match status {
+            401 | 403 => ProviderError::AuthFailed { provider, status },
+            500..=599 => ProviderError::Unavailable {
+                provider,
+                reason: format!("HTTP {status}"),
+            },
+            _ => ProviderError::Rejected {
+                provider,
+                status,
+                message: error_message(body),
+            },
+        }
+    }
+}
+
+/// An id from a user as one path segment; `None` for ids no record can have (empty, `.`, `..`).
+pub fn path_segment(id: &str) -> Option<String> {
+    if id.is_empty() || id.chars().all(|c| c == '.') {
+        return None;
+    }
+    // form-urlencoding keeps only [A-Za-z0-9*-._] and writes a space as `+`.
+    let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    Some(encoded.replace('+', "%20"))
+}
+
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    if e.is_connect() {
+        "connection failed".into()
+    } else if e.is_body() || e.is_decode() {
+        "the connection dropped while reading the response".into()
+    } else if e.is_request() {
+        "the connection dropped before a response".into()
+    } else {
+        "transport error".into()
+    }
+}
+
+/// The message a provider put in an error body, in any of the documented shapes:
+/// Consuelo `{"error":{"message"}}`, MaiAgent `{"detail"}` or `{"field": ["msg"]}`,
+/// Mainbrainer `{"message"}`; else the text, shortened.
+pub fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return shorten(text.trim());
+    };
+    let pick = |v: &Value| v.as_str().map(str::to_string);
+    if let Some(m) = json.pointer("/error/message").and_then(pick) {
+        return m;
+    }
+    for key in ["detail", "message", "error"] {
+        if let Some(m) = json.get(key).and_then(pick) {
+            return m;
+        }
+    }
+    if let Value::Object(fields) = &json {
+        let parts: Vec<String> = fields
+            .iter()
+            .filter_map(|(field, v)| {
+                let msgs: Vec<&str> = match v {
+                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                    Value::String(s) => vec![s.as_str()],
+                    _ => vec![],
+                };
+                (!msgs.is_empty()).then(|| format!("{field}: {}", msgs.join(" ")))
+            })
+            .collect();
+        if !parts.is_empty() {
+            return parts.join("; ");
+        }
+    }
+    shorten(text.trim())
+}
+
+fn shorten(s: &str) -> String {
+    const MAX: usize = 300;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_in_every_documented_shape() {
+        assert_eq!(
+            error_message(br#"{"error":{"code":"BAD","message":"phone invalid"}}"#),
+            "phone invalid"
+        );
+        assert_eq!(error_message(br#"{"detail":"Not found."}"#), "Not found.");
+        assert_eq!(
+            error_message(br#"{"email":["Enter a valid email address."]}"#),
+            "email: Enter a valid email address."
+        );
+        assert_eq!(
+            error_message(br#"{"status":"Error","message":"No properties","data":null}"#),
+            "No properties"
+        );
+        assert_eq!(error_message(b"upstream exploded"), "upstream exploded");
+    }
+}

@@ -1,0 +1,298 @@
+//! The provider seam: one trait every adapter implements, what each can do (as data), the
+//! errors they return, and the registry that builds the enabled ones from config.
+
+pub mod http;
+#[cfg(test)]
+mod testing;
+
+pub mod consuelo;
+pub mod magicblocks;
+pub mod maiagent;
+pub mod mainbrainer;
+pub mod whautomate;
+
+use crate::config::ProviderConfig;
+use crate::contact::{Contact, ProviderId};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// One unified operation, as `ProviderInfo.capabilities` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Capability {
+    List,
+    Get,
+    Search,
+    Create,
+    Update,
+    Upsert,
+    Delete,
+    Tags,
+    DoNotContact,
+    Import,
+}
+
+/// What an adapter performs, natively or emulated by the gateway. Checked before any call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub list: bool,
+    pub get: bool,
+    /// Can narrow a listing by text, email or phone upstream.
+    pub search: bool,
+    pub create: bool,
+    pub update: bool,
+    pub upsert: bool,
+    pub delete: bool,
+    pub tags: bool,
+    pub do_not_contact: bool,
+    pub import: bool,
+    /// The record has an email field (Whautomate's has none).
+    pub holds_email: bool,
+    /// The record has tags (only Whautomate's does).
+    pub holds_tags: bool,
+}
+
+impl Capabilities {
+    pub fn has(&self, capability: Capability) -> bool {
+        match capability {
+            Capability::List => self.list,
+            Capability::Get => self.get,
+            Capability::Search => self.search,
+            Capability::Create => self.create,
+            Capability::Update => self.update,
+            Capability::Upsert => self.upsert,
+            Capability::Delete => self.delete,
+            Capability::Tags => self.tags,
+            Capability::DoNotContact => self.do_not_contact,
+            Capability::Import => self.import,
+        }
+    }
+
+    /// The capabilities in `ProviderInfo` order.
+    pub fn listed(&self) -> Vec<Capability> {
+        use Capability::*;
+        [
+            List,
+            Get,
+            Search,
+            Create,
+            Update,
+            Upsert,
+            Delete,
+            Tags,
+            DoNotContact,
+            Import,
+        ]
+        .into_iter()
+        .filter(|c| self.has(*c))
+        .collect()
+    }
+}
+
+/// Why a provider call failed. Each variant has one GraphQL code (`graphql/errors.rs`).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{provider} is unavailable: {reason}")]
+    Unavailable {
+        provider: ProviderId,
+        reason: String,
+    },
+    #[error("{provider} did not answer within {timeout_ms} ms")]
+    Timeout {
+        provider: ProviderId,
+        timeout_ms: u64,
+    },
+    #[error("{provider} is rate limiting requests")]
+    RateLimited {
+        provider: ProviderId,
+        retry_after_secs: Option<u64>,
+    },
+    #[error("{provider} refused the configured credentials (HTTP {status})")]
+    AuthFailed { provider: ProviderId, status: u16 },
+    #[error("{provider} does not support {operation}")]
+    Unsupported {
+        provider: ProviderId,
+        operation: &'static str,
+    },
+    #[error("{provider} is not configured")]
+    NotConfigured { provider: ProviderId },
+    /// The provider answered 4xx to what we sent (validation and the like).
+    #[error("{provider} rejected the request (HTTP {status}): {message}")]
+    Rejected {
+        provider: ProviderId,
+        status: u16,
+        message: String,
+    },
+}
+
+impl ProviderError {
+    pub fn provider(&self) -> ProviderId {
+        match self {
+            ProviderError::Unavailable { provider, .. }
+            | ProviderError::Timeout { provider, .. }
+            | ProviderError::RateLimited { provider, .. }
+            | ProviderError::AuthFailed { provider, .. }
+            | ProviderError::Unsupported { provider, .. }
+            | ProviderError::NotConfigured { provider }
+            | ProviderError::Rejected { provider, .. } => *provider,
+        }
+    }
+
+    /// A response body the adapter could not read.
+    pub fn unparseable(provider: ProviderId, what: impl std::fmt::Display) -> Self {
+        ProviderError::Unavailable {
+            provider,
+            reason: format!("unparseable response: {what}"),
+        }
+    }
+}
+
+/// What a listing is narrowed by. Adapters push down what their API can filter on and may
+/// return more; the gateway re-checks every contact against the whole filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ListQuery {
+    pub search: Option<String>,
+    /// Lower-cased.
+    pub email: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+    pub tags: Vec<String>,
+    pub company: Option<String>,
+}
+
+/// A window of a provider's listing.
+#[derive(Clone, Debug, Default)]
+pub struct ListChunk {
+    pub contacts: Vec<Contact>,
+    /// Nothing follows this chunk.
+    pub exhausted: bool,
+    /// The provider's own count of matching records, when it reports one.
+    pub total: Option<u64>,
+}
+
+/// One provider adapter. Every method not in its capabilities answers `Unsupported`.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    fn id(&self) -> ProviderId;
+    fn capabilities(&self) -> Capabilities;
+
+    /// The contact with this native id; `None` when the provider has none.
+    async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
+        let _ = native_id;
+        Err(self.unsupported("get"))
+    }
+
+    /// Records `offset .. offset + limit` of the provider's (possibly narrowed) listing, in the
+    /// provider's own stable order.
+    async fn list(
+        &self,
+        query: &ListQuery,
+        offset: u64,
+        limit: u32,
+    ) -> Result<ListChunk, ProviderError> {
+        let _ = (query, offset, limit);
+        Err(self.unsupported("list"))
+    }
+
+    fn unsupported(&self, operation: &'static str) -> ProviderError {
+        ProviderError::Unsupported {
+            provider: self.id(),
+            operation,
+        }
+    }
+}
+
+/// One fetched page of a page-numbered API.
+pub struct NumberedPage {
+    pub contacts: Vec<Contact>,
+    pub total: Option<u64>,
+    /// The provider says more pages follow; `None` when it does not say (a short page ends it).
+    pub has_more: Option<bool>,
+}
+
+/// Serves an offset window from an API that pages by number (1-based) and size: the page size
+/// is the window's `limit`, so a window spans at most two pages.
+pub async fn window_from_pages<F, Fut>(
+    offset: u64,
+    limit: u32,
+    fetch_page: F,
+) -> Result<ListChunk, ProviderError>
+where
+    F: Fn(u64, u32) -> Fut,
+    Fut: Future<Output = Result<NumberedPage, ProviderError>>,
+{
+    let size = limit.max(1);
+    let first_page = offset / size as u64 + 1;
+    let skip = (offset % size as u64) as usize;
+    let mut contacts = Vec::new();
+    let mut total = None;
+    let mut exhausted = false;
+    let pages = if skip == 0 { 1 } else { 2 };
+    for page in first_page..first_page + pages {
+        let fetched = fetch_page(page, size).await?;
+        total = fetched.total.or(total);
+        let short = fetched.contacts.len() < size as usize;
+        contacts.extend(fetched.contacts);
+        if fetched.has_more == Some(false) || (fetched.has_more.is_none() && short) {
+            exhausted = true;
+            break;
+        }
+    }
+    let contacts: Vec<Contact> = contacts
+        .into_iter()
+        .skip(skip)
+        .take(size as usize)
+        .collect();
+    Ok(ListChunk {
+        contacts,
+        exhausted,
+        total,
+    })
+}
+
+/// The enabled adapters, by id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
+}
+
+impl Registry {
+    /// Builds an adapter for every configured provider.
+    pub fn from_config(configs: &BTreeMap<ProviderId, ProviderConfig>) -> Self {
+        let mut providers: BTreeMap<ProviderId, Arc<dyn Provider>> = BTreeMap::new();
+        for (&id, config) in configs {
+            let client = http::UpstreamClient::new(id, config);
+            let adapter: Arc<dyn Provider> = match id {
+                ProviderId::Magicblocks => Arc::new(magicblocks::MagicBlocks::new(client)),
+                ProviderId::Consuelo => Arc::new(consuelo::Consuelo::new(
+                    client,
+                    config.workspace_id.clone().unwrap_or_default(),
+                )),
+                ProviderId::Whautomate => Arc::new(whautomate::Whautomate::new(client)),
+                ProviderId::Maiagent => Arc::new(maiagent::MaiAgent::new(client)),
+                ProviderId::Mainbrainer => Arc::new(mainbrainer::Mainbrainer::new(
+                    client,
+                    config.list_id.clone(),
+                )),
+            };
+            providers.insert(id, adapter);
+        }
+        Registry { providers }
+    }
+
+    pub fn get(&self, id: ProviderId) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(&id)
+    }
+
+    /// The adapter for `id`, or `PROVIDER_NOT_CONFIGURED`.
+    pub fn require(&self, id: ProviderId) -> Result<&Arc<dyn Provider>, ProviderError> {
+        self.get(id)
+            .ok_or(ProviderError::NotConfigured { provider: id })
+    }
+
+    /// Enabled adapters in `ProviderId` order.
+    pub fn enabled(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.providers.values()
+    }
+}

@@ -1,0 +1,145 @@
+//! Start-up through the real binary: a bad config stops it with a message naming the key; a
+//! good one serves, and SIGTERM stops it gracefully.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_contact-gateway"));
+    command.env_remove("CONTACT_GATEWAY_CONFIG");
+    command
+}
+
+fn write_config(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+/// Runs `serve --config` and expects it to stop at once with exit code 2.
+fn refused(text: &str) -> String {
+    let file = write_config(text);
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(file.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(
+                status.code(),
+                Some(2),
+                "config {text:?} should stop start-up"
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the gateway started with a bad config: {text:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_config_stops_start_up_naming_the_key() {
+    let cases = [
+        ("lisen = \"127.0.0.1:1\"\n", "lisen"),
+        ("[providers.maiagent]\nbase_url = \"https://api.maiagent.ai\"\napi_key = \"k\"\npage_size = 5\n", "page_size"),
+        ("[providers.maiagent]\nbase_url = \"api.maiagent.ai\"\napi_key = \"k\"\n", "providers.maiagent.base_url"),
+        ("[providers.whautomate]\nbase_url = \"https://api.whautomate.com\"\n", "providers.whautomate.api_key"),
+        ("[providers.magicblocks]\nbase_url = \"https://x\"\napi_key_env = \"CG_TEST_UNSET_VARIABLE\"\n", "providers.magicblocks.api_key_env"),
+        ("[providers.consuelo]\napi_key = \"k\"\nworkspace_id = \"ws\"\n", "base_url"),
+    ];
+    for (text, key) in cases {
+        let stderr = refused(text);
+        assert!(
+            stderr.contains(key),
+            "{text:?}: stderr {stderr:?} does not name {key}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let output = binary()
+        .args(["serve", "--config", "/nonexistent/gateway.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/gateway.toml"));
+}
+
+/// Reads stdout until the line with the GraphQL URL; returns it.
+fn wait_for_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(url) = line.trim().strip_prefix("GraphQL:") {
+            let url = url.trim().to_string();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return url;
+        }
+    }
+    panic!("the gateway exited without printing its URL");
+}
+
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "SIGTERM should stop the gateway cleanly, got {status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The README's first command: `serve` with no config runs the sandbox.
+#[tokio::test]
+async fn serve_without_config_runs_the_sandbox_and_stops_on_sigterm() {
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = wait_for_url(&mut child);
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({ "query": "{ providers { id enabled } contacts(first: 50) { nodes { id provider } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let enabled = body["data"]["providers"].as_array().unwrap();
+    assert!(enabled.iter().all(|p| p["enabled"] == true), "{body}");
+    let nodes = body["data"]["contacts"]["nodes"].as_array().unwrap();
+    assert!(
+        nodes.len() >= 25,
+        "the sandbox serves its seeded contacts: {body}"
+    );
+    terminate(&mut child);
+}

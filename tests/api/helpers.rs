@@ -1,0 +1,109 @@
+//! `spawn_app()`: the sandbox simulators plus the real router on 127.0.0.1:0, and a small
+//! GraphQL client. `TEST_LOG=1` shows the gateway's logs.
+
+use contact_gateway::config::Config;
+use contact_gateway::contact::ProviderId;
+use contact_gateway::sandbox::Sandbox;
+use contact_gateway::startup::Application;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub sandbox: Arc<Sandbox>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like `spawn_app`, with the config adjusted first (timeouts, limits…).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        contact_gateway::telemetry::init("info");
+    }
+    let sandbox = Arc::new(Sandbox::start().await.expect("sandbox starts"));
+    let mut config =
+        Config::with_providers("127.0.0.1:0".parse().unwrap(), sandbox.provider_configs());
+    adjust(&mut config);
+    let app = Application::build_over_sandbox(config, sandbox.clone())
+        .await
+        .expect("app builds");
+    let address = format!("http://{}", app.address());
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        sandbox,
+    }
+}
+
+impl TestApp {
+    /// POSTs a query; returns the whole response body (`data` and `errors`).
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("gateway answers");
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        response.json().await.expect("JSON response")
+    }
+
+    /// Like `graphql`, asserting there are no errors; returns `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Every contact `contacts` returns for `providers`, paging with `first`.
+    pub async fn all_contacts(&self, providers: &[&str], filter: Value, first: i64) -> Vec<Value> {
+        let query = r#"query($providers: [ProviderId!], $filter: ContactFilter, $first: Int, $after: String) {
+            contacts(providers: $providers, filter: $filter, first: $first, after: $after) {
+                edges { cursor node { id provider nativeId displayName primaryEmail primaryPhone company tags
+                    emails { address } phones { number e164 } } }
+                pageInfo { hasNextPage endCursor }
+            } }"#;
+        let mut after = Value::Null;
+        let mut all = Vec::new();
+        for _ in 0..500 {
+            let data = self
+                .data(query, json!({ "providers": providers, "filter": filter, "first": first, "after": after }))
+                .await;
+            let connection = &data["contacts"];
+            let edges = connection["edges"].as_array().unwrap();
+            assert!(
+                edges.len() as i64 <= first,
+                "a page holds at most `first` edges"
+            );
+            all.extend(edges.iter().map(|e| e["node"].clone()));
+            if connection["pageInfo"]["hasNextPage"] != json!(true) {
+                return all;
+            }
+            after = connection["pageInfo"]["endCursor"].clone();
+        }
+        panic!("paging did not end");
+    }
+}
+
+/// The GraphQL enum name of a provider.
+pub fn enum_name(id: ProviderId) -> String {
+    id.as_str().to_ascii_uppercase()
+}
+
+/// The `extensions.code` values of a response's errors.
+pub fn error_codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["extensions"]["code"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
