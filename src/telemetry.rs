@@ -1,5 +1,6 @@
 //! The tracing subscriber: `RUST_LOG` sets the level (default `info`).
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls are no-ops (tests call it per app).
@@ -9,5 +10,7 @@ pub fn init(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: piped logs stay greppable.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

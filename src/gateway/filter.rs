@@ -50,12 +50,12 @@ impl Filter {
                 .iter()
                 .any(|p| p.e164.as_deref() == Some(e164.as_str()))
         });
-        let tags = self.tags.iter().all(|wanted| {
-            contact
-                .tags
-                .iter()
-                .any(|t| t.trim().eq_ignore_ascii_case(wanted))
-        });
+        // Tag names are exact, as the providers' own tag filters are (so pushing one down
+        // never loses a contact).
+        let tags = self
+            .tags
+            .iter()
+            .all(|wanted| contact.tags.iter().any(|t| t.trim() == wanted));
         let company = self.company.as_ref().is_none_or(|company| {
             contact
                 .company
@@ -139,7 +139,7 @@ mod tests {
                 ..filter()
             },
             Filter {
-                tags: vec!["vip".into(), "BETA".into()],
+                tags: vec!["VIP".into(), "beta".into()],
                 ..filter()
             },
             Filter {
@@ -176,7 +176,11 @@ mod tests {
                 ..filter()
             },
             Filter {
-                tags: vec!["vip".into(), "gold".into()],
+                tags: vec!["VIP".into(), "gold".into()],
+                ..filter()
+            },
+            Filter {
+                tags: vec!["vip".into()],
                 ..filter()
             },
             Filter {

@@ -19,6 +19,11 @@ type Walk<'a> = Vec<&'a Arc<dyn Provider>>;
 /// down may need several windows to fill a page).
 const FILTER_WINDOW: u32 = 50;
 
+/// The most records asked of a provider in one call. A page-numbered API that caps its page
+/// size below what we ask would answer a "short" page and seem to end early; 100 is the
+/// largest page size the documents' examples and the simulators use.
+const MAX_WINDOW: u32 = 100;
+
 pub struct ContactsArgs {
     /// `None`: every enabled provider that can list.
     pub providers: Option<Vec<ProviderId>>,
@@ -180,7 +185,8 @@ impl Gateway {
             needed as u32
         } else {
             FILTER_WINDOW.max(needed as u32)
-        };
+        }
+        .min(MAX_WINDOW);
         let mut matches = Vec::new();
         let mut total = None;
         let mut position = offset;

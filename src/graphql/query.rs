@@ -22,7 +22,7 @@ pub struct ContactFilter {
     pub email: Option<String>,
     /// Any format; compared as E.164 (national numbers read in the gateway's default region).
     pub phone: Option<String>,
-    /// The contact has all of these tags.
+    /// The contact has all of these tags (exact names).
     pub tags: Option<Vec<String>>,
     /// Case-insensitive equality.
     pub company: Option<String>,

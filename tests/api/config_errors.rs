@@ -1,6 +1,8 @@
 //! Start-up through the real binary: a bad config stops it with a message naming the key; a
 //! good one serves, and SIGTERM stops it gracefully.
 
+use contact_gateway::contact::ProviderId;
+use contact_gateway::sandbox::api_key;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,10 +122,13 @@ fn terminate(child: &mut Child) {
 async fn serve_without_config_runs_the_sandbox_and_stops_on_sigterm() {
     let mut child = binary()
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
     let url = wait_for_url(&mut child);
     let body: serde_json::Value = reqwest::Client::new()
         .post(&url)
@@ -142,4 +147,17 @@ async fn serve_without_config_runs_the_sandbox_and_stops_on_sigterm() {
         "the sandbox serves its seeded contacts: {body}"
     );
     terminate(&mut child);
+
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.contains("upstream call"),
+        "one log line per upstream call: {logs}"
+    );
+    assert!(
+        logs.contains("provider=maiagent") && logs.contains("status=200"),
+        "{logs}"
+    );
+    for id in ProviderId::ALL {
+        assert!(!logs.contains(api_key(id)), "the {id} key is in the logs");
+    }
 }

@@ -68,6 +68,12 @@ impl TestApp {
                     emails { address } phones { number e164 } } }
                 pageInfo { hasNextPage endCursor }
             } }"#;
+        // No providers named: all of them (an explicit empty list would mean none).
+        let providers = if providers.is_empty() {
+            Value::Null
+        } else {
+            json!(providers)
+        };
         let mut after = Value::Null;
         let mut all = Vec::new();
         for _ in 0..500 {

@@ -1,6 +1,9 @@
+mod batching;
 mod config_errors;
 mod faults;
 mod helpers;
 mod http_surface;
+mod mapping;
+mod paging;
 mod reads;
 mod schema;

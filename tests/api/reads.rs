@@ -226,3 +226,95 @@ async fn an_unknown_contact_is_null_and_mainbrainer_reads_are_unsupported_withou
     assert_eq!(body["errors"][0]["extensions"]["provider"], "MAINBRAINER");
     assert_eq!(control.request_count(), 0);
 }
+
+/// What each adapter sends upstream for a text, email and phone search (pushed down where the
+/// provider's API can narrow; the gateway re-checks every contact either way).
+#[tokio::test]
+async fn each_adapter_pushes_searches_down_as_documented() {
+    let app = spawn_app().await;
+    let query = "query($p: [ProviderId!], $f: ContactFilter) { contacts(providers: $p, filter: $f, first: 5) { nodes { id } } }";
+    let cases: [(&str, Value); 3] = [
+        ("text", json!({ "search": "Bennett" })),
+        (
+            "email",
+            json!({ "email": "olivia.bennett@northwindtraders.com" }),
+        ),
+        ("phone", json!({ "phone": "(415) 555-0142" })),
+    ];
+    for id in LISTING {
+        for (what, filter) in &cases {
+            let control = app.sandbox.control(id);
+            control.reset_requests();
+            app.data(query, json!({ "p": [enum_name(id)], "f": filter }))
+                .await;
+            let requests = control.requests();
+            let label = format!("{id} {what} search: {requests:?}");
+            let param = |name: &str| -> Option<String> {
+                requests
+                    .first()?
+                    .query
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            match (id, *what) {
+                (ProviderId::Magicblocks, "text") => {
+                    assert_eq!(param("email").or(param("phone")), None, "{label}")
+                }
+                (ProviderId::Magicblocks, "email") => {
+                    assert_eq!(
+                        param("email").as_deref(),
+                        Some("olivia.bennett@northwindtraders.com"),
+                        "{label}"
+                    )
+                }
+                (ProviderId::Magicblocks, _) => {
+                    assert_eq!(param("phone").as_deref(), Some("+14155550142"), "{label}")
+                }
+                (ProviderId::Consuelo, _) => {
+                    let r = &requests[0];
+                    assert_eq!(
+                        (r.method.as_str(), r.path.as_str()),
+                        ("POST", "/v1/contacts/search"),
+                        "{label}"
+                    );
+                    assert_eq!(r.body["workspaceId"], "ws_sandbox", "{label}");
+                    let expected = match *what {
+                        "text" => "Bennett",
+                        "email" => "olivia.bennett@northwindtraders.com",
+                        _ => "+14155550142",
+                    };
+                    assert_eq!(r.body["query"], expected, "{label}");
+                }
+                // whautomate.txt: no email field, so nothing to ask.
+                (ProviderId::Whautomate, "email") => assert!(requests.is_empty(), "{label}"),
+                (ProviderId::Whautomate, "text") => {
+                    assert_eq!(param("searchText").as_deref(), Some("Bennett"), "{label}")
+                }
+                (ProviderId::Whautomate, _) => assert_eq!(
+                    param("searchText").as_deref(),
+                    Some("14155550142"),
+                    "{label}"
+                ),
+                (ProviderId::Maiagent, "text") => {
+                    assert_eq!(param("search").as_deref(), Some("Bennett"), "{label}")
+                }
+                (ProviderId::Maiagent, "email") => {
+                    assert_eq!(
+                        param("search").as_deref(),
+                        Some("olivia.bennett@northwindtraders.com"),
+                        "{label}"
+                    )
+                }
+                // maiagent.txt: numbers are stored as national digits.
+                (ProviderId::Maiagent, _) => {
+                    assert_eq!(param("search").as_deref(), Some("4155550142"), "{label}")
+                }
+                _ => unreachable!(),
+            }
+            for request in &requests {
+                assert_signed(id, request);
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Lookups batch through one DataLoader, reads are cached, and the fan-out runs in parallel.
+
+use crate::helpers::spawn_app;
+use contact_gateway::contact::ProviderId;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn upstream_total(app: &crate::helpers::TestApp) -> u64 {
+    ProviderId::ALL
+        .iter()
+        .map(|id| app.sandbox.control(*id).request_count())
+        .sum()
+}
+
+fn reset(app: &crate::helpers::TestApp) {
+    for id in ProviderId::ALL {
+        app.sandbox.control(id).reset_requests();
+    }
+}
+
+#[tokio::test]
+async fn duplicate_lookups_in_one_request_collapse_into_one_upstream_call() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for provider in [
+        ProviderId::Magicblocks,
+        ProviderId::Consuelo,
+        ProviderId::Whautomate,
+        ProviderId::Maiagent,
+    ] {
+        for record in app.sandbox.control(provider).records().iter().take(5) {
+            ids.push(format!("{provider}:{}", record["id"].as_str().unwrap()));
+        }
+    }
+    // 20 distinct ids, each asked for twice or three times: 50 aliases.
+    let aliases: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                "c{i}: contact(id: \"{}\", noCache: true) {{ id }}",
+                ids[i % ids.len()]
+            )
+        })
+        .collect();
+    reset(&app);
+    let data = app
+        .data(&format!("{{ {} }}", aliases.join(" ")), json!({}))
+        .await;
+    for i in 0..50 {
+        assert_eq!(data[format!("c{i}")]["id"], json!(ids[i % ids.len()]));
+    }
+    assert_eq!(upstream_total(&app), 20, "one call per distinct id");
+    for provider in [
+        ProviderId::Magicblocks,
+        ProviderId::Consuelo,
+        ProviderId::Whautomate,
+        ProviderId::Maiagent,
+    ] {
+        assert_eq!(
+            app.sandbox.control(provider).request_count(),
+            5,
+            "{provider}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn federation_entity_lookups_use_the_same_loader() {
+    let app = spawn_app().await;
+    let id = format!(
+        "consuelo:{}",
+        app.sandbox.control(ProviderId::Consuelo).records()[0]["id"]
+            .as_str()
+            .unwrap()
+    );
+    reset(&app);
+    let data = app
+        .data(
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Contact { id displayName } } }",
+            json!({ "r": [{ "__typename": "Contact", "id": id }, { "__typename": "Contact", "id": id }] }),
+        )
+        .await;
+    assert_eq!(data["_entities"][0]["id"], json!(id));
+    assert_eq!(data["_entities"][1]["id"], json!(id));
+    assert_eq!(upstream_total(&app), 1);
+}
+
+#[tokio::test]
+async fn a_cached_read_sends_nothing_upstream_unless_the_request_opts_out() {
+    let app = spawn_app().await;
+    let id = format!(
+        "maiagent:{}",
+        app.sandbox.control(ProviderId::Maiagent).records()[3]["id"]
+            .as_str()
+            .unwrap()
+    );
+    let lookup =
+        "query($id: ID!, $n: Boolean) { contact(id: $id, noCache: $n) { id displayName } }";
+    reset(&app);
+    let first = app.data(lookup, json!({ "id": id })).await;
+    assert_eq!(upstream_total(&app), 1);
+    let again = app.data(lookup, json!({ "id": id })).await;
+    assert_eq!(again, first);
+    assert_eq!(upstream_total(&app), 1, "a hit sends nothing upstream");
+    app.data(lookup, json!({ "id": id, "n": true })).await;
+    assert_eq!(upstream_total(&app), 2, "noCache asks the provider");
+
+    let listing = "query($n: Boolean) { contacts(first: 30, noCache: $n) { nodes { id } } }";
+    reset(&app);
+    let first = app.data(listing, json!({})).await;
+    let calls = upstream_total(&app);
+    assert!(calls >= 4);
+    assert_eq!(app.data(listing, json!({})).await, first);
+    assert_eq!(
+        upstream_total(&app),
+        calls,
+        "list pages come from the cache"
+    );
+    app.data(listing, json!({ "n": true })).await;
+    assert_eq!(upstream_total(&app), 2 * calls);
+
+    // Contacts seen in a listing are cached for lookups too.
+    let listed = first["contacts"]["nodes"][0]["id"].clone();
+    reset(&app);
+    app.data(lookup, json!({ "id": listed })).await;
+    assert_eq!(upstream_total(&app), 0);
+}
+
+#[tokio::test]
+async fn the_fan_out_asks_every_provider_at_once() {
+    let app = spawn_app().await;
+    let latency = Duration::from_millis(400);
+    for id in ProviderId::ALL {
+        app.sandbox.control(id).set_latency(latency);
+    }
+    let started = Instant::now();
+    let data = app
+        .data(
+            "{ contacts(first: 100, noCache: true) { nodes { provider } } }",
+            json!({}),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert!(data["contacts"]["nodes"].as_array().unwrap().len() > 60);
+    // Sequential calls to four listing providers would take at least 4 × 400 ms.
+    assert!(
+        elapsed < latency * 3,
+        "took {elapsed:?}: the providers were not asked in parallel"
+    );
+    assert!(elapsed >= latency);
+}
