@@ -10,3 +10,4 @@ pub mod sandbox;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
+pub mod write;

@@ -4,7 +4,7 @@ use crate::config::LimitsConfig;
 use crate::graphql::errors::BAD_USER_INPUT;
 use crate::graphql::AppSchema;
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::ErrorExtensions;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -20,6 +20,37 @@ use tracing::Level;
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    pub documents: ParsedDocuments,
+}
+
+/// Parsed queries by their text: a frontend sends the same few queries over and over, and
+/// parsing is a large share of a cached read's cost. Validation still runs every time.
+#[derive(Clone)]
+pub struct ParsedDocuments(moka::sync::Cache<String, ExecutableDocument>);
+
+impl Default for ParsedDocuments {
+    fn default() -> Self {
+        ParsedDocuments(moka::sync::Cache::new(1_000))
+    }
+}
+
+impl ParsedDocuments {
+    /// Queries longer than this are parsed each time (and not held in memory).
+    const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+    /// Gives `request` its parsed document, from the cache or freshly parsed. A query that
+    /// does not parse is left for the schema to report.
+    fn prepare(&self, request: &mut async_graphql::Request) {
+        if request.query.len() > Self::MAX_QUERY_BYTES {
+            return;
+        }
+        if let Some(document) = self.0.get(&request.query) {
+            request.set_parsed_query(document);
+        } else if let Ok(document) = request.parsed_query() {
+            let document = document.clone();
+            self.0.insert(request.query.clone(), document);
+        }
+    }
 }
 
 pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
@@ -36,7 +67,9 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
 }
 
 async fn graphql_post(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    state.schema.execute(request.into_inner()).await.into()
+    let mut request = request.into_inner();
+    state.documents.prepare(&mut request);
+    state.schema.execute(request).await.into()
 }
 
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
@@ -54,8 +87,9 @@ async fn graphql_get(
         // A browser, or a bare GET without a query: the playground.
         _ => return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response(),
     };
-    let request = request.into_inner();
-    if is_mutation(&request) {
+    let mut request = request.into_inner();
+    state.documents.prepare(&mut request);
+    if is_mutation(&mut request) {
         let error = async_graphql::Error::new("mutations are accepted only by POST")
             .extend_with(|_, ext| ext.set("code", BAD_USER_INPUT))
             .into_server_error(Default::default());
@@ -69,12 +103,13 @@ async fn graphql_get(
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    let operation_name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return false; // the schema reports the syntax error
     };
     document.operations.iter().any(|(name, op)| {
-        let selected = match (&request.operation_name, name) {
+        let selected = match (&operation_name, name) {
             (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
             _ => true,
         };

@@ -49,7 +49,13 @@ impl Application {
         let registry = Registry::from_config(&config.providers);
         let gateway = Arc::new(Gateway::new(registry, &config.cache));
         let schema = build_schema(gateway, &config.limits, &config.default_region);
-        let router = router(AppState { schema }, &config.limits);
+        let router = router(
+            AppState {
+                schema,
+                documents: Default::default(),
+            },
+            &config.limits,
+        );
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
         Ok(Application {

@@ -50,9 +50,9 @@ pub struct ContactsPage {
 }
 
 /// Up to `needed` matching records of one provider from `offset` on, each with its position.
-struct Collected {
-    matches: Vec<(u64, Arc<Contact>)>,
-    total: Option<u64>,
+pub(crate) struct Collected {
+    pub matches: Vec<(u64, Arc<Contact>)>,
+    pub total: Option<u64>,
 }
 
 impl Gateway {
@@ -171,7 +171,7 @@ impl Gateway {
 
 impl Gateway {
     /// Up to `needed` records of one provider matching `filter`, from `offset` on.
-    async fn collect(
+    pub(crate) async fn collect(
         &self,
         provider: &dyn Provider,
         query: &ListQuery,

@@ -4,8 +4,11 @@
 pub mod cache;
 pub mod cursor;
 pub mod filter;
+pub mod import;
 pub mod listing;
 pub mod loader;
+pub mod validate;
+pub mod writes;
 
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId};

@@ -40,3 +40,25 @@ pub fn provider_error(error: &ProviderError) -> Error {
 pub fn bad_user_input(message: impl Into<String>) -> Error {
     Error::new(message.into()).extend_with(|_, ext| ext.set("code", BAD_USER_INPUT))
 }
+
+/// The GraphQL error for a provider failure during a write. A write whose answer never came
+/// (a timeout, a dropped connection) may have been applied: the message says so, and the
+/// gateway did not retry it (`extensions.mayHaveBeenApplied`).
+pub fn write_error(error: &ProviderError) -> Error {
+    let unanswered = match error {
+        ProviderError::Timeout { .. } => true,
+        ProviderError::Unavailable { reason, .. } => reason.contains("dropped"),
+        _ => false,
+    };
+    if !unanswered {
+        return provider_error(error);
+    }
+    let message = format!(
+        "{error}; the write may have been applied, so the gateway did not retry it: check before sending it again"
+    );
+    Error::new(message).extend_with(|_, ext| {
+        ext.set("code", code(error));
+        ext.set("provider", error.provider().as_str().to_ascii_uppercase());
+        ext.set("mayHaveBeenApplied", true);
+    })
+}

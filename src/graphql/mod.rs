@@ -1,16 +1,18 @@
 //! The GraphQL schema: `Query`, types, and error codes.
 
 pub mod errors;
+pub mod mutation;
 pub mod query;
 pub mod types;
 
 use crate::config::{CacheConfig, LimitsConfig};
 use crate::gateway::Gateway;
-use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
+use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
+use mutation::MutationRoot;
 use query::{QueryRoot, QuerySettings};
 use std::sync::Arc;
 
-pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// The schema with its limits, serving `gateway`.
 pub fn build_schema(
@@ -18,7 +20,7 @@ pub fn build_schema(
     limits: &LimitsConfig,
     default_region: &str,
 ) -> AppSchema {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .enable_federation()
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)

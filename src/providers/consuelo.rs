@@ -1,5 +1,7 @@
-//! Consuelo (consuelo.txt), read side: offset listing, get by id, and search (POST with a JSON
-//! body, falling back once to GET with query parameters: NOTES.md Decision 2).
+//! Consuelo (consuelo.txt): offset listing, get by id, and search (POST with a JSON body,
+//! falling back once to GET with query parameters: NOTES.md Decision 2); writes: create
+//! (`POST /v1/contacts`, `workspaceId` in the body), partial update (`PATCH /v1/contacts/{id}`),
+//! delete, and the write-only do-not-call list (`POST /v1/dnc`).
 
 use super::http::{path_segment, UpstreamClient, UpstreamResponse};
 use super::{Capabilities, ListChunk, ListQuery, Provider, ProviderError};
@@ -8,6 +10,7 @@ use crate::contact::{
     ProviderId,
 };
 use crate::phone;
+use crate::write::{ContactPatch, DoNotContact, Field, NewContact, Patch, WriteFields};
 use phonenumber::country::Id as Region;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -15,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 const CONTACTS: &str = "/v1/contacts";
 const SEARCH: &str = "/v1/contacts/search";
+const DNC: &str = "/v1/dnc";
 
 pub struct Consuelo {
     client: UpstreamClient,
@@ -46,6 +50,35 @@ impl Consuelo {
             }
         }
         Ok(contact)
+    }
+
+    /// `PATCH /v1/contacts/{id}` with `changes`; the echo must show every change.
+    async fn patch(
+        &self,
+        native_id: &str,
+        changes: Map<String, Value>,
+    ) -> Result<Contact, ProviderError> {
+        let segment = path_segment(native_id).ok_or_else(|| not_found(self.id()))?;
+        let path = format!("{CONTACTS}/{segment}");
+        let response = self
+            .client
+            .send_expecting(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&Value::Object(changes.clone())),
+            )
+            .await?;
+        let record = unwrap_data(&response.body);
+        // NOTES 4.5 / 7.3: a PATCH may answer 200 without storing a field; say so, never drop.
+        if let Some(key) = not_stored(record, &changes) {
+            return Err(ProviderError::Rejected {
+                provider: self.id(),
+                status: 422,
+                message: format!("Consuelo did not store {key} (the PATCH answer lacks it)"),
+            });
+        }
+        self.contact_from(record)
     }
 
     async fn search(
@@ -104,8 +137,8 @@ impl Consuelo {
 
 #[async_trait::async_trait]
 impl Provider for Consuelo {
-    fn id(&self) -> ProviderId {
-        self.client.provider()
+    fn client(&self) -> &UpstreamClient {
+        &self.client
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -113,9 +146,186 @@ impl Provider for Consuelo {
             list: true,
             get: true,
             search: true,
+            create: true,
+            update: true,
+            delete: true,
+            do_not_contact: true,
             holds_email: true,
             ..Default::default()
         }
+    }
+
+    /// consuelo.txt: `firstName`, `lastName`, `phone`, `email`, `company` (create) and `notes`
+    /// (the PATCH example). No middle name, one email, one phone, nothing else.
+    fn write_fields(&self) -> WriteFields {
+        WriteFields {
+            name: true,
+            max_emails: 1,
+            max_phones: 1,
+            company: true,
+            notes: true,
+            ..WriteFields::default()
+        }
+    }
+
+    /// `POST /v1/contacts {workspaceId, firstName, lastName, phone, email, company}` (only the
+    /// given keys). `notes` is documented only on PATCH: it is sent on the create too, and when
+    /// the answer does not carry it, a `PATCH {notes}` follows (a PATCH is not a create, so this
+    /// is no retry). Never retried itself.
+    async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
+        refuse_unheld_new(self.id(), &self.write_fields(), input)?;
+        let mut body = Map::new();
+        if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
+            body.insert("workspaceId".into(), json!(workspace));
+        }
+        let mut sent = Map::new();
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                sent.insert(key.to_string(), json!(value));
+            }
+        };
+        put("firstName", non_empty(input.first_name.as_deref()));
+        put("lastName", non_empty(input.last_name.as_deref()));
+        put("phone", input.primary_phone().map(phone_text));
+        put("email", input.primary_email().map(|e| e.address.clone()));
+        put("company", non_empty(input.company.as_deref()));
+        body.extend(sent.clone());
+        let notes = non_empty(input.notes.as_deref());
+        if let Some(notes) = &notes {
+            body.insert("notes".into(), json!(notes));
+        }
+        let response = self
+            .client
+            .send_expecting(Method::POST, CONTACTS, &[], Some(&Value::Object(body)))
+            .await?;
+        let record = unwrap_data(&response.body).clone();
+        let created = self.contact_from(&record)?;
+        let id = created.native_id.clone();
+        if let Some(key) = not_stored(&record, &sent) {
+            return Err(ProviderError::Rejected {
+                provider: self.id(),
+                status: 422,
+                message: format!("Consuelo created contact {id} but did not store {key}"),
+            });
+        }
+        let Some(notes) = notes else {
+            return Ok(created);
+        };
+        if record.get("notes").and_then(Value::as_str).map(str::trim) == Some(notes.as_str()) {
+            return Ok(created);
+        }
+        // consuelo.txt shows `notes` only on PATCH: store them that way.
+        let mut changes = Map::new();
+        changes.insert("notes".into(), json!(notes));
+        self.patch(&id, changes).await.map_err(|e| match e {
+            ProviderError::Rejected {
+                provider,
+                status,
+                message,
+            } => ProviderError::Rejected {
+                provider,
+                status,
+                message: format!(
+                    "Consuelo created contact {id} but did not store its notes: {message}"
+                ),
+            },
+            other => ProviderError::Unavailable {
+                provider: self.id(),
+                reason: format!(
+                    "Consuelo created contact {id} but storing its notes failed: {other}"
+                ),
+            },
+        })
+    }
+
+    /// `PATCH /v1/contacts/{id}` with only the changed keys (`null` clears one). An empty patch
+    /// sends nothing and answers the contact as it is.
+    async fn update(
+        &self,
+        native_id: &str,
+        patch: &ContactPatch,
+    ) -> Result<Contact, ProviderError> {
+        refuse_unheld_patch(self.id(), &self.write_fields(), patch)?;
+        let mut changes = Map::new();
+        let mut put = |key: &str, change: Option<Option<String>>| {
+            if let Some(value) = change {
+                changes.insert(key.to_string(), value.map_or(Value::Null, Value::String));
+            }
+        };
+        put("firstName", text_change(&patch.first_name));
+        put("lastName", text_change(&patch.last_name));
+        put("company", text_change(&patch.company));
+        put("notes", text_change(&patch.notes));
+        put(
+            "email",
+            first_change(&patch.emails, |emails| {
+                emails
+                    .iter()
+                    .find(|e| e.primary)
+                    .or(emails.first())
+                    .map(|e| e.address.clone())
+            }),
+        );
+        put(
+            "phone",
+            first_change(&patch.phones, |phones| {
+                phones
+                    .iter()
+                    .find(|p| p.primary)
+                    .or(phones.first())
+                    .map(phone_text)
+            }),
+        );
+        if changes.is_empty() {
+            return self
+                .get(native_id)
+                .await?
+                .ok_or_else(|| not_found(self.id()));
+        }
+        self.patch(native_id, changes).await
+    }
+
+    /// `DELETE /v1/contacts/{id}`.
+    async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
+        let segment = path_segment(native_id).ok_or_else(|| not_found(self.id()))?;
+        let path = format!("{CONTACTS}/{segment}");
+        self.client
+            .send_expecting(Method::DELETE, &path, &[], None)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/dnc {workspaceId, phone (E.164), reason}`. Consuelo's DNC is a phone list:
+    /// a request naming only an email is `Unsupported`; with a phone and an email, the phone
+    /// is listed and the answer says the email was not. `reason` is sent when given (the
+    /// document does not say it is required). Write-only: nothing can be read back.
+    async fn do_not_contact(&self, request: &DoNotContact) -> Result<String, ProviderError> {
+        let Some(phone) = &request.phone else {
+            return Err(
+                self.unsupported("do-not-contact by email (Consuelo's DNC is a phone list)")
+            );
+        };
+        let e164 = phone_text(phone);
+        let mut body = Map::new();
+        if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
+            body.insert("workspaceId".into(), json!(workspace));
+        }
+        body.insert("phone".into(), json!(e164));
+        if let Some(reason) = non_empty(request.reason.as_deref()) {
+            body.insert("reason".into(), json!(reason));
+        }
+        self.client
+            .send_expecting(Method::POST, DNC, &[], Some(&Value::Object(body)))
+            .await?;
+        let mut said = format!(
+            "applied: {e164} added to Consuelo's do-not-call list (write-only: Consuelo cannot report it back)"
+        );
+        if let Some(email) = &request.email {
+            said.push_str(&format!(
+                "; {email} not applied: Consuelo's do-not-call list holds phones only"
+            ));
+        }
+        Ok(said)
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
@@ -187,6 +397,168 @@ fn unwrap_data(body: &Value) -> &Value {
     match body.get("data") {
         Some(data) if !data.is_null() => data,
         _ => body,
+    }
+}
+
+fn not_found(provider: ProviderId) -> ProviderError {
+    ProviderError::Rejected {
+        provider,
+        status: 404,
+        message: "not found".into(),
+    }
+}
+
+/// The phone as sent: E.164 (the gateway sets it on every written phone).
+fn phone_text(phone: &Phone) -> String {
+    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
+}
+
+/// A text patch as the value to send: `None` keeps, `Some(None)` clears (blank clears too).
+fn text_change(patch: &Patch<String>) -> Option<Option<String>> {
+    patch.change().map(|v| v.and_then(|s| non_empty(Some(s))))
+}
+
+/// A list patch reduced to the one value Consuelo holds; an empty list clears.
+fn first_change<T>(
+    patch: &Patch<Vec<T>>,
+    pick: impl Fn(&[T]) -> Option<String>,
+) -> Option<Option<String>> {
+    patch.change().map(|v| v.and_then(|items| pick(items)))
+}
+
+/// The first key whose sent value the answer does not show: a set key must come back
+/// non-null (phones compared in E.164, emails case-insensitively), a cleared key null or absent.
+fn not_stored(record: &Value, sent: &Map<String, Value>) -> Option<String> {
+    sent.iter().find_map(|(key, value)| {
+        let echo = record.get(key).filter(|v| !v.is_null());
+        let stored = match (value.as_str(), echo) {
+            (None, echo) => echo.is_none_or(|v| v.as_str().is_some_and(|s| s.trim().is_empty())),
+            (Some(_), None) => false,
+            (Some(sent), Some(echo)) => {
+                let echo = string_or_number(echo).unwrap_or_default();
+                match key.as_str() {
+                    "phone" => phone::digits(&echo) == phone::digits(sent),
+                    "email" => echo.eq_ignore_ascii_case(sent.trim()),
+                    _ => echo.trim() == sent.trim(),
+                }
+            }
+        };
+        (!stored).then(|| key.clone())
+    })
+}
+
+/// Refuses a create holding a field `fields` says the provider cannot hold. The gateway
+/// refuses these first (Decision 6); this is each adapter's own guard, so nothing is ever
+/// dropped silently. Shared by the three write adapters (it belongs in `write.rs`).
+pub(super) fn refuse_unheld_new(
+    provider: ProviderId,
+    fields: &WriteFields,
+    input: &NewContact,
+) -> Result<(), ProviderError> {
+    let unheld = [
+        (input.first_name.is_some() && !fields.name, Field::FirstName),
+        (input.last_name.is_some() && !fields.name, Field::LastName),
+        (
+            input.middle_name.is_some() && !fields.middle_name,
+            Field::MiddleName,
+        ),
+        (input.emails.len() > fields.max_emails, Field::Emails),
+        (input.phones.len() > fields.max_phones, Field::Phones),
+        (input.company.is_some() && !fields.company, Field::Company),
+        (input.notes.is_some() && !fields.notes, Field::Notes),
+        (!input.tags.is_empty() && !fields.tags, Field::Tags),
+        (input.stage.is_some() && !fields.stage, Field::Stage),
+        (
+            !input.group_ids.is_empty() && fields.max_groups == 0,
+            Field::GroupIds,
+        ),
+        (
+            !input.custom_fields.is_empty() && !fields.custom_fields,
+            Field::CustomFields,
+        ),
+        (
+            input.email_opt_in.is_some() && !fields.email_opt_in,
+            Field::EmailOptIn,
+        ),
+        (
+            input.sms_opt_in.is_some() && !fields.sms_opt_in,
+            Field::SmsOptIn,
+        ),
+        (input.is_test.is_some() && !fields.is_test, Field::IsTest),
+    ];
+    refuse(provider, &unheld)
+}
+
+/// Refuses a patch touching a field `fields` says the provider cannot hold.
+pub(super) fn refuse_unheld_patch(
+    provider: ProviderId,
+    fields: &WriteFields,
+    patch: &ContactPatch,
+) -> Result<(), ProviderError> {
+    let touched = |given: bool, held: bool| given && !held;
+    let unheld = [
+        (
+            touched(!patch.first_name.is_keep(), fields.name),
+            Field::FirstName,
+        ),
+        (
+            touched(!patch.last_name.is_keep(), fields.name),
+            Field::LastName,
+        ),
+        (
+            touched(!patch.middle_name.is_keep(), fields.middle_name),
+            Field::MiddleName,
+        ),
+        (too_many(&patch.emails, fields.max_emails), Field::Emails),
+        (too_many(&patch.phones, fields.max_phones), Field::Phones),
+        (
+            touched(!patch.company.is_keep(), fields.company),
+            Field::Company,
+        ),
+        (touched(!patch.notes.is_keep(), fields.notes), Field::Notes),
+        (touched(!patch.tags.is_keep(), fields.tags), Field::Tags),
+        (touched(!patch.stage.is_keep(), fields.stage), Field::Stage),
+        (
+            touched(!patch.group_ids.is_keep(), fields.max_groups > 0),
+            Field::GroupIds,
+        ),
+        (
+            touched(!patch.custom_fields.is_keep(), fields.custom_fields),
+            Field::CustomFields,
+        ),
+        (
+            touched(!patch.email_opt_in.is_keep(), fields.email_opt_in),
+            Field::EmailOptIn,
+        ),
+        (
+            touched(!patch.sms_opt_in.is_keep(), fields.sms_opt_in),
+            Field::SmsOptIn,
+        ),
+        (
+            touched(!patch.is_test.is_keep(), fields.is_test),
+            Field::IsTest,
+        ),
+    ];
+    refuse(provider, &unheld)
+}
+
+/// A list patch longer than the provider holds (a cleared list is always holdable when the
+/// field is: `max == 0` means the field is not held at all).
+fn too_many<T>(patch: &Patch<Vec<T>>, max: usize) -> bool {
+    match patch {
+        Patch::Keep => false,
+        Patch::Clear => max == 0,
+        Patch::Set(items) => items.len() > max,
+    }
+}
+
+fn refuse(provider: ProviderId, unheld: &[(bool, Field)]) -> Result<(), ProviderError> {
+    match unheld.iter().find(|(given, _)| *given) {
+        Some((_, field)) => Err(ProviderError::Unsupported {
+            provider,
+            operation: field.input_name(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -449,5 +821,341 @@ mod tests {
             None,
             "none configured, none sent"
         );
+    }
+
+    // ---- writes, against the sandbox simulator (written from consuelo.txt, not from here) ----
+
+    use crate::contact::Email;
+    use crate::sandbox::{Sandbox, SimControl};
+    use crate::write::{ContactPatch, DoNotContact, NewContact, Patch};
+
+    async fn sandboxed() -> (Sandbox, Consuelo) {
+        let sandbox = Sandbox::start().await.expect("sandbox");
+        let config = sandbox.provider_configs()[&ProviderId::Consuelo].clone();
+        let adapter = Consuelo::new(
+            UpstreamClient::new(ProviderId::Consuelo, &config),
+            config.workspace_id.clone().expect("workspace"),
+        );
+        (sandbox, adapter)
+    }
+
+    fn stored(control: &SimControl, id: &str) -> Option<Value> {
+        control.records().into_iter().find(|r| r["id"] == id)
+    }
+
+    fn e164(number: &str) -> Phone {
+        Phone {
+            number: number.into(),
+            e164: Some(number.into()),
+            kind: None,
+            primary: true,
+        }
+    }
+
+    fn email(address: &str) -> Email {
+        Email {
+            address: address.into(),
+            kind: None,
+            primary: true,
+        }
+    }
+
+    fn ada() -> NewContact {
+        NewContact {
+            first_name: Some("Ada".into()),
+            last_name: Some("Lovelace".into()),
+            emails: vec![email("ada@analytical.io")],
+            phones: vec![e164("+14155550199")],
+            company: Some("Analytical Engines".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_documented_body_with_the_workspace() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        control.reset_requests();
+        let contact = adapter.create(&ada()).await.expect("create");
+
+        let requests = control.requests();
+        assert_eq!(requests.len(), 1, "one call, no follow-up without notes");
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(requests[0].path, "/v1/contacts");
+        assert_eq!(
+            requests[0].body,
+            json!({
+                "workspaceId": "ws_sandbox",
+                "firstName": "Ada",
+                "lastName": "Lovelace",
+                "phone": "+14155550199",
+                "email": "ada@analytical.io",
+                "company": "Analytical Engines"
+            })
+        );
+        assert_eq!(contact.name.full.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(contact.emails[0].address, "ada@analytical.io");
+        assert_eq!(contact.phones[0].e164.as_deref(), Some("+14155550199"));
+        assert_eq!(contact.company.as_deref(), Some("Analytical Engines"));
+        assert_eq!(contact.groups[0].id, "ws_sandbox");
+        let record = stored(control, &contact.native_id).expect("stored");
+        assert_eq!(record["email"], "ada@analytical.io");
+    }
+
+    #[tokio::test]
+    async fn create_with_notes_sends_them_and_they_are_stored() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        control.reset_requests();
+        let input = NewContact {
+            notes: Some("Met at the expo".into()),
+            ..ada()
+        };
+        let contact = adapter.create(&input).await.expect("create");
+        let requests = control.requests();
+        // The simulator stores notes given on create, so no PATCH follows.
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].body["notes"], "Met at the expo");
+        assert_eq!(contact.notes.as_deref(), Some("Met at the expo"));
+        let record = stored(control, &contact.native_id).expect("stored");
+        assert_eq!(record["notes"], "Met at the expo");
+    }
+
+    #[tokio::test]
+    async fn notes_missing_from_the_create_answer_follow_as_a_patch() {
+        let up = testing::spawn(ProviderId::Consuelo, "US", |req| {
+            if req.method == Method::POST {
+                (
+                    201,
+                    json!({ "data": { "id": "contact_9", "firstName": "Ada" } }),
+                )
+            } else {
+                (
+                    200,
+                    json!({ "data": { "id": "contact_9", "firstName": "Ada", "notes": "n1" } }),
+                )
+            }
+        })
+        .await;
+        let adapter = Consuelo::new(up.client.clone(), "ws_abc123".into());
+        let input = NewContact {
+            first_name: Some("Ada".into()),
+            notes: Some("n1".into()),
+            ..Default::default()
+        };
+        let contact = adapter.create(&input).await.expect("create");
+        assert_eq!(contact.notes.as_deref(), Some("n1"));
+        let requests = up.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[1].method, Method::PATCH);
+        assert_eq!(requests[1].path, "/v1/contacts/contact_9");
+        assert_eq!(requests[1].body, Some(json!({ "notes": "n1" })));
+    }
+
+    #[tokio::test]
+    async fn update_patches_only_the_changes_and_the_rest_survives() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        let before = control.records()[0].clone();
+        let id = before["id"].as_str().expect("id").to_string();
+        control.reset_requests();
+        let patch = ContactPatch {
+            first_name: Patch::Set("Liv".into()),
+            notes: Patch::Clear,
+            ..Default::default()
+        };
+        let contact = adapter.update(&id, &patch).await.expect("update");
+
+        let requests = control.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "PATCH");
+        assert_eq!(requests[0].path, format!("/v1/contacts/{id}"));
+        assert_eq!(
+            requests[0].body,
+            json!({ "firstName": "Liv", "notes": null })
+        );
+        assert_eq!(contact.name.first.as_deref(), Some("Liv"));
+        assert_eq!(contact.notes, None);
+
+        // Read back from the simulator's store, not from the answer.
+        let after = stored(control, &id).expect("still there");
+        assert_eq!(after["firstName"], "Liv");
+        assert_eq!(after["notes"], Value::Null);
+        for key in ["lastName", "phone", "email", "company", "createdAt"] {
+            assert_eq!(after[key], before[key], "{key} survives the patch");
+        }
+    }
+
+    #[tokio::test]
+    async fn update_sets_email_and_phone_and_clears_company() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        let before = control.records()[1].clone();
+        let id = before["id"].as_str().expect("id").to_string();
+        control.reset_requests();
+        let patch = ContactPatch {
+            emails: Patch::Set(vec![email("new@example.com")]),
+            phones: Patch::Set(vec![e164("+14155550100")]),
+            company: Patch::Clear,
+            ..Default::default()
+        };
+        adapter.update(&id, &patch).await.expect("update");
+        assert_eq!(
+            control.requests()[0].body,
+            json!({ "email": "new@example.com", "phone": "+14155550100", "company": null })
+        );
+        let after = stored(control, &id).expect("stored");
+        assert_eq!(after["email"], "new@example.com");
+        assert_eq!(after["phone"], "+14155550100");
+        assert_eq!(after["company"], Value::Null);
+        assert_eq!(after["firstName"], before["firstName"]);
+        assert_eq!(after["lastName"], before["lastName"]);
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_404_on_update_and_delete() {
+        let (_sandbox, adapter) = sandboxed().await;
+        let patch = ContactPatch {
+            company: Patch::Set("X".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            adapter.update("contact_nope", &patch).await,
+            Err(ProviderError::Rejected { status: 404, .. })
+        ));
+        assert!(matches!(
+            adapter
+                .update("contact_nope", &ContactPatch::default())
+                .await,
+            Err(ProviderError::Rejected { status: 404, .. })
+        ));
+        assert!(matches!(
+            adapter.delete("contact_nope").await,
+            Err(ProviderError::Rejected { status: 404, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn delete_sends_delete_and_the_record_is_gone() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        let id = control.records()[2]["id"].as_str().expect("id").to_string();
+        control.reset_requests();
+        adapter.delete(&id).await.expect("delete");
+        let requests = control.requests();
+        assert_eq!(requests[0].method, "DELETE");
+        assert_eq!(requests[0].path, format!("/v1/contacts/{id}"));
+        assert_eq!(requests[0].body, Value::Null);
+        assert!(stored(control, &id).is_none());
+    }
+
+    #[tokio::test]
+    async fn dnc_posts_workspace_phone_and_reason() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        control.reset_requests();
+        let said = adapter
+            .do_not_contact(&DoNotContact {
+                phone: Some(e164("+14155551234")),
+                email: None,
+                reason: Some("Customer request".into()),
+            })
+            .await
+            .expect("dnc");
+        assert!(said.starts_with("applied"), "{said}");
+        let requests = control.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(requests[0].path, "/v1/dnc");
+        assert_eq!(
+            requests[0].body,
+            json!({ "workspaceId": "ws_sandbox", "phone": "+14155551234", "reason": "Customer request" })
+        );
+    }
+
+    #[tokio::test]
+    async fn dnc_with_only_an_email_is_unsupported_before_any_call() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        control.reset_requests();
+        let result = adapter
+            .do_not_contact(&DoNotContact {
+                phone: None,
+                email: Some("a@b.io".into()),
+                reason: None,
+            })
+            .await;
+        assert!(matches!(result, Err(ProviderError::Unsupported { .. })));
+        assert_eq!(control.request_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_provider_400_surfaces_with_its_message() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        let id = control.records()[0]["id"].as_str().expect("id").to_string();
+        // A phone libphonenumber accepts but the simulator cannot read as a number.
+        let patch = ContactPatch {
+            phones: Patch::Set(vec![Phone {
+                number: "not a phone".into(),
+                e164: None,
+                kind: None,
+                primary: true,
+            }]),
+            ..Default::default()
+        };
+        match adapter.update(&id, &patch).await {
+            Err(ProviderError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) => assert!(message.contains("not a valid phone number"), "{message}"),
+            other => panic!("expected a 400, got {other:?}"),
+        }
+        // An empty create: the simulator refuses it with its own words.
+        match adapter.create(&NewContact::default()).await {
+            Err(ProviderError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) => assert!(message.contains("needs a name"), "{message}"),
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn fields_consuelo_cannot_hold_are_refused_before_any_call() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Consuelo);
+        control.reset_requests();
+        let input = NewContact {
+            tags: vec!["vip".into()],
+            ..ada()
+        };
+        assert!(matches!(
+            adapter.create(&input).await,
+            Err(ProviderError::Unsupported {
+                operation: "tags",
+                ..
+            })
+        ));
+        let patch = ContactPatch {
+            middle_name: Patch::Set("B".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            adapter.update("contact_1", &patch).await,
+            Err(ProviderError::Unsupported {
+                operation: "middleName",
+                ..
+            })
+        ));
+        assert_eq!(control.request_count(), 0);
+        let fields = adapter.write_fields();
+        assert!(fields.name && fields.notes && fields.company && !fields.middle_name);
+        assert_eq!((fields.max_emails, fields.max_phones), (1, 1));
+        let caps = adapter.capabilities();
+        assert!(caps.create && caps.update && caps.delete && caps.do_not_contact);
+        assert!(!caps.native_upsert);
     }
 }

@@ -1,6 +1,11 @@
 //! MagicBlocks (magicblocks.txt), read side. The document lost the method and path cells of its
 //! "Retrieve Contact Data" table; the paths here are the conventional ones settled by NOTES.md
 //! Decision 1: `GET /v1/contacts?limit=&offset=[&email=|&phone=]` and `GET /v1/contacts/{id}`.
+//!
+//! Write side (Decision 1): create is `POST /v1/contacts` with the nested body only (`name{}`,
+//! `emails[]`, `phones[]`, `custom{}`, `isTest`); update is `GET` then `PUT /v1/contacts/{id}`
+//! with the whole record as read, the patch applied (Decision 6: fields the unified contact does
+//! not hold, such as `userKnowledge`, survive). No delete and no tags (not documented).
 
 use super::http::{path_segment, UpstreamClient};
 use super::{Capabilities, ListChunk, ListQuery, Provider, ProviderError};
@@ -8,11 +13,27 @@ use crate::contact::{
     non_empty, parse_timestamp, string_or_number, Contact, Email, PersonName, Phone, ProviderId,
 };
 use crate::phone;
+use crate::write::{merge_custom_fields, ContactPatch, Field, NewContact, Patch, WriteFields};
 use phonenumber::country::Id as Region;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
 const CONTACTS: &str = "/v1/contacts";
+
+/// Fields of a record the server computes (magicblocks.txt response model, NOTES 1.4): never
+/// sent back on an update.
+const READ_ONLY: [&str; 10] = [
+    "id",
+    "firstSeen",
+    "modifiedAt",
+    "lastSeen",
+    "generatedName",
+    "primaryEmail",
+    "primaryPhone",
+    "sessionCount",
+    "link",
+    "preview",
+];
 
 pub struct MagicBlocks {
     client: UpstreamClient,
@@ -26,8 +47,8 @@ impl MagicBlocks {
 
 #[async_trait::async_trait]
 impl Provider for MagicBlocks {
-    fn id(&self) -> ProviderId {
-        self.client.provider()
+    fn client(&self) -> &UpstreamClient {
+        &self.client
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -36,9 +57,71 @@ impl Provider for MagicBlocks {
             get: true,
             // By email and by phone (Decision 1); no text search is documented.
             search: true,
+            create: true,
+            // Read-merge-write through `PUT /v1/contacts/{id}` (Decision 1).
+            update: true,
             holds_email: true,
             ..Default::default()
         }
+    }
+
+    fn write_fields(&self) -> WriteFields {
+        WriteFields {
+            // `name{first, middle, last}`.
+            name: true,
+            middle_name: true,
+            // magicblocks.txt gives no limit on `emails[]` / `phones[]`.
+            max_emails: usize::MAX,
+            max_phones: usize::MAX,
+            // Stored as `custom.company`, which the read side maps back to `company`.
+            company: true,
+            custom_fields: true,
+            is_test: true,
+            // The document only says "400 Invalid or missing data"; a contact with a name and
+            // no email or phone is valid (the simulator answers 400 only when name, emails and
+            // phones are all empty, which these flags cannot express): the provider decides.
+            requires_email_or_phone: false,
+            ..WriteFields::default()
+        }
+    }
+
+    async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
+        refuse_unheld(self.id(), &held_by_new(input))?;
+        let body = create_body(input);
+        let response = self
+            .client
+            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
+            .await?;
+        to_contact(&unwrap_single(response.body), self.client.region())
+    }
+
+    async fn update(
+        &self,
+        native_id: &str,
+        patch: &ContactPatch,
+    ) -> Result<Contact, ProviderError> {
+        let provider = self.id();
+        refuse_unheld(provider, &held_by_patch(patch))?;
+        let not_found = || ProviderError::Rejected {
+            provider,
+            status: 404,
+            message: format!("MagicBlocks has no contact {native_id}"),
+        };
+        let segment = path_segment(native_id).ok_or_else(not_found)?;
+        let path = format!("{CONTACTS}/{segment}");
+        let Some(current) = self.client.send(Method::GET, &path, &[], None).await? else {
+            return Err(not_found());
+        };
+        let record = unwrap_single(current.body);
+        let record = record
+            .as_object()
+            .ok_or_else(|| ProviderError::unparseable(provider, "the contact is not an object"))?;
+        let body = Value::Object(merged_record(record, patch));
+        let response = self
+            .client
+            .send_expecting(Method::PUT, &path, &[], Some(&body))
+            .await?;
+        to_contact(&unwrap_single(response.body), self.client.region())
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
@@ -120,6 +203,208 @@ impl Provider for MagicBlocks {
             total: listing.total,
         })
     }
+}
+
+/// Fields of the unified write model a MagicBlocks record cannot hold, with whether the write
+/// sets them. The gateway refuses these before calling (`write_fields`); the adapter refuses
+/// them too rather than drop them (Decision 6).
+fn held_by_new(input: &NewContact) -> [(Field, bool); 6] {
+    [
+        (Field::Notes, input.notes.is_some()),
+        (Field::Tags, !input.tags.is_empty()),
+        (Field::Stage, input.stage.is_some()),
+        (Field::GroupIds, !input.group_ids.is_empty()),
+        (Field::EmailOptIn, input.email_opt_in.is_some()),
+        (Field::SmsOptIn, input.sms_opt_in.is_some()),
+    ]
+}
+
+/// As `held_by_new`, for a patch. Clearing a field the record cannot hold changes nothing and
+/// is accepted.
+fn held_by_patch(patch: &ContactPatch) -> [(Field, bool); 6] {
+    [
+        (Field::Notes, matches!(patch.notes, Patch::Set(_))),
+        (
+            Field::Tags,
+            matches!(&patch.tags, Patch::Set(t) if !t.is_empty()),
+        ),
+        (Field::Stage, matches!(patch.stage, Patch::Set(_))),
+        (
+            Field::GroupIds,
+            matches!(&patch.group_ids, Patch::Set(g) if !g.is_empty()),
+        ),
+        (
+            Field::EmailOptIn,
+            matches!(patch.email_opt_in, Patch::Set(_)),
+        ),
+        (Field::SmsOptIn, matches!(patch.sms_opt_in, Patch::Set(_))),
+    ]
+}
+
+fn refuse_unheld(provider: ProviderId, fields: &[(Field, bool)]) -> Result<(), ProviderError> {
+    match fields.iter().find(|(_, given)| *given) {
+        Some((field, _)) => Err(ProviderError::Rejected {
+            provider,
+            status: 400,
+            message: format!(
+                "a MagicBlocks contact has no `{}` field",
+                field.input_name()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The nested create body (magicblocks.txt "Sample Request"), with only what was given. The
+/// side-effect flags `sendMessageEvents` / `flowEditor*` are never sent (NOTES 1.6.5).
+fn create_body(input: &NewContact) -> Value {
+    let mut body = Map::new();
+    let mut name = Map::new();
+    for (key, part) in [
+        ("first", &input.first_name),
+        ("middle", &input.middle_name),
+        ("last", &input.last_name),
+    ] {
+        if let Some(part) = non_empty(part.as_deref()) {
+            name.insert(key.into(), Value::String(part));
+        }
+    }
+    if !name.is_empty() {
+        body.insert("name".into(), Value::Object(name));
+    }
+    if !input.emails.is_empty() {
+        body.insert("emails".into(), emails_body(&input.emails));
+    }
+    if !input.phones.is_empty() {
+        body.insert("phones".into(), phones_body(&input.phones));
+    }
+    let mut custom = input.custom_fields.clone();
+    custom.retain(|_, v| !v.is_null());
+    if let Some(company) = &input.company {
+        custom.insert("company".into(), Value::String(company.clone()));
+    }
+    if !custom.is_empty() {
+        // magicblocks.txt: the request key is `custom` (the response's is `customFields`).
+        body.insert("custom".into(), Value::Object(custom));
+    }
+    if let Some(is_test) = input.is_test {
+        body.insert("isTest".into(), Value::Bool(is_test));
+    }
+    Value::Object(body)
+}
+
+/// `emails[{address, type, primary}]`, exactly one primary (the flagged one, else the first).
+fn emails_body(emails: &[Email]) -> Value {
+    let primary = emails.iter().position(|e| e.primary).unwrap_or(0);
+    emails
+        .iter()
+        .enumerate()
+        .map(|(i, e)| channel_item("address", &e.address, e.kind.as_deref(), i == primary))
+        .collect()
+}
+
+/// `phones[{number, type, primary}]` with the E.164 number (magicblocks.txt example
+/// "+61412345678"), exactly one primary.
+fn phones_body(phones: &[Phone]) -> Value {
+    let primary = phones.iter().position(|p| p.primary).unwrap_or(0);
+    phones
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let number = p.e164.as_deref().unwrap_or(&p.number);
+            channel_item("number", number, p.kind.as_deref(), i == primary)
+        })
+        .collect()
+}
+
+fn channel_item(key: &str, value: &str, kind: Option<&str>, primary: bool) -> Value {
+    let mut item = Map::new();
+    item.insert(key.into(), Value::String(value.to_string()));
+    if let Some(kind) = non_empty(kind) {
+        item.insert("type".into(), Value::String(kind));
+    }
+    item.insert("primary".into(), Value::Bool(primary));
+    Value::Object(item)
+}
+
+/// The PUT body: the record as read, without its read-only fields, `customFields` written back
+/// as `custom`, and the patch applied. Every other field the record carries (`userKnowledge`,
+/// `isTest`, flow settings, fields this adapter does not know) is sent back unchanged, so the
+/// update is right whether PUT replaces or merges (Decision 1, Decision 6).
+fn merged_record(record: &Map<String, Value>, patch: &ContactPatch) -> Map<String, Value> {
+    let mut body: Map<String, Value> = record
+        .iter()
+        .filter(|(k, _)| {
+            !READ_ONLY.contains(&k.as_str())
+                && k.as_str() != "customFields"
+                && k.as_str() != "custom"
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    if patch.changes_name() {
+        let current = name_of(record.get("name")).unwrap_or_default();
+        let part = |patch: &Patch<String>, current: Option<String>| {
+            Value::String(patch.apply(current).unwrap_or_default())
+        };
+        let mut name = Map::new();
+        name.insert("first".into(), part(&patch.first_name, current.first));
+        name.insert("middle".into(), part(&patch.middle_name, current.middle));
+        name.insert("last".into(), part(&patch.last_name, current.last));
+        body.insert("name".into(), Value::Object(name));
+    }
+    // Lists are replaced whole (NOTES 1.6.4).
+    match &patch.emails {
+        Patch::Keep => {}
+        Patch::Clear => {
+            body.insert("emails".into(), Value::Array(Vec::new()));
+        }
+        Patch::Set(emails) => {
+            body.insert("emails".into(), emails_body(emails));
+        }
+    }
+    match &patch.phones {
+        Patch::Keep => {}
+        Patch::Clear => {
+            body.insert("phones".into(), Value::Array(Vec::new()));
+        }
+        Patch::Set(phones) => {
+            body.insert("phones".into(), phones_body(phones));
+        }
+    }
+
+    let mut custom = object_of(record.get("customFields"))
+        .or_else(|| object_of(record.get("custom")))
+        .unwrap_or_default();
+    let company = custom.get("company").cloned();
+    merge_custom_fields(&mut custom, &patch.custom_fields);
+    match &patch.company {
+        // `company` is a unified field of its own: clearing the custom fields keeps it.
+        Patch::Keep => {
+            if let (Patch::Clear, Some(company)) = (&patch.custom_fields, company) {
+                custom.insert("company".into(), company);
+            }
+        }
+        Patch::Clear => {
+            custom.remove("company");
+        }
+        Patch::Set(company) => {
+            custom.insert("company".into(), Value::String(company.clone()));
+        }
+    }
+    body.insert("custom".into(), Value::Object(custom));
+
+    match patch.is_test {
+        Patch::Keep => {}
+        // A boolean cannot be absent upstream; cleared is the default, not a test contact.
+        Patch::Clear => {
+            body.insert("isTest".into(), Value::Bool(false));
+        }
+        Patch::Set(is_test) => {
+            body.insert("isTest".into(), Value::Bool(is_test));
+        }
+    }
+    body
 }
 
 fn empty_chunk() -> ListChunk {
@@ -549,5 +834,398 @@ mod tests {
         };
         let chunk = adapter.list(&query, 0, 2).await.expect("list");
         assert!(chunk.contacts.is_empty() && chunk.exhausted);
+    }
+
+    // ---- write side, against the sandbox simulator (written from the document) ----
+
+    use crate::sandbox::Sandbox;
+
+    const SOPHIE: &str = "con_01HSBX7K2M0000002";
+
+    async fn sandboxed() -> (Sandbox, MagicBlocks) {
+        let sandbox = Sandbox::start().await.expect("sandbox");
+        let config = sandbox.provider_configs()[&ProviderId::Magicblocks].clone();
+        let adapter = MagicBlocks::new(UpstreamClient::new(ProviderId::Magicblocks, &config));
+        (sandbox, adapter)
+    }
+
+    fn stored(sandbox: &Sandbox, id: &str) -> Value {
+        sandbox
+            .control(ProviderId::Magicblocks)
+            .records()
+            .into_iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is in the store"))
+    }
+
+    fn email(address: &str, kind: Option<&str>, primary: bool) -> Email {
+        Email {
+            address: address.into(),
+            kind: kind.map(str::to_string),
+            primary,
+        }
+    }
+
+    fn phone_of(e164: &str, kind: Option<&str>, primary: bool) -> Phone {
+        Phone {
+            number: e164.into(),
+            e164: Some(e164.into()),
+            kind: kind.map(str::to_string),
+            primary,
+        }
+    }
+
+    fn custom(value: Value) -> Map<String, Value> {
+        value.as_object().expect("an object").clone()
+    }
+
+    #[test]
+    fn write_fields_and_capabilities_are_truthful() {
+        let config = crate::config::ProviderConfig::new(
+            "http://127.0.0.1:9",
+            crate::config::Secret::new("k"),
+        );
+        let adapter = MagicBlocks::new(UpstreamClient::new(ProviderId::Magicblocks, &config));
+        let fields = adapter.write_fields();
+        assert!(fields.name && fields.middle_name && fields.company && fields.custom_fields);
+        assert!(fields.is_test && fields.max_emails > 1 && fields.max_phones > 1);
+        assert!(!(fields.notes || fields.tags || fields.stage || fields.max_groups > 0));
+        assert!(!(fields.email_opt_in || fields.sms_opt_in));
+        assert!(!(fields.requires_name || fields.requires_phone || fields.requires_email_or_phone));
+        let caps = adapter.capabilities();
+        assert!(caps.create && caps.update);
+        assert!(!(caps.delete || caps.tags || caps.native_upsert));
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_nested_body_with_only_what_was_given() {
+        let (sandbox, adapter) = sandboxed().await;
+        let input = NewContact {
+            first_name: Some("Ada".into()),
+            last_name: Some("Lovelace".into()),
+            emails: vec![
+                email("ada@analytical.engine", Some("work"), false),
+                email("ada@home.example", None, true),
+            ],
+            phones: vec![phone_of("+447700900999", Some("mobile"), false)],
+            company: Some("Analytical Engines".into()),
+            custom_fields: custom(json!({ "plan": "Pro", "dropped": null })),
+            is_test: Some(true),
+            ..Default::default()
+        };
+        let contact = adapter.create(&input).await.expect("created");
+
+        let requests = sandbox.control(ProviderId::Magicblocks).requests();
+        assert_eq!(requests.len(), 1, "one call, never retried");
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(requests[0].path, "/v1/contacts");
+        assert_eq!(
+            requests[0].body,
+            json!({
+                "name": { "first": "Ada", "last": "Lovelace" },
+                "emails": [
+                    { "address": "ada@analytical.engine", "type": "work", "primary": false },
+                    { "address": "ada@home.example", "primary": true }
+                ],
+                "phones": [ { "number": "+447700900999", "type": "mobile", "primary": true } ],
+                "custom": { "plan": "Pro", "company": "Analytical Engines" },
+                "isTest": true
+            })
+        );
+
+        assert_eq!(contact.provider, ProviderId::Magicblocks);
+        assert!(contact.native_id.starts_with("con_"));
+        assert_eq!(contact.name.full.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(
+            contact.primary_email().map(|e| e.address.as_str()),
+            Some("ada@home.example")
+        );
+        assert_eq!(contact.emails.len(), 2);
+        assert_eq!(contact.phones[0].e164.as_deref(), Some("+447700900999"));
+        assert_eq!(contact.company.as_deref(), Some("Analytical Engines"));
+        assert_eq!(contact.custom_fields.get("plan"), Some(&json!("Pro")));
+        assert_eq!(contact.is_test, Some(true));
+        assert!(contact.created_at.is_some());
+
+        let record = stored(&sandbox, &contact.native_id);
+        assert_eq!(
+            record["customFields"],
+            json!({ "plan": "Pro", "company": "Analytical Engines" })
+        );
+        assert_eq!(record["isTest"], json!(true));
+    }
+
+    #[tokio::test]
+    async fn create_of_a_name_only_sends_just_the_name() {
+        let (sandbox, adapter) = sandboxed().await;
+        let input = NewContact {
+            first_name: Some("Solo".into()),
+            ..Default::default()
+        };
+        let contact = adapter.create(&input).await.expect("created");
+        let requests = sandbox.control(ProviderId::Magicblocks).requests();
+        assert_eq!(requests[0].body, json!({ "name": { "first": "Solo" } }));
+        assert_eq!(contact.name.full.as_deref(), Some("Solo"));
+        assert!(contact.emails.is_empty() && contact.phones.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_provider_400_surfaces_as_rejected_with_its_message() {
+        let (sandbox, adapter) = sandboxed().await;
+        let err = adapter
+            .create(&NewContact::default())
+            .await
+            .expect_err("nothing to create");
+        match err {
+            ProviderError::Rejected {
+                provider,
+                status,
+                message,
+            } => {
+                assert_eq!(provider, ProviderId::Magicblocks);
+                assert_eq!(status, 400);
+                assert_eq!(message, "A contact needs a name, an email or a phone");
+            }
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+        assert_eq!(sandbox.control(ProviderId::Magicblocks).request_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn fields_the_record_cannot_hold_are_refused_before_any_call() {
+        let (sandbox, adapter) = sandboxed().await;
+        let input = NewContact {
+            first_name: Some("Ada".into()),
+            notes: Some("userKnowledge is not notes".into()),
+            ..Default::default()
+        };
+        let err = adapter.create(&input).await.expect_err("notes refused");
+        assert!(
+            matches!(err, ProviderError::Rejected { status: 400, ref message, .. } if message.contains("notes"))
+        );
+        let patch = ContactPatch {
+            tags: Patch::Set(vec!["vip".into()]),
+            ..Default::default()
+        };
+        let err = adapter
+            .update(SOPHIE, &patch)
+            .await
+            .expect_err("tags refused");
+        assert!(
+            matches!(err, ProviderError::Rejected { status: 400, ref message, .. } if message.contains("tags"))
+        );
+        assert_eq!(sandbox.control(ProviderId::Magicblocks).request_count(), 0);
+        // Clearing what the record cannot hold changes nothing and is accepted.
+        let patch = ContactPatch {
+            tags: Patch::Clear,
+            notes: Patch::Clear,
+            ..Default::default()
+        };
+        adapter
+            .update(SOPHIE, &patch)
+            .await
+            .expect("a no-op update");
+    }
+
+    #[tokio::test]
+    async fn update_puts_the_whole_record_as_read_with_the_patch_applied() {
+        let (sandbox, adapter) = sandboxed().await;
+        let before = stored(&sandbox, SOPHIE);
+        let patch = ContactPatch {
+            last_name: Patch::Set("Tran-Nguyen".into()),
+            custom_fields: Patch::Set(custom(json!({ "plan": "Enterprise", "timezone": null }))),
+            ..Default::default()
+        };
+        let contact = adapter.update(SOPHIE, &patch).await.expect("updated");
+
+        let requests = sandbox.control(ProviderId::Magicblocks).requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(
+            (requests[0].method.as_str(), requests[0].path.as_str()),
+            ("GET", "/v1/contacts/con_01HSBX7K2M0000002")
+        );
+        assert_eq!(
+            (requests[1].method.as_str(), requests[1].path.as_str()),
+            ("PUT", "/v1/contacts/con_01HSBX7K2M0000002")
+        );
+        assert_eq!(
+            requests[1].body,
+            json!({
+                "name": { "first": "Sophie", "middle": "", "last": "Tran-Nguyen" },
+                "emails": [
+                    { "address": "sophie.tran@koalalogistics.com.au", "type": "work", "primary": true }
+                ],
+                "phones": [ { "number": "+61491570156", "type": "mobile", "primary": true } ],
+                "isTest": false,
+                "userKnowledge": "Runs a 40-truck fleet in NSW; evaluating route notifications.",
+                "custom": { "company": "Koala Logistics", "country": "Australia", "plan": "Enterprise" }
+            })
+        );
+        for read_only in READ_ONLY {
+            assert!(
+                requests[1].body.get(read_only).is_none(),
+                "{read_only} sent"
+            );
+        }
+        assert!(requests[1].body.get("customFields").is_none());
+
+        assert_eq!(contact.name.full.as_deref(), Some("Sophie Tran-Nguyen"));
+        assert_eq!(contact.company.as_deref(), Some("Koala Logistics"));
+        assert_eq!(
+            contact.custom_fields.get("plan"),
+            Some(&json!("Enterprise"))
+        );
+        assert_eq!(contact.custom_fields.get("timezone"), None);
+
+        // What the patch did not name survived, read back from the store.
+        let after = stored(&sandbox, SOPHIE);
+        for kept in [
+            "emails",
+            "phones",
+            "isTest",
+            "userKnowledge",
+            "firstSeen",
+            "sessionCount",
+        ] {
+            assert_eq!(after[kept], before[kept], "{kept} survived");
+        }
+        assert_eq!(after["name"]["first"], "Sophie");
+        assert_eq!(
+            after["customFields"],
+            json!({ "company": "Koala Logistics", "country": "Australia", "plan": "Enterprise" })
+        );
+    }
+
+    #[tokio::test]
+    async fn update_replaces_lists_whole_and_keeps_company_in_custom() {
+        let (sandbox, adapter) = sandboxed().await;
+        let id = "con_01HSBX7K2M0000007"; // Hannah: one email, two phones
+        let before = stored(&sandbox, id);
+        let patch = ContactPatch {
+            middle_name: Patch::Set("J".into()),
+            emails: Patch::Set(vec![email("h.k@brightpath.example", Some("work"), true)]),
+            phones: Patch::Clear,
+            company: Patch::Set("BrightPath Schools".into()),
+            custom_fields: Patch::Clear,
+            is_test: Patch::Set(true),
+            ..Default::default()
+        };
+        let contact = adapter.update(id, &patch).await.expect("updated");
+        let put = &sandbox.control(ProviderId::Magicblocks).requests()[1];
+        assert_eq!(
+            put.body["name"],
+            json!({ "first": "Hannah", "middle": "J", "last": "Kowalski" })
+        );
+        assert_eq!(
+            put.body["emails"],
+            json!([{ "address": "h.k@brightpath.example", "type": "work", "primary": true }])
+        );
+        assert_eq!(put.body["phones"], json!([]));
+        assert_eq!(
+            put.body["custom"],
+            json!({ "company": "BrightPath Schools" })
+        );
+        assert_eq!(put.body["isTest"], json!(true));
+        assert_eq!(contact.company.as_deref(), Some("BrightPath Schools"));
+        assert!(contact.phones.is_empty());
+
+        let after = stored(&sandbox, id);
+        assert_eq!(after["userKnowledge"], before["userKnowledge"]);
+        assert_eq!(
+            after["customFields"],
+            json!({ "company": "BrightPath Schools" })
+        );
+        assert!(after.get("primaryPhone").is_none());
+
+        // Clearing the custom fields alone keeps the company; clearing the company drops it.
+        let patch = ContactPatch {
+            custom_fields: Patch::Clear,
+            ..Default::default()
+        };
+        adapter.update(SOPHIE, &patch).await.expect("updated");
+        assert_eq!(
+            stored(&sandbox, SOPHIE)["customFields"],
+            json!({ "company": "Koala Logistics" })
+        );
+        let patch = ContactPatch {
+            company: Patch::Clear,
+            first_name: Patch::Clear,
+            ..Default::default()
+        };
+        let contact = adapter.update(SOPHIE, &patch).await.expect("updated");
+        assert_eq!(contact.company, None);
+        let after = stored(&sandbox, SOPHIE);
+        assert_eq!(after["customFields"], json!({}));
+        assert_eq!(
+            after["name"],
+            json!({ "first": "", "middle": "", "last": "Tran" })
+        );
+        assert_eq!(after["phones"][0]["number"], "+61491570156");
+    }
+
+    #[tokio::test]
+    async fn update_of_an_unknown_id_is_rejected_404_without_a_put() {
+        let (sandbox, adapter) = sandboxed().await;
+        let patch = ContactPatch {
+            first_name: Patch::Set("X".into()),
+            ..Default::default()
+        };
+        for id in ["con_nope", ".."] {
+            let err = adapter.update(id, &patch).await.expect_err("unknown");
+            assert!(
+                matches!(err, ProviderError::Rejected { status: 404, .. }),
+                "{err:?}"
+            );
+        }
+        let requests = sandbox.control(ProviderId::Magicblocks).requests();
+        assert_eq!(requests.len(), 1, "only the GET; `..` made no call");
+        assert_eq!(requests[0].method, "GET");
+        assert!(adapter.delete("con_nope").await.is_err());
+        assert!(adapter.add_tags(SOPHIE, &["x".into()]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn fields_the_simulator_does_not_store_survive_an_update_too() {
+        // The simulator keeps no flow settings; a recording upstream serves a record with them.
+        let mut record = created();
+        record["sendMessageEvents"] = json!(true);
+        record["flowEditorName"] = json!("Agent Welcome Flow");
+        record["flowEditorLink"] = json!("https://app.magicblocks.ai/flow/agent-welcome");
+        record["somethingNew"] = json!({ "x": 1 });
+        let served = record.clone();
+        let up = testing::spawn(ProviderId::Magicblocks, "AU", move |_| {
+            (200, served.clone())
+        })
+        .await;
+        let adapter = MagicBlocks::new(up.client.clone());
+        let patch = ContactPatch {
+            company: Patch::Set("MagicBlocks Pty Ltd".into()),
+            ..Default::default()
+        };
+        adapter
+            .update("con_01HRWJ0HAN8F6X9Z7", &patch)
+            .await
+            .expect("updated");
+        let requests = up.requests();
+        assert_eq!(requests[1].method, Method::PUT);
+        let body = requests[1].body.clone().expect("a body");
+        for kept in [
+            "sendMessageEvents",
+            "flowEditorName",
+            "flowEditorLink",
+            "somethingNew",
+            "userKnowledge",
+            "isTest",
+            "emails",
+            "phones",
+            "name",
+        ] {
+            assert_eq!(body[kept], record[kept], "{kept} sent back unchanged");
+        }
+        for read_only in READ_ONLY {
+            assert!(body.get(read_only).is_none(), "{read_only} sent");
+        }
+        assert_eq!(body["custom"]["company"], "MagicBlocks Pty Ltd");
+        assert_eq!(body["custom"]["utm_source"], "founder-referral");
     }
 }

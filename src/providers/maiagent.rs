@@ -1,6 +1,9 @@
-//! MaiAgent (maiagent.txt), read side: `GET /api/contacts/?page=&pageSize=&search=` and
-//! `GET /api/contacts/{id}/`. Every path ends in `/` (NOTES.md Decision 4).
+//! MaiAgent (maiagent.txt): `GET /api/contacts/?page=&pageSize=&search=`,
+//! `GET /api/contacts/{id}/`; writes `POST /api/contacts/`, `PATCH /api/contacts/{id}/`,
+//! `DELETE /api/contacts/{id}/`. Every path ends in `/`; `phoneNumber` is sent as an E.164
+//! string (NOTES.md Decision 4).
 
+use super::consuelo::{refuse_unheld_new, refuse_unheld_patch};
 use super::http::{path_segment, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
@@ -10,9 +13,10 @@ use crate::contact::{
     ProviderId,
 };
 use crate::phone;
+use crate::write::{join_name, ContactPatch, NewContact, Patch, WriteFields};
 use phonenumber::country::Id as Region;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 const CONTACTS: &str = "/api/contacts/";
 
@@ -23,6 +27,37 @@ pub struct MaiAgent {
 impl MaiAgent {
     pub fn new(client: UpstreamClient) -> Self {
         MaiAgent { client }
+    }
+
+    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
+        let segment = path_segment(native_id).ok_or_else(|| not_found(self.id()))?;
+        Ok(format!("{CONTACTS}{segment}/"))
+    }
+
+    /// The name after a patch that changes some of its parts. When a part is kept, the
+    /// current name is read first (`GET`) and split the way the read side splits it.
+    async fn patched_name(
+        &self,
+        native_id: &str,
+        patch: &ContactPatch,
+    ) -> Result<String, ProviderError> {
+        let all_given = !(patch.first_name.is_keep()
+            || patch.middle_name.is_keep()
+            || patch.last_name.is_keep());
+        let current = if all_given {
+            PersonName::default()
+        } else {
+            let contact = self
+                .get(native_id)
+                .await?
+                .ok_or_else(|| not_found(self.id()))?;
+            PersonName::from_full(contact.name.full.as_deref())
+        };
+        let first = patch.first_name.apply(current.first);
+        let middle = patch.middle_name.apply(current.middle);
+        let last = patch.last_name.apply(current.last);
+        // A name with every part cleared is sent blank: MaiAgent says whether it takes it.
+        Ok(join_name(first.as_deref(), middle.as_deref(), last.as_deref()).unwrap_or_default())
     }
 
     async fn list_page(
@@ -66,8 +101,13 @@ impl MaiAgent {
 
 #[async_trait::async_trait]
 impl Provider for MaiAgent {
-    fn id(&self) -> ProviderId {
-        self.client.provider()
+    fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
+    /// maiagent.txt: "A UUID string identifying this Contact".
+    fn accepts_native_id(&self, native_id: &str) -> bool {
+        uuid_like(native_id)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -75,8 +115,161 @@ impl Provider for MaiAgent {
             list: true,
             get: true,
             search: true,
+            create: true,
+            update: true,
+            delete: true,
             holds_email: true,
             ..Default::default()
+        }
+    }
+
+    /// maiagent.txt: one `name` string (parts joined, a middle name included), one `email`,
+    /// one `phoneNumber`, and `inboxes` (many). The response schema's `name` is not optional
+    /// and the create example always sends one: a create needs a name.
+    fn write_fields(&self) -> WriteFields {
+        WriteFields {
+            name: true,
+            middle_name: true,
+            max_emails: 1,
+            max_phones: 1,
+            max_groups: usize::MAX,
+            requires_name: true,
+            ..WriteFields::default()
+        }
+    }
+
+    /// `POST /api/contacts/ {name, phoneNumber (E.164 string), email, inboxes: [{id}]}`, only
+    /// the given keys. The answer must show the phone and the email (NOTES 4.5.5).
+    async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
+        refuse_unheld_new(self.id(), &self.write_fields(), input)?;
+        let mut body = Map::new();
+        if let Some(name) = input.full_name() {
+            body.insert("name".into(), json!(name));
+        }
+        if let Some(phone) = input.primary_phone() {
+            body.insert("phoneNumber".into(), json!(phone_text(phone)));
+        }
+        if let Some(email) = input.primary_email() {
+            body.insert("email".into(), json!(email.address));
+        }
+        if !input.group_ids.is_empty() {
+            body.insert("inboxes".into(), inboxes(&input.group_ids));
+        }
+        let response = self
+            .client
+            .send_expecting(
+                Method::POST,
+                CONTACTS,
+                &[],
+                Some(&Value::Object(body.clone())),
+            )
+            .await?;
+        let contact = to_contact(&response.body, self.client.region())?;
+        if let Some(key) = not_stored(&response.body, &body) {
+            return Err(ProviderError::Rejected {
+                provider: self.id(),
+                status: 422,
+                message: format!(
+                    "MaiAgent created contact {} but did not store {key}",
+                    contact.native_id
+                ),
+            });
+        }
+        Ok(contact)
+    }
+
+    /// `PATCH /api/contacts/{id}/` with the changed keys. A name change touching only some
+    /// parts reads the current name first. `phoneNumber` and `email` are missing from the
+    /// document's update table but in its examples: they are sent, and when the answer does
+    /// not show them stored the update is `Rejected { status: 422 }` naming the field
+    /// (NOTES 4.5.5: FIELD_NOT_STORED, not retried). A cleared phone or email is sent as `""`
+    /// (NOTES 4.5.6), cleared inboxes as `[]`. An empty patch sends nothing and answers the
+    /// contact as it is.
+    async fn update(
+        &self,
+        native_id: &str,
+        patch: &ContactPatch,
+    ) -> Result<Contact, ProviderError> {
+        refuse_unheld_patch(self.id(), &self.write_fields(), patch)?;
+        let path = self.contact_path(native_id)?;
+        let mut body = Map::new();
+        if patch.changes_name() {
+            let name = self.patched_name(native_id, patch).await?;
+            body.insert("name".into(), json!(name));
+        }
+        if let Some(email) = patch.emails.change() {
+            let email = email.and_then(|list| list.iter().find(|e| e.primary).or(list.first()));
+            body.insert(
+                "email".into(),
+                json!(email.map(|e| e.address.clone()).unwrap_or_default()),
+            );
+        }
+        if let Some(phone) = patch.phones.change() {
+            let phone = phone.and_then(|list| list.iter().find(|p| p.primary).or(list.first()));
+            body.insert(
+                "phoneNumber".into(),
+                json!(phone.map(phone_text).unwrap_or_default()),
+            );
+        }
+        match &patch.group_ids {
+            Patch::Keep => {}
+            Patch::Clear => {
+                body.insert("inboxes".into(), json!([]));
+            }
+            Patch::Set(ids) => {
+                body.insert("inboxes".into(), inboxes(ids));
+            }
+        }
+        if body.is_empty() {
+            return self
+                .get(native_id)
+                .await?
+                .ok_or_else(|| not_found(self.id()));
+        }
+        let response = self
+            .client
+            .send_expecting(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&Value::Object(body.clone())),
+            )
+            .await?;
+        if let Some(key) = not_stored(&response.body, &body) {
+            return Err(ProviderError::Rejected {
+                provider: self.id(),
+                status: 422,
+                message: format!(
+                    "MaiAgent did not store {key} (the update answered 200 without it; \
+                     the other changed fields were applied)"
+                ),
+            });
+        }
+        to_contact(&response.body, self.client.region())
+    }
+
+    /// `DELETE /api/contacts/{id}/` → 204. maiagent.txt: its 400 means "the contact still has
+    /// associated conversations and cannot be deleted"; that reason leads the message.
+    async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
+        let path = self.contact_path(native_id)?;
+        match self
+            .client
+            .send_expecting(Method::DELETE, &path, &[], None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ProviderError::Rejected {
+                provider,
+                status: 400,
+                message,
+            }) => Err(ProviderError::Rejected {
+                provider,
+                status: 400,
+                message: format!(
+                    "the contact still has conversations and cannot be deleted (MaiAgent: {message})"
+                ),
+            }),
+            Err(e) => Err(e),
         }
     }
 
@@ -109,6 +302,58 @@ impl Provider for MaiAgent {
         })
         .await
     }
+}
+
+fn not_found(provider: ProviderId) -> ProviderError {
+    ProviderError::Rejected {
+        provider,
+        status: 404,
+        message: "not found".into(),
+    }
+}
+
+/// The phone as sent: an E.164 string (Decision 4; the gateway sets `e164` on written phones).
+fn phone_text(phone: &Phone) -> String {
+    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
+}
+
+/// maiagent.txt: `inboxes: [{id}]`.
+fn inboxes(ids: &[String]) -> Value {
+    Value::Array(ids.iter().map(|id| json!({ "id": id })).collect())
+}
+
+/// The first of `phoneNumber`/`email` sent that the answer does not show. MaiAgent serves the
+/// phone as an integer of national digits, so a phone is stored when the sent E.164 number
+/// ends with the served digits; a cleared key must come back null or blank.
+fn not_stored(record: &Value, sent: &Map<String, Value>) -> Option<&'static str> {
+    ["phoneNumber", "email"].into_iter().find(|key| {
+        let Some(sent) = sent.get(*key).and_then(Value::as_str) else {
+            return false;
+        };
+        let echo = record
+            .get(*key)
+            .and_then(string_or_number)
+            .unwrap_or_default();
+        let stored = match (*key, sent.trim().is_empty()) {
+            (_, true) => echo.is_empty(),
+            ("phoneNumber", false) => {
+                let echo = phone::digits(&echo);
+                !echo.is_empty() && phone::digits(sent).ends_with(&echo)
+            }
+            _ => echo.eq_ignore_ascii_case(sent.trim()),
+        };
+        !stored
+    })
+}
+
+/// 8-4-4-4-12 hex digits.
+fn uuid_like(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// maiagent.txt: phoneNumber arrives as an integer (912345678), without country code or trunk
@@ -196,7 +441,7 @@ use super::testing;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::write::{ContactPatch, NewContact, Patch};
 
     fn tw() -> Option<Region> {
         phone::parse_region("TW")
@@ -401,5 +646,297 @@ mod tests {
             .collect();
         assert_eq!(pages, ["1", "2", "3"]);
         assert!(requests.iter().all(|r| r.path.ends_with('/')));
+    }
+
+    // ---- writes, against the sandbox simulator (written from maiagent.txt, not from here) ----
+
+    use crate::sandbox::{seed, Sandbox, SimControl};
+
+    async fn sandboxed() -> (Sandbox, MaiAgent) {
+        let sandbox = Sandbox::start().await.expect("sandbox");
+        let config = sandbox.provider_configs()[&ProviderId::Maiagent].clone();
+        let adapter = MaiAgent::new(UpstreamClient::new(ProviderId::Maiagent, &config));
+        (sandbox, adapter)
+    }
+
+    fn stored(control: &SimControl, id: &str) -> Option<Value> {
+        control.records().into_iter().find(|r| r["id"] == id)
+    }
+
+    fn e164(number: &str) -> Phone {
+        Phone {
+            number: number.into(),
+            e164: Some(number.into()),
+            kind: None,
+            primary: true,
+        }
+    }
+
+    fn email(address: &str) -> Email {
+        Email {
+            address: address.into(),
+            kind: None,
+            primary: true,
+        }
+    }
+
+    const WEB: &str = seed::MAIAGENT_INBOXES[1].0;
+    const LINE: &str = seed::MAIAGENT_INBOXES[0].0;
+
+    #[tokio::test]
+    async fn create_posts_name_string_phone_email_and_inboxes() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        control.reset_requests();
+        let input = NewContact {
+            first_name: Some("Mei".into()),
+            middle_name: Some("Ling".into()),
+            last_name: Some("Chen".into()),
+            emails: vec![email("mei@example.tw")],
+            phones: vec![e164("+886912000111")],
+            group_ids: vec![WEB.into(), LINE.into()],
+            ..Default::default()
+        };
+        let contact = adapter.create(&input).await.expect("create");
+
+        let requests = control.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(requests[0].path, "/api/contacts/");
+        assert_eq!(
+            requests[0].body,
+            json!({
+                "name": "Mei Ling Chen",
+                "phoneNumber": "+886912000111",
+                "email": "mei@example.tw",
+                "inboxes": [ { "id": WEB }, { "id": LINE } ]
+            })
+        );
+        assert!(requests[0].body["phoneNumber"].is_string(), "Decision 4");
+        assert_eq!(contact.name.full.as_deref(), Some("Mei Ling Chen"));
+        assert_eq!(contact.emails[0].address, "mei@example.tw");
+        assert_eq!(contact.phones[0].e164.as_deref(), Some("+886912000111"));
+        let groups: Vec<_> = contact.groups.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(groups, [WEB, LINE]);
+        let record = stored(control, &contact.native_id).expect("stored");
+        assert_eq!(record["phoneNumber"], json!(912000111));
+    }
+
+    #[tokio::test]
+    async fn a_partial_name_patch_reads_the_name_and_the_rest_survives() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        let id = seed::maiagent_id(2); // "Daniel Lin"
+        let before = stored(control, &id).expect("seeded");
+        assert_eq!(before["name"], "Daniel Lin");
+        control.reset_requests();
+        let patch = ContactPatch {
+            last_name: Patch::Set("Lindqvist".into()),
+            ..Default::default()
+        };
+        let contact = adapter.update(&id, &patch).await.expect("update");
+
+        let requests = control.requests();
+        let calls: Vec<_> = requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str()))
+            .collect();
+        let path = format!("/api/contacts/{id}/");
+        assert_eq!(calls, [("GET", path.as_str()), ("PATCH", path.as_str())]);
+        assert_eq!(requests[1].body, json!({ "name": "Daniel Lindqvist" }));
+        assert_eq!(contact.name.full.as_deref(), Some("Daniel Lindqvist"));
+
+        let after = stored(control, &id).expect("still there");
+        assert_eq!(after["name"], "Daniel Lindqvist");
+        for key in [
+            "email",
+            "phoneNumber",
+            "sourceId",
+            "inboxes",
+            "avatar",
+            "createdAt",
+        ] {
+            assert_eq!(after[key], before[key], "{key} survives the patch");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_whole_name_patch_needs_no_read() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        let id = seed::maiagent_id(2);
+        control.reset_requests();
+        let patch = ContactPatch {
+            first_name: Patch::Set("Dan".into()),
+            middle_name: Patch::Clear,
+            last_name: Patch::Set("Lin".into()),
+            ..Default::default()
+        };
+        adapter.update(&id, &patch).await.expect("update");
+        let requests = control.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "PATCH");
+        assert_eq!(requests[0].body, json!({ "name": "Dan Lin" }));
+    }
+
+    #[tokio::test]
+    async fn phone_email_and_inboxes_are_patched_and_checked_in_the_echo() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        let id = seed::maiagent_id(3); // 林怡君
+        let before = stored(control, &id).expect("seeded");
+        control.reset_requests();
+        let patch = ContactPatch {
+            phones: Patch::Set(vec![e164("+886911222333")]),
+            emails: Patch::Clear,
+            group_ids: Patch::Set(vec![WEB.into()]),
+            ..Default::default()
+        };
+        let contact = adapter.update(&id, &patch).await.expect("update");
+        assert_eq!(
+            control.requests()[0].body,
+            json!({ "phoneNumber": "+886911222333", "email": "", "inboxes": [ { "id": WEB } ] })
+        );
+        assert_eq!(contact.phones[0].e164.as_deref(), Some("+886911222333"));
+        assert!(contact.emails.is_empty());
+        let after = stored(control, &id).expect("stored");
+        assert_eq!(after["phoneNumber"], json!(911222333));
+        assert_eq!(after["email"], Value::Null);
+        assert_eq!(after["inboxes"][0]["id"], WEB);
+        assert_eq!(after["name"], before["name"]);
+        assert_eq!(after["sourceId"], before["sourceId"]);
+    }
+
+    #[tokio::test]
+    async fn a_phone_the_update_did_not_store_is_reported() {
+        // An upstream that follows the update table literally: it ignores phoneNumber.
+        let up = testing::spawn(ProviderId::Maiagent, "TW", |_| {
+            (
+                200,
+                json!({ "id": "c1", "name": "New Name", "phoneNumber": 912345678 }),
+            )
+        })
+        .await;
+        let adapter = MaiAgent::new(up.client.clone());
+        let patch = ContactPatch {
+            first_name: Patch::Set("New".into()),
+            last_name: Patch::Set("Name".into()),
+            middle_name: Patch::Clear,
+            phones: Patch::Set(vec![e164("+886900000001")]),
+            ..Default::default()
+        };
+        match adapter.update("c1", &patch).await {
+            Err(ProviderError::Rejected {
+                status: 422,
+                message,
+                ..
+            }) => assert!(message.contains("did not store phoneNumber"), "{message}"),
+            other => panic!("expected FIELD_NOT_STORED as a 422, got {other:?}"),
+        }
+        let requests = up.requests();
+        assert_eq!(requests.len(), 1, "not retried");
+        assert_eq!(requests[0].path, "/api/contacts/c1/");
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_404_on_update_and_delete() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        control.reset_requests();
+        let missing = seed::maiagent_id(999);
+        let phone_patch = ContactPatch {
+            phones: Patch::Set(vec![e164("+886911222333")]),
+            ..Default::default()
+        };
+        let name_patch = ContactPatch {
+            last_name: Patch::Set("X".into()),
+            ..Default::default()
+        };
+        for patch in [phone_patch, name_patch, ContactPatch::default()] {
+            assert!(matches!(
+                adapter.update(&missing, &patch).await,
+                Err(ProviderError::Rejected { status: 404, .. })
+            ));
+        }
+        assert!(matches!(
+            adapter.delete(&missing).await,
+            Err(ProviderError::Rejected { status: 404, .. })
+        ));
+        assert!(control.requests().iter().all(|r| r.path.ends_with('/')));
+    }
+
+    #[tokio::test]
+    async fn delete_answers_204_and_the_record_is_gone() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        let id = seed::maiagent_id(2); // no conversations
+        control.reset_requests();
+        adapter.delete(&id).await.expect("delete");
+        let requests = control.requests();
+        assert_eq!(requests[0].method, "DELETE");
+        assert_eq!(requests[0].path, format!("/api/contacts/{id}/"));
+        assert!(stored(control, &id).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_contact_with_conversations_is_not_deleted_and_the_reason_says_why() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        let id = seed::maiagent_id(1); // three conversations
+        match adapter.delete(&id).await {
+            Err(ProviderError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) => assert!(
+                message.contains("still has conversations and cannot be deleted"),
+                "{message}"
+            ),
+            other => panic!("expected a 400, got {other:?}"),
+        }
+        assert!(stored(control, &id).is_some(), "the contact is still there");
+    }
+
+    #[tokio::test]
+    async fn a_provider_400_surfaces_with_its_message() {
+        let (_sandbox, adapter) = sandboxed().await;
+        let input = NewContact {
+            first_name: Some("Ann".into()),
+            group_ids: vec!["no-such-inbox".into()],
+            ..Default::default()
+        };
+        match adapter.create(&input).await {
+            Err(ProviderError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) => assert!(message.contains("Invalid pk"), "{message}"),
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn fields_maiagent_cannot_hold_are_refused_and_capabilities_are_truthful() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Maiagent);
+        control.reset_requests();
+        let input = NewContact {
+            first_name: Some("Ann".into()),
+            company: Some("Acme".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            adapter.create(&input).await,
+            Err(ProviderError::Unsupported {
+                operation: "company",
+                ..
+            })
+        ));
+        assert_eq!(control.request_count(), 0);
+        let fields = adapter.write_fields();
+        assert!(fields.name && fields.middle_name && fields.max_groups > 1 && fields.requires_name);
+        let caps = adapter.capabilities();
+        assert!(caps.create && caps.update && caps.delete);
+        assert!(!caps.native_upsert && !caps.do_not_contact);
     }
 }

@@ -13,6 +13,7 @@ pub mod whautomate;
 
 use crate::config::ProviderConfig;
 use crate::contact::{Contact, ProviderId};
+use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -42,11 +43,11 @@ pub struct Capabilities {
     pub search: bool,
     pub create: bool,
     pub update: bool,
-    pub upsert: bool,
+    /// Upserts natively (Mainbrainer); elsewhere the gateway emulates it by match.
+    pub native_upsert: bool,
     pub delete: bool,
     pub tags: bool,
     pub do_not_contact: bool,
-    pub import: bool,
     /// The record has an email field (Whautomate's has none).
     pub holds_email: bool,
     /// The record has tags (only Whautomate's does).
@@ -61,11 +62,13 @@ impl Capabilities {
             Capability::Search => self.search,
             Capability::Create => self.create,
             Capability::Update => self.update,
-            Capability::Upsert => self.upsert,
+            // Emulated by the gateway: find by email/phone, then update or create.
+            Capability::Upsert => self.native_upsert || (self.list && self.create && self.update),
             Capability::Delete => self.delete,
             Capability::Tags => self.tags,
             Capability::DoNotContact => self.do_not_contact,
-            Capability::Import => self.import,
+            // The gateway parses the CSV and creates row by row.
+            Capability::Import => self.create,
         }
     }
 
@@ -174,8 +177,13 @@ pub struct ListChunk {
 /// One provider adapter. Every method not in its capabilities answers `Unsupported`.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
-    fn id(&self) -> ProviderId;
+    /// The provider's one upstream client.
+    fn client(&self) -> &http::UpstreamClient;
     fn capabilities(&self) -> Capabilities;
+
+    fn id(&self) -> ProviderId {
+        self.client().provider()
+    }
 
     /// The contact with this native id; `None` when the provider has none.
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
@@ -193,6 +201,79 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<ListChunk, ProviderError> {
         let _ = (query, offset, limit);
         Err(self.unsupported("list"))
+    }
+
+    /// The region national phone numbers from this provider are read in.
+    fn region(&self) -> Option<phonenumber::country::Id> {
+        self.client().region()
+    }
+
+    /// Whether a native id has the provider's id format (checked before writes).
+    fn accepts_native_id(&self, native_id: &str) -> bool {
+        !native_id.trim().is_empty()
+    }
+
+    /// What this provider's record can hold on writes (nothing, by default).
+    fn write_fields(&self) -> WriteFields {
+        WriteFields::default()
+    }
+
+    /// Creates a contact; returns it as the provider stored it. Never retried: a timeout may
+    /// have created it.
+    async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
+        let _ = input;
+        Err(self.unsupported("create"))
+    }
+
+    /// Applies a patch: fields the patch keeps keep their values. A missing contact is
+    /// `Rejected { status: 404 }`.
+    async fn update(
+        &self,
+        native_id: &str,
+        patch: &ContactPatch,
+    ) -> Result<Contact, ProviderError> {
+        let _ = (native_id, patch);
+        Err(self.unsupported("update"))
+    }
+
+    /// A native upsert by the provider's own matching rules (only where `native_upsert`).
+    async fn upsert(&self, input: &NewContact) -> Result<Contact, ProviderError> {
+        let _ = input;
+        Err(self.unsupported("upsert"))
+    }
+
+    /// Deletes a contact. A missing contact is `Rejected { status: 404 }`; a contact the
+    /// provider refuses to delete is `Rejected` with the provider's reason.
+    async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
+        let _ = native_id;
+        Err(self.unsupported("delete"))
+    }
+
+    /// Adds tags (present ones are a no-op); returns the contact's tags afterwards.
+    async fn add_tags(
+        &self,
+        native_id: &str,
+        tags: &[String],
+    ) -> Result<Vec<String>, ProviderError> {
+        let _ = (native_id, tags);
+        Err(self.unsupported("tags"))
+    }
+
+    /// Removes tags (absent ones are a no-op); returns the contact's tags afterwards.
+    async fn remove_tags(
+        &self,
+        native_id: &str,
+        tags: &[String],
+    ) -> Result<Vec<String>, ProviderError> {
+        let _ = (native_id, tags);
+        Err(self.unsupported("tags"))
+    }
+
+    /// Puts a phone (or email) on the provider's do-not-contact mechanism; returns what was
+    /// applied, in words.
+    async fn do_not_contact(&self, request: &DoNotContact) -> Result<String, ProviderError> {
+        let _ = request;
+        Err(self.unsupported("do-not-contact"))
     }
 
     fn unsupported(&self, operation: &'static str) -> ProviderError {

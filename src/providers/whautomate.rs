@@ -1,5 +1,10 @@
 //! Whautomate (whautomate.txt), read side: `GET /v1/contacts?page=&limit=` (1-based pages, a bare
 //! array, no total) and `GET /v1/contacts/{contactId}`. Contacts have no email field.
+//!
+//! Write side (Decision 3): `POST /v1/contacts`; updates are read-merge-write (`GET`, the patch
+//! merged onto the record as read, `PUT` of the whole record, since PUT needs `name` and
+//! `phoneNumber` and replaces); `DELETE /v1/contacts/{id}`; tags through
+//! `POST /v1/contacts/{id}/tags/add|remove` with `{"tags": [..]}`, checked, with a PUT fallback.
 
 use super::http::{path_segment, UpstreamClient};
 use super::{
@@ -10,11 +15,19 @@ use crate::contact::{
     Phone, ProviderId,
 };
 use crate::phone;
+use crate::write::{
+    join_name, merge_custom_fields, ContactPatch, Field, NewContact, Patch, WriteFields,
+};
 use phonenumber::country::Id as Region;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 const CONTACTS: &str = "/v1/contacts";
+
+/// Fields of a record the server owns: never sent back on PUT. whautomate.txt: the path id is
+/// the one that counts (NOTES 3.5.2); the timestamps come from the webhook payload, not the
+/// documented request body.
+const READ_ONLY: [&str; 4] = ["id", "createdAt", "updatedAt", "lastActivity"];
 
 pub struct Whautomate {
     client: UpstreamClient,
@@ -51,12 +64,138 @@ impl Whautomate {
             has_more: None,
         })
     }
+
+    fn rejected(&self, status: u16, message: impl Into<String>) -> ProviderError {
+        ProviderError::Rejected {
+            provider: self.id(),
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(&self, native_id: &str) -> ProviderError {
+        self.rejected(404, format!("Whautomate has no contact {native_id}"))
+    }
+
+    /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
+    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
+        let segment = path_segment(native_id).ok_or_else(|| self.not_found(native_id))?;
+        Ok(format!("{CONTACTS}/{segment}"))
+    }
+
+    /// The record as the provider holds it; a missing one is `Rejected { status: 404 }`.
+    async fn record(
+        &self,
+        path: &str,
+        native_id: &str,
+    ) -> Result<Map<String, Value>, ProviderError> {
+        let Some(response) = self.client.send(Method::GET, path, &[], None).await? else {
+            return Err(self.not_found(native_id));
+        };
+        match response.body {
+            Value::Object(record) => Ok(record),
+            _ => Err(ProviderError::unparseable(
+                self.id(),
+                "the contact is not an object",
+            )),
+        }
+    }
+
+    /// `PUT` of a whole record; the answer mapped.
+    async fn put(&self, path: &str, body: Map<String, Value>) -> Result<Contact, ProviderError> {
+        let response = self
+            .client
+            .send_expecting(Method::PUT, path, &[], Some(&Value::Object(body)))
+            .await?;
+        to_contact(&response.body, self.client.region())
+    }
+
+    /// Adds or removes tags through the tag endpoints, checks the answer, and falls back to a
+    /// read-merge-write of `tags` when the change is not in it (NOTES 3.5.4).
+    async fn change_tags(
+        &self,
+        native_id: &str,
+        tags: &[String],
+        add: bool,
+    ) -> Result<Vec<String>, ProviderError> {
+        let path = self.contact_path(native_id)?;
+        let mut wanted: Vec<String> = Vec::new();
+        for tag in tags.iter().filter_map(|t| non_empty(Some(t))) {
+            if !wanted.contains(&tag) {
+                wanted.push(tag);
+            }
+        }
+        if wanted.is_empty() {
+            // Nothing to change: the contact's tags as they are.
+            let record = self.record(&path, native_id).await?;
+            return Ok(record.get("tags").map(tags_of).unwrap_or_default());
+        }
+        let action = if add { "add" } else { "remove" };
+        let response = self
+            .client
+            .send_expecting(
+                Method::POST,
+                &format!("{path}/tags/{action}"),
+                &[],
+                Some(&json!({ "tags": wanted })),
+            )
+            .await?;
+        if let Some(answered) = response.body.get("tags").map(tags_of) {
+            if tags_applied(&answered, &wanted, add) {
+                return Ok(answered);
+            }
+        }
+        // The answer does not show the change: read the record and write the tags through PUT.
+        tracing::warn!(
+            target: "upstream",
+            provider = %self.id(),
+            action,
+            "the tag answer did not show the change; falling back to PUT"
+        );
+        let record = self.record(&path, native_id).await?;
+        let mut current = record.get("tags").map(tags_of).unwrap_or_default();
+        if tags_applied(&current, &wanted, add) {
+            return Ok(current);
+        }
+        if add {
+            for tag in &wanted {
+                if !current.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+                    current.push(tag.clone());
+                }
+            }
+        } else {
+            current.retain(|t| !wanted.iter().any(|w| w.eq_ignore_ascii_case(t)));
+        }
+        let patch = ContactPatch {
+            tags: Patch::Set(current),
+            ..Default::default()
+        };
+        let body = merged_record(&record, &patch).map_err(|m| self.rejected(400, m))?;
+        let contact = self.put(&path, body).await?;
+        if !tags_applied(&contact.tags, &wanted, add) {
+            return Err(ProviderError::Unavailable {
+                provider: self.id(),
+                reason: format!(
+                    "Whautomate did not store the tag change ({action} {})",
+                    wanted.join(", ")
+                ),
+            });
+        }
+        Ok(contact.tags)
+    }
+}
+
+/// Whether `tags` shows the change: every added tag present, every removed tag absent.
+fn tags_applied(tags: &[String], changed: &[String], add: bool) -> bool {
+    changed
+        .iter()
+        .all(|c| tags.iter().any(|t| t.eq_ignore_ascii_case(c)) == add)
 }
 
 #[async_trait::async_trait]
 impl Provider for Whautomate {
-    fn id(&self) -> ProviderId {
-        self.client.provider()
+    fn client(&self) -> &UpstreamClient {
+        &self.client
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -65,9 +204,87 @@ impl Provider for Whautomate {
             get: true,
             // `searchText` (text, and a phone's digits) and `tags`.
             search: true,
+            create: true,
+            // Read-merge-write: PUT needs `name` and `phoneNumber` and replaces the record.
+            update: true,
+            delete: true,
+            tags: true,
             holds_tags: true,
             ..Default::default()
         }
+    }
+
+    fn write_fields(&self) -> WriteFields {
+        WriteFields {
+            // One `name` string: the parts joined (a middle name too).
+            name: true,
+            middle_name: true,
+            // whautomate.txt: no email field; one `phoneNumber`.
+            max_emails: 0,
+            max_phones: 1,
+            notes: true,
+            tags: true,
+            stage: true,
+            // `location{id}`: a contact has one location, so at most one group id.
+            max_groups: 1,
+            custom_fields: true,
+            requires_name: true,
+            requires_phone: true,
+            ..WriteFields::default()
+        }
+    }
+
+    async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
+        let body = create_body(input).map_err(|m| self.rejected(400, m))?;
+        let response = self
+            .client
+            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
+            .await?;
+        to_contact(&response.body, self.client.region())
+    }
+
+    async fn update(
+        &self,
+        native_id: &str,
+        patch: &ContactPatch,
+    ) -> Result<Contact, ProviderError> {
+        // What the patch alone makes impossible is refused before any call.
+        check_patch(patch).map_err(|m| self.rejected(400, m))?;
+        let path = self.contact_path(native_id)?;
+        let record = self.record(&path, native_id).await?;
+        let body = merged_record(&record, patch).map_err(|m| self.rejected(400, m))?;
+        self.put(&path, body).await
+    }
+
+    async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
+        let path = self.contact_path(native_id)?;
+        let Some(response) = self.client.send(Method::DELETE, &path, &[], None).await? else {
+            return Err(self.not_found(native_id));
+        };
+        // whautomate.txt: 200 `{"success": true}`.
+        if response.body.get("success") == Some(&Value::Bool(false)) {
+            return Err(self.rejected(
+                response.status,
+                "Whautomate answered success: false to the delete",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn add_tags(
+        &self,
+        native_id: &str,
+        tags: &[String],
+    ) -> Result<Vec<String>, ProviderError> {
+        self.change_tags(native_id, tags, true).await
+    }
+
+    async fn remove_tags(
+        &self,
+        native_id: &str,
+        tags: &[String],
+    ) -> Result<Vec<String>, ProviderError> {
+        self.change_tags(native_id, tags, false).await
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
@@ -114,6 +331,208 @@ impl Provider for Whautomate {
         })
         .await
     }
+}
+
+/// A refusal for a field a Whautomate contact cannot hold (the gateway refuses these first, from
+/// `write_fields`; the adapter never drops them).
+fn no_field(field: Field) -> String {
+    format!("a Whautomate contact has no `{}` field", field.input_name())
+}
+
+/// The create body (whautomate.txt: `name` and `phoneNumber` required; `stage`, `notes`,
+/// `customFields`, `tags`; `location{id}` from the example body). Never an `id`.
+fn create_body(input: &NewContact) -> Result<Value, String> {
+    let unheld = [
+        (Field::Emails, !input.emails.is_empty()),
+        (Field::Company, input.company.is_some()),
+        (Field::EmailOptIn, input.email_opt_in.is_some()),
+        (Field::SmsOptIn, input.sms_opt_in.is_some()),
+        (Field::IsTest, input.is_test.is_some()),
+    ];
+    if let Some((field, _)) = unheld.iter().find(|(_, given)| *given) {
+        return Err(no_field(*field));
+    }
+    if input.phones.len() > 1 {
+        return Err("a Whautomate contact has one phone number".into());
+    }
+    if input.group_ids.len() > 1 {
+        return Err("a Whautomate contact has one location".into());
+    }
+    let mut body = Map::new();
+    // A missing name or phone is left to the provider's 400 (`requires_name`/`requires_phone`
+    // make the gateway refuse it first).
+    if let Some(name) = input.full_name() {
+        body.insert("name".into(), Value::String(name));
+    }
+    if let Some(phone) = input.primary_phone() {
+        body.insert("phoneNumber".into(), Value::String(phone_number(phone)));
+    }
+    if let Some(id) = input.group_ids.first() {
+        body.insert("location".into(), json!({ "id": id }));
+    }
+    if let Some(stage) = &input.stage {
+        body.insert("stage".into(), Value::String(stage.clone()));
+    }
+    if let Some(notes) = &input.notes {
+        body.insert("notes".into(), Value::String(notes.clone()));
+    }
+    let mut custom = input.custom_fields.clone();
+    custom.retain(|_, v| !v.is_null());
+    if !custom.is_empty() {
+        body.insert("customFields".into(), Value::Object(custom));
+    }
+    if !input.tags.is_empty() {
+        body.insert("tags".into(), json!(input.tags));
+    }
+    Ok(Value::Object(body))
+}
+
+/// The number as sent: E.164 ("with country code", NOTES 3.3).
+fn phone_number(phone: &Phone) -> String {
+    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
+}
+
+/// What a patch cannot do on any Whautomate record: set a field it has no slot for, clear the
+/// name or the phone PUT requires, give two phones or two locations.
+fn check_patch(patch: &ContactPatch) -> Result<(), String> {
+    let unheld = [
+        (
+            Field::Emails,
+            matches!(&patch.emails, Patch::Set(e) if !e.is_empty()),
+        ),
+        (Field::Company, matches!(patch.company, Patch::Set(_))),
+        (
+            Field::EmailOptIn,
+            matches!(patch.email_opt_in, Patch::Set(_)),
+        ),
+        (Field::SmsOptIn, matches!(patch.sms_opt_in, Patch::Set(_))),
+        (Field::IsTest, matches!(patch.is_test, Patch::Set(_))),
+    ];
+    if let Some((field, _)) = unheld.iter().find(|(_, given)| *given) {
+        return Err(no_field(*field));
+    }
+    match &patch.phones {
+        Patch::Clear => return Err(NEEDS_PHONE.into()),
+        Patch::Set(phones) if phones.is_empty() => return Err(NEEDS_PHONE.into()),
+        Patch::Set(phones) if phones.len() > 1 => {
+            return Err("a Whautomate contact has one phone number".into())
+        }
+        _ => {}
+    }
+    if matches!(&patch.group_ids, Patch::Set(g) if g.len() > 1) {
+        return Err("a Whautomate contact has one location".into());
+    }
+    let all_cleared = [&patch.first_name, &patch.middle_name, &patch.last_name]
+        .iter()
+        .all(|p| matches!(p, Patch::Clear));
+    if all_cleared {
+        return Err(NEEDS_NAME.into());
+    }
+    Ok(())
+}
+
+const NEEDS_NAME: &str = "a Whautomate contact needs a name: it cannot be cleared";
+const NEEDS_PHONE: &str = "a Whautomate contact needs a phone number: it cannot be cleared";
+
+/// The PUT body: the record as read (without the server-owned fields and nulls), `tags` and
+/// `customFields` decoded from JSON-encoded strings to real JSON, and the patch applied. Every
+/// field the patch does not name (`location`, `stage`, `tags`, custom field keys, fields this
+/// adapter does not know) is sent back, since PUT replaces the record (Decision 3, Decision 6).
+fn merged_record(
+    record: &Map<String, Value>,
+    patch: &ContactPatch,
+) -> Result<Map<String, Value>, String> {
+    check_patch(patch)?;
+    let mut body: Map<String, Value> = record
+        .iter()
+        .filter(|(k, v)| !READ_ONLY.contains(&k.as_str()) && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    if patch.changes_name() {
+        let current = PersonName::from_full(record.get("name").and_then(Value::as_str));
+        let name = join_name(
+            patch.first_name.apply(current.first).as_deref(),
+            patch.middle_name.apply(current.middle).as_deref(),
+            patch.last_name.apply(current.last).as_deref(),
+        )
+        .ok_or_else(|| NEEDS_NAME.to_string())?;
+        body.insert("name".into(), Value::String(name));
+    }
+    if let Patch::Set(phones) = &patch.phones {
+        let primary = phones.iter().find(|p| p.primary).or(phones.first());
+        if let Some(phone) = primary {
+            body.insert("phoneNumber".into(), Value::String(phone_number(phone)));
+        }
+    }
+    for (key, field) in [("notes", &patch.notes), ("stage", &patch.stage)] {
+        match field {
+            Patch::Keep => {}
+            // PUT replaces the record: a field left out is cleared.
+            Patch::Clear => {
+                body.remove(key);
+            }
+            Patch::Set(value) => {
+                body.insert(key.into(), Value::String(value.clone()));
+            }
+        }
+    }
+    match &patch.group_ids {
+        Patch::Keep => {}
+        Patch::Clear => {
+            body.remove("location");
+        }
+        Patch::Set(ids) => match ids.first() {
+            None => {
+                body.remove("location");
+            }
+            Some(id) => {
+                let same = record
+                    .get("location")
+                    .and_then(|l| l.get("id"))
+                    .and_then(string_or_number)
+                    .is_some_and(|current| current == *id);
+                if !same {
+                    body.insert("location".into(), json!({ "id": id }));
+                }
+            }
+        },
+    }
+    match &patch.tags {
+        Patch::Keep => {
+            if let Some(tags) = record.get("tags").filter(|t| !t.is_null()) {
+                body.insert("tags".into(), json!(tags_of(tags)));
+            }
+        }
+        Patch::Clear => {
+            body.insert("tags".into(), json!([]));
+        }
+        Patch::Set(tags) => {
+            body.insert("tags".into(), json!(tags));
+        }
+    }
+    // `customFields` as an object, decoded when it arrived as a JSON-encoded string. One that
+    // decodes to no object is sent back as it came unless the patch changes the custom fields.
+    let current = match record.get("customFields") {
+        None | Some(Value::Null) => Some(Map::new()),
+        Some(value) => match json_or_encoded(value) {
+            Value::Object(fields) => Some(fields),
+            _ => None,
+        },
+    };
+    match (current, &patch.custom_fields) {
+        (None, Patch::Keep) => {}
+        (current, change) => {
+            let mut fields = current.unwrap_or_default();
+            merge_custom_fields(&mut fields, change);
+            // A record without the key gets none unless the patch gives some.
+            let untouched_absent = change.is_keep() && !record.contains_key("customFields");
+            if !untouched_absent {
+                body.insert("customFields".into(), Value::Object(fields));
+            }
+        }
+    }
+    Ok(body)
 }
 
 /// A list answer: a bare array (whautomate.txt), or the array under `data`/`contacts`/`results`.
@@ -356,5 +775,573 @@ mod tests {
         assert_eq!(requests[0].method, Method::GET);
         assert_eq!(requests[0].path, "/v1/contacts/c%2081");
         assert_eq!(requests[0].header("x-api-key"), Some("test-key-123"));
+    }
+
+    // ---- write side, against the sandbox simulator (written from the document) ----
+
+    use crate::sandbox::Sandbox;
+    use crate::write::{NewContact, Patch};
+
+    const CHEN: &str = "64f1a2b3c4d5e6f7a8b9c001";
+    /// Emily Clarke: `tags` and `customFields` stored as JSON-encoded strings.
+    const EMILY: &str = "64f1a2b3c4d5e6f7a8b9c004";
+    const FATIMA: &str = "64f1a2b3c4d5e6f7a8b9c006";
+
+    async fn sandboxed() -> (Sandbox, Whautomate) {
+        let sandbox = Sandbox::start().await.expect("sandbox");
+        let config = sandbox.provider_configs()[&ProviderId::Whautomate].clone();
+        let adapter = Whautomate::new(UpstreamClient::new(ProviderId::Whautomate, &config));
+        (sandbox, adapter)
+    }
+
+    fn stored(sandbox: &Sandbox, id: &str) -> Option<Value> {
+        sandbox
+            .control(ProviderId::Whautomate)
+            .records()
+            .into_iter()
+            .find(|r| r["id"] == id)
+    }
+
+    fn e164(number: &str) -> Phone {
+        Phone {
+            number: number.into(),
+            e164: Some(number.into()),
+            kind: Some("mobile".into()),
+            primary: true,
+        }
+    }
+
+    fn rejected_400(err: ProviderError, needle: &str) {
+        match err {
+            ProviderError::Rejected {
+                provider,
+                status: 400,
+                message,
+            } => {
+                assert_eq!(provider, ProviderId::Whautomate);
+                assert!(message.contains(needle), "`{message}` lacks `{needle}`");
+            }
+            other => panic!("expected a 400 Rejected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn write_fields_and_capabilities_are_truthful() {
+        let config = crate::config::ProviderConfig::new(
+            "http://127.0.0.1:9",
+            crate::config::Secret::new("k"),
+        );
+        let adapter = Whautomate::new(UpstreamClient::new(ProviderId::Whautomate, &config));
+        let fields = adapter.write_fields();
+        assert!(fields.name && fields.middle_name && fields.notes && fields.tags);
+        assert!(fields.stage && fields.max_groups == 1 && fields.custom_fields);
+        assert_eq!((fields.max_emails, fields.max_phones), (0, 1));
+        assert!(!(fields.company || fields.is_test || fields.email_opt_in || fields.sms_opt_in));
+        assert!(fields.requires_name && fields.requires_phone);
+        let caps = adapter.capabilities();
+        assert!(caps.create && caps.update && caps.delete && caps.tags && caps.holds_tags);
+        assert!(!(caps.native_upsert || caps.holds_email));
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_documented_body_without_an_id() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Whautomate);
+        // The store holds records whose tags/customFields are JSON-encoded strings.
+        let encoded_before = stored(&sandbox, EMILY).expect("seeded");
+        assert!(encoded_before["tags"].is_string());
+        let input = NewContact {
+            first_name: Some("Ada".into()),
+            middle_name: Some("K".into()),
+            last_name: Some("Lovelace".into()),
+            phones: vec![e164("+447700900999")],
+            stage: Some("Lead".into()),
+            notes: Some("Met at the engine demo".into()),
+            custom_fields: json!({ "plan": "gold", "gone": null })
+                .as_object()
+                .cloned()
+                .expect("object"),
+            tags: vec!["vip".into(), "engines".into()],
+            group_ids: vec!["loc_london".into()],
+            ..Default::default()
+        };
+        let contact = adapter.create(&input).await.expect("created");
+
+        let requests = control.requests();
+        assert_eq!(requests.len(), 1, "one call, never retried");
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(requests[0].path, "/v1/contacts");
+        assert_eq!(
+            requests[0].body,
+            json!({
+                "name": "Ada K Lovelace",
+                "phoneNumber": "+447700900999",
+                "location": { "id": "loc_london" },
+                "stage": "Lead",
+                "notes": "Met at the engine demo",
+                "customFields": { "plan": "gold" },
+                "tags": ["vip", "engines"]
+            })
+        );
+
+        assert_eq!(contact.provider, ProviderId::Whautomate);
+        assert_eq!(contact.name.full.as_deref(), Some("Ada K Lovelace"));
+        assert_eq!(contact.name.middle.as_deref(), Some("K"));
+        assert_eq!(contact.phones[0].e164.as_deref(), Some("+447700900999"));
+        assert_eq!(contact.groups[0].id, "loc_london");
+        assert_eq!(
+            contact.groups[0].name.as_deref(),
+            Some("London Wellness Centre")
+        );
+        assert_eq!(contact.stage.as_deref(), Some("Lead"));
+        assert_eq!(contact.tags, ["vip", "engines"]);
+        assert_eq!(contact.custom_fields.get("plan"), Some(&json!("gold")));
+        let record = stored(&sandbox, &contact.native_id).expect("stored");
+        assert_eq!(record["tags"], json!(["vip", "engines"]));
+        // The encoded records were not touched.
+        assert_eq!(stored(&sandbox, EMILY), Some(encoded_before));
+    }
+
+    #[tokio::test]
+    async fn a_provider_400_surfaces_as_rejected_with_its_message() {
+        let (sandbox, adapter) = sandboxed().await;
+        let input = NewContact {
+            phones: vec![e164("+447700900999")],
+            ..Default::default()
+        };
+        let err = adapter.create(&input).await.expect_err("no name");
+        rejected_400(err, "name is required");
+        let requests = sandbox.control(ProviderId::Whautomate).requests();
+        assert_eq!(requests[0].body, json!({ "phoneNumber": "+447700900999" }));
+    }
+
+    #[tokio::test]
+    async fn update_puts_the_whole_record_as_read_with_the_patch_applied() {
+        let (sandbox, adapter) = sandboxed().await;
+        let before = stored(&sandbox, CHEN).expect("seeded");
+        let patch = ContactPatch {
+            notes: Patch::Set("Moved to fortnightly sessions".into()),
+            ..Default::default()
+        };
+        let contact = adapter.update(CHEN, &patch).await.expect("updated");
+
+        let requests = sandbox.control(ProviderId::Whautomate).requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(
+            (requests[0].method.as_str(), requests[0].path.as_str()),
+            ("GET", "/v1/contacts/64f1a2b3c4d5e6f7a8b9c001")
+        );
+        assert_eq!(
+            (requests[1].method.as_str(), requests[1].path.as_str()),
+            ("PUT", "/v1/contacts/64f1a2b3c4d5e6f7a8b9c001")
+        );
+        assert_eq!(
+            requests[1].body,
+            json!({
+                "name": "Chen Mei-Ling",
+                "phoneNumber": "+886912345678",
+                "location": { "id": "loc_taipei", "title": "Taipei Clinic" },
+                "stage": "Customer",
+                "notes": "Moved to fortnightly sessions",
+                "customFields": { "preferredLanguage": "zh-TW" },
+                "tags": ["vip", "line"]
+            })
+        );
+        assert_eq!(
+            contact.notes.as_deref(),
+            Some("Moved to fortnightly sessions")
+        );
+        assert_eq!(contact.tags, ["vip", "line"]);
+
+        let after = stored(&sandbox, CHEN).expect("stored");
+        for kept in [
+            "name",
+            "phoneNumber",
+            "location",
+            "stage",
+            "tags",
+            "customFields",
+            "createdAt",
+        ] {
+            assert_eq!(after[kept], before[kept], "{kept} survived");
+        }
+    }
+
+    #[tokio::test]
+    async fn encoded_tags_and_custom_fields_are_decoded_merged_and_sent_as_json() {
+        let (sandbox, adapter) = sandboxed().await;
+        let before = stored(&sandbox, EMILY).expect("seeded");
+        assert!(before["customFields"].is_string() && before["tags"].is_string());
+        let patch = ContactPatch {
+            stage: Patch::Set("Customer".into()),
+            custom_fields: Patch::Set(
+                json!({ "plan": "gold" })
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+            ..Default::default()
+        };
+        let contact = adapter.update(EMILY, &patch).await.expect("updated");
+        let put = &sandbox.control(ProviderId::Whautomate).requests()[1];
+        assert_eq!(put.body["tags"], json!(["trial", "newsletter"]));
+        assert_eq!(
+            put.body["customFields"],
+            json!({ "referral": "friend", "plan": "gold" })
+        );
+        assert_eq!(contact.stage.as_deref(), Some("Customer"));
+
+        let after = stored(&sandbox, EMILY).expect("stored");
+        assert_eq!(after["tags"], json!(["trial", "newsletter"]));
+        assert_eq!(
+            after["customFields"],
+            json!({ "referral": "friend", "plan": "gold" })
+        );
+        for kept in ["name", "phoneNumber", "location", "notes"] {
+            assert_eq!(after[kept], before[kept], "{kept} survived");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_part_is_applied_to_the_split_name_and_rejoined() {
+        let (sandbox, adapter) = sandboxed().await;
+        let patch = ContactPatch {
+            last_name: Patch::Set("Haddad".into()),
+            ..Default::default()
+        };
+        let contact = adapter.update(FATIMA, &patch).await.expect("updated");
+        assert_eq!(contact.name.full.as_deref(), Some("Fatima Haddad"));
+        let patch = ContactPatch {
+            middle_name: Patch::Set("Noor".into()),
+            ..Default::default()
+        };
+        adapter.update(FATIMA, &patch).await.expect("updated");
+        let after = stored(&sandbox, FATIMA).expect("stored");
+        assert_eq!(after["name"], "Fatima Noor Haddad");
+        assert_eq!(after["stage"], "Opportunity");
+        assert_eq!(after["tags"], json!(["corporate"]));
+        assert_eq!(after["customFields"], json!({ "company": "Meridian Law" }));
+        assert_eq!(after["location"]["id"], "loc_london");
+
+        // Clearing the one part a one-word name has would leave no name: refused, no PUT.
+        let solo = adapter
+            .create(&NewContact {
+                first_name: Some("Cher".into()),
+                phones: vec![e164("+14155550100")],
+                ..Default::default()
+            })
+            .await
+            .expect("created");
+        let control = sandbox.control(ProviderId::Whautomate);
+        control.reset_requests();
+        let patch = ContactPatch {
+            first_name: Patch::Clear,
+            ..Default::default()
+        };
+        let err = adapter
+            .update(&solo.native_id, &patch)
+            .await
+            .expect_err("no name left");
+        rejected_400(err, "needs a name");
+        let methods: Vec<_> = control.requests().into_iter().map(|r| r.method).collect();
+        assert_eq!(methods, ["GET"]);
+    }
+
+    #[tokio::test]
+    async fn impossible_patches_are_refused_before_any_call() {
+        let (sandbox, adapter) = sandboxed().await;
+        let name_cleared = ContactPatch {
+            first_name: Patch::Clear,
+            middle_name: Patch::Clear,
+            last_name: Patch::Clear,
+            ..Default::default()
+        };
+        rejected_400(
+            adapter.update(CHEN, &name_cleared).await.expect_err("name"),
+            "needs a name",
+        );
+        for phones in [Patch::Clear, Patch::Set(Vec::new())] {
+            let patch = ContactPatch {
+                phones,
+                ..Default::default()
+            };
+            rejected_400(
+                adapter.update(CHEN, &patch).await.expect_err("phone"),
+                "needs a phone",
+            );
+        }
+        let patch = ContactPatch {
+            company: Patch::Set("Acme".into()),
+            ..Default::default()
+        };
+        rejected_400(
+            adapter.update(CHEN, &patch).await.expect_err("company"),
+            "`company`",
+        );
+        let patch = ContactPatch {
+            group_ids: Patch::Set(vec!["loc_sf".into(), "loc_london".into()]),
+            ..Default::default()
+        };
+        rejected_400(
+            adapter
+                .update(CHEN, &patch)
+                .await
+                .expect_err("two locations"),
+            "one location",
+        );
+        let input = NewContact {
+            first_name: Some("Ada".into()),
+            phones: vec![e164("+447700900999")],
+            emails: vec![crate::contact::Email {
+                address: "ada@x.io".into(),
+                kind: None,
+                primary: true,
+            }],
+            ..Default::default()
+        };
+        rejected_400(adapter.create(&input).await.expect_err("email"), "`emails`");
+        assert_eq!(sandbox.control(ProviderId::Whautomate).request_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn location_notes_phone_and_tags_change_only_when_patched() {
+        let (sandbox, adapter) = sandboxed().await;
+        let patch = ContactPatch {
+            group_ids: Patch::Set(vec!["loc_sf".into()]),
+            phones: Patch::Set(vec![e164("+886900000001")]),
+            notes: Patch::Clear,
+            ..Default::default()
+        };
+        let contact = adapter.update(CHEN, &patch).await.expect("updated");
+        let put = &sandbox.control(ProviderId::Whautomate).requests()[1];
+        assert_eq!(put.body["location"], json!({ "id": "loc_sf" }));
+        assert_eq!(put.body["phoneNumber"], "+886900000001");
+        assert!(
+            put.body.get("notes").is_none(),
+            "a cleared field is left out"
+        );
+        assert_eq!(contact.groups[0].id, "loc_sf");
+        assert_eq!(contact.notes, None);
+        let after = stored(&sandbox, CHEN).expect("stored");
+        assert_eq!(after["stage"], "Customer");
+        assert_eq!(after["tags"], json!(["vip", "line"]));
+
+        let patch = ContactPatch {
+            group_ids: Patch::Clear,
+            tags: Patch::Clear,
+            ..Default::default()
+        };
+        let contact = adapter.update(CHEN, &patch).await.expect("updated");
+        assert!(contact.groups.is_empty() && contact.tags.is_empty());
+        let after = stored(&sandbox, CHEN).expect("stored");
+        assert_eq!(after["location"], Value::Null);
+        assert_eq!(after["tags"], json!([]));
+        assert_eq!(
+            after["customFields"],
+            json!({ "preferredLanguage": "zh-TW" })
+        );
+        assert_eq!(after["phoneNumber"], "+886900000001");
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_rejected_404_on_update_delete_and_tags() {
+        let (sandbox, adapter) = sandboxed().await;
+        let patch = ContactPatch {
+            notes: Patch::Set("x".into()),
+            ..Default::default()
+        };
+        let is_404 = |r: Result<(), ProviderError>| {
+            assert!(
+                matches!(r, Err(ProviderError::Rejected { status: 404, .. })),
+                "{r:?}"
+            )
+        };
+        is_404(adapter.update("nope", &patch).await.map(|_| ()));
+        is_404(adapter.delete("nope").await);
+        is_404(adapter.add_tags("nope", &["a".into()]).await.map(|_| ()));
+        is_404(adapter.remove_tags("nope", &["a".into()]).await.map(|_| ()));
+        is_404(adapter.delete("..").await);
+        let methods: Vec<_> = sandbox
+            .control(ProviderId::Whautomate)
+            .requests()
+            .into_iter()
+            .map(|r| r.method)
+            .collect();
+        assert_eq!(
+            methods,
+            ["GET", "DELETE", "POST", "POST"],
+            "no PUT, no fallback"
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_removes_the_contact() {
+        let (sandbox, adapter) = sandboxed().await;
+        adapter.delete(FATIMA).await.expect("deleted");
+        let requests = sandbox.control(ProviderId::Whautomate).requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "DELETE");
+        assert_eq!(requests[0].path, "/v1/contacts/64f1a2b3c4d5e6f7a8b9c006");
+        assert_eq!(stored(&sandbox, FATIMA), None);
+        assert_eq!(sandbox.control(ProviderId::Whautomate).records().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn tags_are_added_and_removed_through_the_tag_endpoints() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Whautomate);
+        let before = stored(&sandbox, CHEN).expect("seeded");
+
+        let tags = adapter
+            .add_tags(CHEN, &["vip".into(), "spring".into()])
+            .await
+            .expect("added");
+        assert_eq!(tags, ["vip", "line", "spring"]);
+        let requests = control.requests();
+        assert_eq!(
+            requests.len(),
+            1,
+            "the answer showed the change: no fallback"
+        );
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(
+            requests[0].path,
+            "/v1/contacts/64f1a2b3c4d5e6f7a8b9c001/tags/add"
+        );
+        assert_eq!(requests[0].body, json!({ "tags": ["vip", "spring"] }));
+
+        let tags = adapter
+            .remove_tags(CHEN, &["line".into()])
+            .await
+            .expect("removed");
+        assert_eq!(tags, ["vip", "spring"]);
+        let remove = &control.requests()[1];
+        assert_eq!(
+            remove.path,
+            "/v1/contacts/64f1a2b3c4d5e6f7a8b9c001/tags/remove"
+        );
+        assert_eq!(remove.body, json!({ "tags": ["line"] }));
+
+        let after = stored(&sandbox, CHEN).expect("stored");
+        assert_eq!(after["tags"], json!(["vip", "spring"]));
+        for kept in [
+            "name",
+            "phoneNumber",
+            "location",
+            "stage",
+            "notes",
+            "customFields",
+        ] {
+            assert_eq!(after[kept], before[kept], "{kept} survived");
+        }
+    }
+
+    #[tokio::test]
+    async fn adding_a_present_tag_or_removing_an_absent_one_changes_nothing() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Whautomate);
+        let before = stored(&sandbox, CHEN).expect("seeded");
+        let tags = adapter
+            .add_tags(CHEN, &["vip".into()])
+            .await
+            .expect("no-op");
+        assert_eq!(tags, ["vip", "line"]);
+        let tags = adapter
+            .remove_tags(CHEN, &["absent".into()])
+            .await
+            .expect("no-op");
+        assert_eq!(tags, ["vip", "line"]);
+        assert_eq!(control.request_count(), 2, "no fallback");
+        let after = stored(&sandbox, CHEN).expect("stored");
+        for key in ["tags", "name", "location", "stage", "notes", "customFields"] {
+            assert_eq!(after[key], before[key], "{key} unchanged");
+        }
+        // No tags at all: nothing to send; the contact's tags are read.
+        let tags = adapter
+            .add_tags(CHEN, &[" ".into()])
+            .await
+            .expect("nothing");
+        assert_eq!(tags, ["vip", "line"]);
+        assert_eq!(control.requests()[2].method, "GET");
+    }
+
+    #[tokio::test]
+    async fn tags_of_an_encoded_record_are_changed_too() {
+        let (sandbox, adapter) = sandboxed().await;
+        let tags = adapter
+            .add_tags(EMILY, &["vip".into()])
+            .await
+            .expect("added");
+        assert_eq!(tags, ["trial", "newsletter", "vip"]);
+        let tags = adapter
+            .remove_tags(EMILY, &["trial".into()])
+            .await
+            .expect("removed");
+        assert_eq!(tags, ["newsletter", "vip"]);
+        let after = stored(&sandbox, EMILY).expect("stored");
+        assert_eq!(after["tags"], json!(["newsletter", "vip"]));
+        assert!(
+            after["customFields"].is_string(),
+            "untouched by the tag endpoints"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tag_answer_without_the_change_falls_back_to_put() {
+        let record = json!({
+            "id": "c_1",
+            "name": "Maria de la Cruz",
+            "phoneNumber": "+1234567890",
+            "location": { "id": "loc_1", "title": "Downtown" },
+            "stage": "Lead",
+            "notes": null,
+            "customFields": "{\"plan\":\"gold\"}",
+            "tags": "[\"old\"]",
+            "createdAt": "2024-03-01T09:00:00.000Z"
+        });
+        let served = record.clone();
+        let up = testing::spawn(ProviderId::Whautomate, "US", move |req| {
+            match (req.method.as_str(), req.path.as_str()) {
+                // An answer that ignores the body (the body format is not documented).
+                ("POST", _) => (200, json!({ "id": "c_1", "tags": ["old"] })),
+                ("PUT", _) => {
+                    let mut echo = req.body.clone().unwrap_or_default();
+                    echo["id"] = json!("c_1");
+                    (200, echo)
+                }
+                _ => (200, served.clone()),
+            }
+        })
+        .await;
+        let adapter = Whautomate::new(up.client.clone());
+        let tags = adapter
+            .add_tags("c_1", &["new".into()])
+            .await
+            .expect("added");
+        assert_eq!(tags, ["old", "new"]);
+        let requests = up.requests();
+        let calls: Vec<_> = requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("POST", "/v1/contacts/c_1/tags/add"),
+                ("GET", "/v1/contacts/c_1"),
+                ("PUT", "/v1/contacts/c_1")
+            ]
+        );
+        assert_eq!(
+            requests[2].body,
+            Some(json!({
+                "name": "Maria de la Cruz",
+                "phoneNumber": "+1234567890",
+                "location": { "id": "loc_1", "title": "Downtown" },
+                "stage": "Lead",
+                "customFields": { "plan": "gold" },
+                "tags": ["old", "new"]
+            }))
+        );
     }
 }

@@ -1,0 +1,365 @@
+//! `importContacts`: no provider documents a usable CSV import body, so the gateway parses
+//! the CSV itself (header row naming unified fields), validates every row, and creates row by
+//! row under a concurrency bound (Mainbrainer upserts, per NOTES Decision 5). One bad row never
+//! stops the others; results come back in row order.
+
+use super::validate::{ContactDraft, EmailDraft, PhoneDraft, UserError};
+use super::writes::WriteError;
+use super::Gateway;
+use crate::contact::{Contact, ProviderId};
+use crate::providers::{Capability, ProviderError};
+use crate::write::Patch;
+use futures::stream::{self, StreamExt};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Rows created at once (each provider's client bounds its own in-flight requests too).
+const CONCURRENT_ROWS: usize = 8;
+
+/// The outcome of one data row.
+pub struct RowResult {
+    /// The row's line in the file (the header is line 1).
+    pub line: u64,
+    pub contact: Option<Arc<Contact>>,
+    pub user_errors: Vec<UserError>,
+    /// A provider failure on this row (the row may or may not have been applied on a timeout).
+    pub error: Option<ProviderError>,
+}
+
+/// A unified field a CSV column can name.
+#[derive(Clone, Debug, PartialEq)]
+enum Column {
+    FirstName,
+    MiddleName,
+    LastName,
+    Email,
+    Phone,
+    Company,
+    Notes,
+    Tags,
+    Stage,
+    GroupId,
+    EmailOptIn,
+    SmsOptIn,
+    IsTest,
+    /// `custom.<key>` (or `customFields.<key>`).
+    Custom(String),
+}
+
+impl Column {
+    /// Header names are matched ignoring case, spaces, `_` and `-` ("First Name", "first_name").
+    fn parse(header: &str) -> Option<Column> {
+        let trimmed = header.trim();
+        for prefix in ["custom.", "customfields.", "customFields."] {
+            if let Some(key) = trimmed.strip_prefix(prefix) {
+                return (!key.trim().is_empty()).then(|| Column::Custom(key.trim().to_string()));
+            }
+        }
+        let key: String = trimmed
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        Some(match key.as_str() {
+            "firstname" | "first" | "givenname" => Column::FirstName,
+            "middlename" | "middle" => Column::MiddleName,
+            "lastname" | "last" | "surname" | "familyname" => Column::LastName,
+            "email" | "emailaddress" => Column::Email,
+            "phone" | "phonenumber" | "mobile" => Column::Phone,
+            "company" | "organization" | "organisation" => Column::Company,
+            "notes" | "note" => Column::Notes,
+            "tags" => Column::Tags,
+            "stage" => Column::Stage,
+            "groupid" | "group" => Column::GroupId,
+            "emailoptin" => Column::EmailOptIn,
+            "smsoptin" => Column::SmsOptIn,
+            "istest" => Column::IsTest,
+            _ => return None,
+        })
+    }
+}
+
+const KNOWN_COLUMNS: &str = "firstName, middleName, lastName, email, phone, company, notes, tags (separated by `;` or `|`), stage, groupId, emailOptIn, smsOptIn, isTest, custom.<key>";
+
+/// A yes/no cell: true/false, yes/no, 1/0.
+fn boolean(cell: &str) -> Option<bool> {
+    match cell.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" => Some(true),
+        "false" | "no" | "n" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// One data row as a draft; cells that are empty are "not given".
+fn row_draft(
+    columns: &[Column],
+    record: &csv::StringRecord,
+) -> Result<ContactDraft, Vec<UserError>> {
+    let mut draft = ContactDraft::default();
+    let mut custom = Map::new();
+    let mut errors = Vec::new();
+    for (column, cell) in columns.iter().zip(record.iter()) {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            continue;
+        }
+        let text = || Patch::Set(cell.to_string());
+        let mut flag = |name: &str| match boolean(cell) {
+            Some(b) => Patch::Set(b),
+            None => {
+                errors.push(UserError::new(
+                    &[name],
+                    "INVALID",
+                    format!("`{cell}` is not yes/no"),
+                ));
+                Patch::Keep
+            }
+        };
+        match column {
+            Column::FirstName => draft.first_name = text(),
+            Column::MiddleName => draft.middle_name = text(),
+            Column::LastName => draft.last_name = text(),
+            Column::Email => {
+                draft.emails = Patch::Set(vec![EmailDraft {
+                    address: cell.into(),
+                    ..Default::default()
+                }])
+            }
+            Column::Phone => {
+                draft.phones = Patch::Set(vec![PhoneDraft {
+                    number: cell.into(),
+                    ..Default::default()
+                }])
+            }
+            Column::Company => draft.company = text(),
+            Column::Notes => draft.notes = text(),
+            Column::Tags => {
+                draft.tags = Patch::Set(
+                    cell.split([';', '|'])
+                        .map(str::to_string)
+                        .filter(|t| !t.trim().is_empty())
+                        .collect(),
+                )
+            }
+            Column::Stage => draft.stage = text(),
+            Column::GroupId => draft.group_ids = Patch::Set(vec![cell.to_string()]),
+            Column::EmailOptIn => draft.email_opt_in = flag("emailOptIn"),
+            Column::SmsOptIn => draft.sms_opt_in = flag("smsOptIn"),
+            Column::IsTest => draft.is_test = flag("isTest"),
+            Column::Custom(key) => {
+                custom.insert(key.clone(), Value::String(cell.to_string()));
+            }
+        }
+    }
+    if !custom.is_empty() {
+        draft.custom_fields = Patch::Set(Value::Object(custom));
+    }
+    if errors.is_empty() {
+        Ok(draft)
+    } else {
+        Err(errors)
+    }
+}
+
+impl Gateway {
+    /// Imports `csv` into `id`. `Err` is a file-level problem (no header, unknown columns)
+    /// found before any row is sent.
+    pub async fn import_contacts(
+        &self,
+        id: ProviderId,
+        csv_text: &str,
+    ) -> Result<Vec<RowResult>, WriteError> {
+        let provider = self
+            .capable(id, Capability::Import, "import")
+            .map_err(WriteError::Provider)?;
+        // The csv crate reads quoted fields and skips blank lines; a BOM we strip, and CRLF we
+        // make LF first because the crate's line positions drift on CRLF input.
+        let text = csv_text.strip_prefix('\u{feff}').unwrap_or(csv_text);
+        let text = text.replace("\r\n", "\n");
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|e| file_error(format!("the header row cannot be read: {e}")))?
+            .clone();
+        if headers.iter().all(|h| h.trim().is_empty()) {
+            return Err(file_error(
+                "the CSV has no header row naming the columns".into(),
+            ));
+        }
+        let mut columns = Vec::new();
+        let mut unknown = Vec::new();
+        for header in headers.iter() {
+            match Column::parse(header) {
+                Some(column) if !columns.contains(&column) => columns.push(column),
+                Some(_) => unknown.push(format!("`{header}` (twice)")),
+                None => unknown.push(format!("`{header}`")),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(file_error(format!(
+                "unknown column(s) {}; columns name unified fields: {KNOWN_COLUMNS}",
+                unknown.join(", ")
+            )));
+        }
+        let width = columns.len();
+        let native_upsert = provider.capabilities().native_upsert;
+        let mut lines = LineCounter::new(&text);
+        let rows = reader.into_records().map(|record| {
+            let byte = match &record {
+                Ok(r) => r.position().map(|p| p.byte()),
+                Err(e) => e.position().map(|p| p.byte()),
+            };
+            (byte.map_or(0, |b| lines.line_at(b as usize)), record)
+        });
+        let columns = &columns;
+        let results = stream::iter(rows)
+            .map(|(line, record)| {
+                let provider = provider.clone();
+                async move {
+                    let fail = |user_errors: Vec<UserError>| RowResult {
+                        line,
+                        contact: None,
+                        user_errors,
+                        error: None,
+                    };
+                    let record = match record {
+                        Ok(r) => r,
+                        Err(e) => {
+                            return RowResult {
+                                line,
+                                ..fail(vec![UserError::new(
+                                    &[],
+                                    "MALFORMED_ROW",
+                                    format!("the row cannot be read: {e}"),
+                                )])
+                            };
+                        }
+                    };
+                    if record.len() > width {
+                        return fail(vec![UserError::new(
+                            &[],
+                            "MALFORMED_ROW",
+                            format!("the row has {} cells, the header {width}", record.len()),
+                        )]);
+                    }
+                    let input = match row_draft(columns, &record)
+                        .and_then(|draft| self.new_contact(provider.as_ref(), draft, &[]))
+                    {
+                        Ok(input) => input,
+                        Err(errors) => return fail(errors),
+                    };
+                    let written = if native_upsert {
+                        provider.upsert(&input).await
+                    } else {
+                        provider.create(&input).await
+                    };
+                    match written {
+                        Ok(contact) => RowResult {
+                            line,
+                            contact: Some(Arc::new(contact)),
+                            user_errors: Vec::new(),
+                            error: None,
+                        },
+                        Err(ProviderError::Rejected { message, .. }) => fail(vec![UserError::new(
+                            &[],
+                            "PROVIDER_VALIDATION",
+                            format!("{} refused the row: {message}", id.display_name()),
+                        )]),
+                        Err(e) => RowResult {
+                            line,
+                            contact: None,
+                            user_errors: Vec::new(),
+                            error: Some(e),
+                        },
+                    }
+                }
+            })
+            .buffered(CONCURRENT_ROWS)
+            .collect::<Vec<_>>()
+            .await;
+        self.cache.invalidate_provider(id);
+        Ok(results)
+    }
+}
+
+/// The line a record starts on. The csv crate's own line numbers count a skipped blank line
+/// as the record's, so count from byte offsets; records come in order, so this is linear.
+struct LineCounter<'a> {
+    text: &'a str,
+    byte: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text,
+            byte: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, byte: usize) -> u64 {
+        let byte = byte.min(self.text.len());
+        if byte >= self.byte {
+            self.line += self.text.as_bytes()[self.byte..byte]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            self.byte = byte;
+        }
+        // Blank lines skipped before the record belong to no record.
+        let blank = self.text.as_bytes()[byte..]
+            .iter()
+            .take_while(|b| **b == b'\n')
+            .count();
+        self.line + blank as u64
+    }
+}
+
+fn file_error(message: String) -> WriteError {
+    WriteError::User(vec![UserError::new(&["csv"], "INVALID_CSV", message)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_name_unified_fields_loosely() {
+        assert_eq!(Column::parse("First Name"), Some(Column::FirstName));
+        assert_eq!(Column::parse("first_name"), Some(Column::FirstName));
+        assert_eq!(Column::parse(" EMAIL "), Some(Column::Email));
+        assert_eq!(
+            Column::parse("custom.plan"),
+            Some(Column::Custom("plan".into()))
+        );
+        assert_eq!(Column::parse("favourite colour"), None);
+        assert_eq!(Column::parse("custom."), None);
+    }
+
+    #[test]
+    fn a_row_becomes_a_draft() {
+        let columns = [
+            Column::FirstName,
+            Column::Email,
+            Column::Tags,
+            Column::SmsOptIn,
+            Column::Custom("plan".into()),
+        ];
+        let record =
+            csv::StringRecord::from(vec!["Ada", "ada@example.com", "vip; beta", "yes", "pro"]);
+        let draft = row_draft(&columns, &record).unwrap();
+        assert_eq!(draft.first_name, Patch::Set("Ada".into()));
+        assert_eq!(draft.tags, Patch::Set(vec!["vip".into(), " beta".into()]));
+        assert_eq!(draft.sms_opt_in, Patch::Set(true));
+        assert_eq!(
+            draft.custom_fields,
+            Patch::Set(serde_json::json!({ "plan": "pro" }))
+        );
+        let bad = csv::StringRecord::from(vec!["Ada", "", "", "maybe", ""]);
+        assert_eq!(row_draft(&columns, &bad).unwrap_err()[0].code, "INVALID");
+    }
+}

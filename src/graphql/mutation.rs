@@ -1,0 +1,543 @@
+//! The `Mutation` root: every input is validated before any upstream call; what the caller
+//! can fix comes back as `userErrors`, provider failures as GraphQL errors with their code.
+
+use super::errors::write_error;
+use super::types::{ContactObject, ProviderIdGql};
+use crate::contact::{GlobalId, ProviderId};
+use crate::gateway::validate::{self, ContactDraft, EmailDraft, PhoneDraft};
+use crate::gateway::writes::{DoNotContactStatus as CoreStatus, WriteError};
+use crate::gateway::Gateway;
+use crate::write::Patch;
+use async_graphql::{
+    Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject, ID,
+};
+use std::sync::Arc;
+
+#[derive(InputObject, Clone)]
+pub struct EmailInput {
+    pub address: String,
+    /// A label such as "work" or "home", where the provider keeps one.
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub primary: Option<bool>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct PhoneInput {
+    /// Any format; national numbers are read in the provider's `default_region`.
+    pub number: String,
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub primary: Option<bool>,
+}
+
+/// A new contact. Fields the chosen provider cannot hold are refused with a userError
+/// (`FIELD_NOT_SUPPORTED`), never dropped.
+#[derive(InputObject)]
+pub struct CreateContactInput {
+    pub provider: ProviderIdGql,
+    pub first_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub last_name: Option<String>,
+    pub emails: Option<Vec<EmailInput>>,
+    pub phones: Option<Vec<PhoneInput>>,
+    pub company: Option<String>,
+    pub notes: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub stage: Option<String>,
+    /// MaiAgent inbox ids, the Whautomate location id, the Mainbrainer list id.
+    pub group_ids: Option<Vec<ID>>,
+    /// A JSON object of the provider's custom fields.
+    pub custom_fields: Option<Json<serde_json::Value>>,
+    pub email_opt_in: Option<bool>,
+    pub sms_opt_in: Option<bool>,
+    pub is_test: Option<bool>,
+}
+
+/// A patch: an absent field keeps its value, an explicit `null` clears it (where the provider
+/// can clear it). Lists are replaced whole; `customFields` merges key by key (`null` removes).
+#[derive(InputObject)]
+pub struct UpdateContactInput {
+    pub first_name: MaybeUndefined<String>,
+    pub middle_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    pub emails: MaybeUndefined<Vec<EmailInput>>,
+    pub phones: MaybeUndefined<Vec<PhoneInput>>,
+    pub company: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<String>,
+    pub tags: MaybeUndefined<Vec<String>>,
+    pub stage: MaybeUndefined<String>,
+    pub group_ids: MaybeUndefined<Vec<ID>>,
+    pub custom_fields: MaybeUndefined<Json<serde_json::Value>>,
+    pub email_opt_in: MaybeUndefined<bool>,
+    pub sms_opt_in: MaybeUndefined<bool>,
+    pub is_test: MaybeUndefined<bool>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum MatchField {
+    Email,
+    Phone,
+}
+
+/// A contact to update when one matches (by email and/or phone), else to create.
+#[derive(InputObject)]
+pub struct UpsertContactInput {
+    pub provider: ProviderIdGql,
+    /// What a match is found by; default both (a contact matching either; one matching both
+    /// wins). Mainbrainer matches by its own documented rules.
+    pub match_by: Option<Vec<MatchField>>,
+    pub first_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub last_name: Option<String>,
+    pub emails: Option<Vec<EmailInput>>,
+    pub phones: Option<Vec<PhoneInput>>,
+    pub company: Option<String>,
+    pub notes: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub stage: Option<String>,
+    pub group_ids: Option<Vec<ID>>,
+    pub custom_fields: Option<Json<serde_json::Value>>,
+    pub email_opt_in: Option<bool>,
+    pub sms_opt_in: Option<bool>,
+    pub is_test: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct DoNotContactInput {
+    /// Any format; normalized to E.164 first (national numbers in the gateway's region).
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub reason: Option<String>,
+    /// Default: every enabled provider.
+    pub providers: Option<Vec<ProviderIdGql>>,
+}
+
+/// Something the caller can fix. `field` is the path of the input field it is about.
+#[derive(SimpleObject)]
+pub struct UserError {
+    pub field: Option<Vec<String>>,
+    pub message: String,
+    /// INVALID_EMAIL, INVALID_PHONE, REQUIRED, TOO_LONG, TOO_MANY, INVALID, FIELD_NOT_SUPPORTED,
+    /// INVALID_ID, NOT_FOUND, AMBIGUOUS_MATCH, CANNOT_DELETE, PROVIDER_VALIDATION, INVALID_CSV,
+    /// MALFORMED_ROW.
+    pub code: Option<String>,
+}
+
+impl From<validate::UserError> for UserError {
+    fn from(e: validate::UserError) -> Self {
+        UserError {
+            field: (!e.field.is_empty()).then_some(e.field),
+            message: e.message,
+            code: Some(e.code.to_string()),
+        }
+    }
+}
+
+fn user_errors(errors: Vec<validate::UserError>) -> Vec<UserError> {
+    errors.into_iter().map(UserError::from).collect()
+}
+
+#[derive(SimpleObject, Default)]
+pub struct ContactPayload {
+    pub contact: Option<ContactObject>,
+    pub user_errors: Vec<UserError>,
+    /// upsertContact: true when it created, false when it updated a match; null when the
+    /// provider (Mainbrainer) does not say, and for other mutations.
+    pub created: Option<bool>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct DeleteContactPayload {
+    pub deleted_id: Option<ID>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum DoNotContactStatus {
+    /// The provider's do-not-contact mechanism took the request.
+    Applied,
+    /// The provider documents no mechanism for this request.
+    Unsupported,
+    /// The provider failed; `code` says how.
+    Failed,
+}
+
+#[derive(SimpleObject)]
+pub struct DoNotContactResult {
+    pub provider: ProviderIdGql,
+    pub status: DoNotContactStatus,
+    pub message: Option<String>,
+    /// The error code when FAILED (PROVIDER_UNAVAILABLE, PROVIDER_AUTH_FAILED…).
+    pub code: Option<String>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct DoNotContactPayload {
+    pub results: Vec<DoNotContactResult>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ImportRowStatus {
+    Created,
+    Failed,
+}
+
+#[derive(SimpleObject)]
+pub struct ImportRowResult {
+    /// The row's line in the file (the header is line 1).
+    pub line: u64,
+    pub status: ImportRowStatus,
+    pub contact: Option<ContactObject>,
+    pub user_errors: Vec<UserError>,
+    /// A provider failure on this row, e.g. PROVIDER_UNAVAILABLE (a timed-out row may have
+    /// been created: it is not retried).
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct ImportContactsPayload {
+    pub results: Vec<ImportRowResult>,
+    pub created_count: u64,
+    pub failed_count: u64,
+    /// File-level problems (no header, unknown columns), found before any row is sent.
+    pub user_errors: Vec<UserError>,
+}
+
+fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
+    match value {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+fn given<T>(value: Option<T>) -> Patch<T> {
+    value.map_or(Patch::Keep, Patch::Set)
+}
+
+fn emails(list: Vec<EmailInput>) -> Vec<EmailDraft> {
+    list.into_iter()
+        .map(|e| EmailDraft {
+            address: e.address,
+            kind: e.kind,
+            primary: e.primary,
+        })
+        .collect()
+}
+
+fn phones(list: Vec<PhoneInput>) -> Vec<PhoneDraft> {
+    list.into_iter()
+        .map(|p| PhoneDraft {
+            number: p.number,
+            kind: p.kind,
+            primary: p.primary,
+        })
+        .collect()
+}
+
+fn ids(list: Vec<ID>) -> Vec<String> {
+    list.into_iter().map(|id| id.0).collect()
+}
+
+/// The fields shared by create and upsert, as a draft.
+macro_rules! new_contact_draft {
+    ($input:expr) => {
+        ContactDraft {
+            first_name: given($input.first_name),
+            middle_name: given($input.middle_name),
+            last_name: given($input.last_name),
+            emails: given($input.emails.map(emails)),
+            phones: given($input.phones.map(phones)),
+            company: given($input.company),
+            notes: given($input.notes),
+            tags: given($input.tags),
+            stage: given($input.stage),
+            group_ids: given($input.group_ids.map(ids)),
+            custom_fields: given($input.custom_fields.map(|j| j.0)),
+            email_opt_in: given($input.email_opt_in),
+            sms_opt_in: given($input.sms_opt_in),
+            is_test: given($input.is_test),
+        }
+    };
+}
+
+/// A mutation's id argument; a malformed one is the caller's to fix.
+fn parse_id(id: &ID) -> Result<GlobalId, Vec<UserError>> {
+    GlobalId::parse(id).map_err(|message| {
+        vec![UserError {
+            field: Some(vec!["id".into()]),
+            message,
+            code: Some("INVALID_ID".into()),
+        }]
+    })
+}
+
+/// Splits a write outcome into (value, userErrors), or a GraphQL error for provider failures.
+fn settle<T>(outcome: std::result::Result<T, WriteError>) -> Result<(Option<T>, Vec<UserError>)> {
+    match outcome {
+        Ok(value) => Ok((Some(value), Vec::new())),
+        Err(WriteError::User(errors)) => Ok((None, user_errors(errors))),
+        Err(WriteError::Provider(e)) => Err(write_error(&e)),
+    }
+}
+
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Creates a contact in `input.provider`.
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateContactInput,
+    ) -> Result<ContactPayload> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let provider = ProviderId::from(input.provider);
+        let (contact, user_errors) = settle(
+            gateway
+                .create_contact(provider, new_contact_draft!(input))
+                .await,
+        )?;
+        Ok(ContactPayload {
+            contact: contact.map(ContactObject),
+            user_errors,
+            created: None,
+        })
+    }
+
+    /// Patches a contact: absent fields keep their values, `null` clears (where the provider can).
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateContactInput,
+    ) -> Result<ContactPayload> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let id = match parse_id(&id) {
+            Ok(id) => id,
+            Err(user_errors) => {
+                return Ok(ContactPayload {
+                    user_errors,
+                    ..Default::default()
+                })
+            }
+        };
+        let draft = ContactDraft {
+            first_name: patch(input.first_name),
+            middle_name: patch(input.middle_name),
+            last_name: patch(input.last_name),
+            emails: patch(input.emails.map_value(emails)),
+            phones: patch(input.phones.map_value(phones)),
+            company: patch(input.company),
+            notes: patch(input.notes),
+            tags: patch(input.tags),
+            stage: patch(input.stage),
+            group_ids: patch(input.group_ids.map_value(ids)),
+            custom_fields: patch(input.custom_fields.map_value(|j| j.0)),
+            email_opt_in: patch(input.email_opt_in),
+            sms_opt_in: patch(input.sms_opt_in),
+            is_test: patch(input.is_test),
+        };
+        let (contact, user_errors) = settle(gateway.update_contact(&id, draft).await)?;
+        Ok(ContactPayload {
+            contact: contact.map(ContactObject),
+            user_errors,
+            created: None,
+        })
+    }
+
+    /// Updates the contact matching by email and/or phone, or creates one.
+    async fn upsert_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertContactInput,
+    ) -> Result<ContactPayload> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let provider = ProviderId::from(input.provider);
+        let match_by = input
+            .match_by
+            .clone()
+            .unwrap_or_else(|| vec![MatchField::Email, MatchField::Phone]);
+        let (email, phone) = (
+            match_by.contains(&MatchField::Email),
+            match_by.contains(&MatchField::Phone),
+        );
+        let (upserted, user_errors) = settle(
+            gateway
+                .upsert_contact(provider, new_contact_draft!(input), email, phone)
+                .await,
+        )?;
+        Ok(match upserted {
+            Some(u) => ContactPayload {
+                contact: Some(ContactObject(u.contact)),
+                user_errors,
+                created: u.created,
+            },
+            None => ContactPayload {
+                user_errors,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Deletes a contact where the provider documents it.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteContactPayload> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let global = match parse_id(&id) {
+            Ok(id) => id,
+            Err(user_errors) => {
+                return Ok(DeleteContactPayload {
+                    user_errors,
+                    ..Default::default()
+                })
+            }
+        };
+        let (deleted, user_errors) = settle(gateway.delete_contact(&global).await)?;
+        Ok(DeleteContactPayload {
+            deleted_id: deleted.map(|_| id),
+            user_errors,
+        })
+    }
+
+    /// Adds tags (a tag already there is a no-op).
+    async fn add_tags(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        tags: Vec<String>,
+    ) -> Result<ContactPayload> {
+        change_tags(ctx, id, tags, true).await
+    }
+
+    /// Removes tags (a tag not there is a no-op).
+    async fn remove_tags(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        tags: Vec<String>,
+    ) -> Result<ContactPayload> {
+        change_tags(ctx, id, tags, false).await
+    }
+
+    /// Puts a phone (or email) on every provider's do-not-contact mechanism; one result per
+    /// provider: APPLIED, UNSUPPORTED (none documented) or FAILED.
+    async fn add_to_do_not_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: DoNotContactInput,
+    ) -> Result<DoNotContactPayload> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let settings = ctx.data::<super::query::QuerySettings>()?;
+        let request = match validate::do_not_contact(
+            input.phone,
+            input.email,
+            input.reason,
+            crate::phone::parse_region(&settings.default_region),
+        ) {
+            Ok(r) => r,
+            Err(errors) => {
+                return Ok(DoNotContactPayload {
+                    user_errors: user_errors(errors),
+                    ..Default::default()
+                })
+            }
+        };
+        let providers = input
+            .providers
+            .map(|ps| ps.into_iter().map(ProviderId::from).collect());
+        let results = gateway.do_not_contact(&request, providers).await;
+        Ok(DoNotContactPayload {
+            results: results
+                .into_iter()
+                .map(|r| DoNotContactResult {
+                    provider: r.provider.into(),
+                    status: match r.status {
+                        CoreStatus::Applied => DoNotContactStatus::Applied,
+                        CoreStatus::Unsupported => DoNotContactStatus::Unsupported,
+                        CoreStatus::Failed => DoNotContactStatus::Failed,
+                    },
+                    message: Some(r.message),
+                    code: r
+                        .error
+                        .filter(|_| r.status == CoreStatus::Failed)
+                        .map(|e| super::errors::code(&e).to_string()),
+                })
+                .collect(),
+            user_errors: Vec::new(),
+        })
+    }
+
+    /// Imports a CSV whose header row names unified fields (firstName, lastName, email, phone,
+    /// company, notes, tags, stage, groupId, emailOptIn, smsOptIn, isTest, custom.<key>); one
+    /// result per data row, in order; a bad row never stops the others.
+    async fn import_contacts(
+        &self,
+        ctx: &Context<'_>,
+        provider: ProviderIdGql,
+        csv: String,
+    ) -> Result<ImportContactsPayload> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let rows = match gateway.import_contacts(provider.into(), &csv).await {
+            Ok(rows) => rows,
+            Err(WriteError::User(errors)) => {
+                return Ok(ImportContactsPayload {
+                    user_errors: user_errors(errors),
+                    ..Default::default()
+                })
+            }
+            Err(WriteError::Provider(e)) => return Err(write_error(&e)),
+        };
+        let mut payload = ImportContactsPayload::default();
+        for row in rows {
+            let created = row.contact.is_some();
+            if created {
+                payload.created_count += 1;
+            } else {
+                payload.failed_count += 1;
+            }
+            payload.results.push(ImportRowResult {
+                line: row.line,
+                status: if created {
+                    ImportRowStatus::Created
+                } else {
+                    ImportRowStatus::Failed
+                },
+                contact: row.contact.map(ContactObject),
+                user_errors: user_errors(row.user_errors),
+                error_code: row
+                    .error
+                    .as_ref()
+                    .map(|e| super::errors::code(e).to_string()),
+                error_message: row.error.as_ref().map(|e| write_error(e).message),
+            });
+        }
+        Ok(payload)
+    }
+}
+
+async fn change_tags(
+    ctx: &Context<'_>,
+    id: ID,
+    tags: Vec<String>,
+    add: bool,
+) -> Result<ContactPayload> {
+    let gateway = ctx.data::<Arc<Gateway>>()?;
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(user_errors) => {
+            return Ok(ContactPayload {
+                user_errors,
+                ..Default::default()
+            })
+        }
+    };
+    let (contact, user_errors) = settle(gateway.change_tags(&id, tags, add).await)?;
+    Ok(ContactPayload {
+        contact: contact.map(ContactObject),
+        user_errors,
+        created: None,
+    })
+}
