@@ -4,7 +4,7 @@
 //! stops the others; results come back in row order.
 
 use super::validate::{ContactDraft, EmailDraft, PhoneDraft, UserError};
-use super::writes::WriteError;
+use super::writes::{unstored, Asked, WriteError};
 use super::Gateway;
 use crate::contact::{Contact, ProviderId};
 use crate::providers::{Capability, ProviderError};
@@ -22,6 +22,8 @@ pub struct RowResult {
     pub line: u64,
     pub contact: Option<Arc<Contact>>,
     pub user_errors: Vec<UserError>,
+    /// What the provider did not store as given (the row was written).
+    pub warnings: Vec<UserError>,
     /// A provider failure on this row (the row may or may not have been applied on a timeout).
     pub error: Option<ProviderError>,
 }
@@ -222,6 +224,7 @@ impl Gateway {
                         line,
                         contact: None,
                         user_errors,
+                        warnings: Vec::new(),
                         error: None,
                     };
                     let record = match record {
@@ -258,6 +261,7 @@ impl Gateway {
                     match written {
                         Ok(contact) => RowResult {
                             line,
+                            warnings: unstored(&Asked::from_new(&input), &contact),
                             contact: Some(Arc::new(contact)),
                             user_errors: Vec::new(),
                             error: None,
@@ -268,10 +272,8 @@ impl Gateway {
                             format!("{} refused the row: {message}", id.display_name()),
                         )]),
                         Err(e) => RowResult {
-                            line,
-                            contact: None,
-                            user_errors: Vec::new(),
                             error: Some(e),
+                            ..fail(Vec::new())
                         },
                     }
                 }

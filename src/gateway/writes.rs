@@ -5,7 +5,7 @@
 use super::filter::Filter;
 use super::validate::{self, ContactDraft, UserError};
 use super::Gateway;
-use crate::contact::{Contact, GlobalId, ProviderId};
+use crate::contact::{Contact, Email, GlobalId, Phone, ProviderId};
 use crate::providers::{Capability, Provider, ProviderError};
 use crate::write::{ContactPatch, DoNotContact, NewContact, Patch};
 use futures::future::join_all;
@@ -56,9 +56,16 @@ fn refused(error: ProviderError, id_path: &[&str], refusal_code: &'static str) -
     }
 }
 
+/// A contact as the provider answered a write, and what it asked for that the answer does
+/// not show (`FIELD_NOT_STORED`): the write happened, so these are warnings, not errors.
+pub struct Written {
+    pub contact: Arc<Contact>,
+    pub warnings: Vec<UserError>,
+}
+
 /// How `upsertContact` matched.
 pub struct Upserted {
-    pub contact: Arc<Contact>,
+    pub written: Written,
     /// `Some(true)` created, `Some(false)` updated a match, `None` the provider did not say.
     pub created: Option<bool>,
 }
@@ -115,7 +122,7 @@ impl Gateway {
         &self,
         id: ProviderId,
         draft: ContactDraft,
-    ) -> Result<Arc<Contact>, WriteError> {
+    ) -> Result<Written, WriteError> {
         let provider = self
             .capable(id, Capability::Create, "create")
             .map_err(WriteError::Provider)?;
@@ -127,20 +134,21 @@ impl Gateway {
         &self,
         provider: &dyn Provider,
         input: &NewContact,
-    ) -> Result<Arc<Contact>, WriteError> {
+    ) -> Result<Written, WriteError> {
         let result = provider.create(input).await;
         // Even a failed create may have been applied upstream: never serve a stale list.
         self.cache.invalidate_provider(provider.id());
         let contact = Arc::new(result.map_err(|e| refused(e, &["input"], "PROVIDER_VALIDATION"))?);
         self.cache.invalidate(&contact.global_id()).await;
-        Ok(contact)
+        let warnings = unstored(&Asked::from_new(input), &contact);
+        Ok(Written { contact, warnings })
     }
 
     pub async fn update_contact(
         &self,
         id: &GlobalId,
         draft: ContactDraft,
-    ) -> Result<Arc<Contact>, WriteError> {
+    ) -> Result<Written, WriteError> {
         let provider = self
             .capable(id.provider, Capability::Update, "update")
             .map_err(WriteError::Provider)?;
@@ -160,11 +168,12 @@ impl Gateway {
         provider: &dyn Provider,
         id: &GlobalId,
         patch: &ContactPatch,
-    ) -> Result<Arc<Contact>, WriteError> {
+    ) -> Result<Written, WriteError> {
         let result = provider.update(&id.native_id, patch).await;
         self.cache.invalidate(id).await;
-        let contact = result.map_err(|e| refused(e, &["id"], "PROVIDER_VALIDATION"))?;
-        Ok(Arc::new(contact))
+        let contact = Arc::new(result.map_err(|e| refused(e, &["id"], "PROVIDER_VALIDATION"))?);
+        let warnings = unstored(&Asked::from_patch(patch), &contact);
+        Ok(Written { contact, warnings })
     }
 
     pub async fn delete_contact(&self, id: &GlobalId) -> Result<(), WriteError> {
@@ -300,8 +309,9 @@ impl Gateway {
             let contact =
                 Arc::new(result.map_err(|e| refused(e, &["input"], "PROVIDER_VALIDATION"))?);
             self.cache.invalidate(&contact.global_id()).await;
+            let warnings = unstored(&Asked::from_new(&input), &contact);
             return Ok(Upserted {
-                contact,
+                written: Written { contact, warnings },
                 created: None,
             });
         }
@@ -364,9 +374,9 @@ impl Gateway {
         }
         match matches.pop() {
             None => {
-                let contact = self.create_validated(provider.as_ref(), &input).await?;
+                let written = self.create_validated(provider.as_ref(), &input).await?;
                 Ok(Upserted {
-                    contact,
+                    written,
                     created: Some(true),
                 })
             }
@@ -378,11 +388,11 @@ impl Gateway {
                     provider.region(),
                     &["input"],
                 )?;
-                let contact = self
+                let written = self
                     .update_validated(provider.as_ref(), &existing.global_id(), &patch)
                     .await?;
                 Ok(Upserted {
-                    contact,
+                    written,
                     created: Some(false),
                 })
             }
@@ -450,6 +460,136 @@ impl Gateway {
         }))
         .await
     }
+}
+
+/// The values a write set, to compare with the provider's answer.
+pub(crate) struct Asked<'a> {
+    phones: Option<&'a [Phone]>,
+    emails: Option<&'a [Email]>,
+    texts: [(&'static str, Option<&'a str>); 3],
+    tags: Option<&'a [String]>,
+}
+
+impl<'a> Asked<'a> {
+    pub(crate) fn from_new(input: &'a NewContact) -> Self {
+        Asked {
+            phones: Some(&input.phones),
+            emails: Some(&input.emails),
+            texts: [
+                ("company", input.company.as_deref()),
+                ("notes", input.notes.as_deref()),
+                ("stage", input.stage.as_deref()),
+            ],
+            tags: Some(&input.tags),
+        }
+    }
+
+    fn from_patch(patch: &'a ContactPatch) -> Self {
+        let set = |p: &'a Patch<String>| match p {
+            Patch::Set(v) => Some(v.as_str()),
+            _ => None,
+        };
+        Asked {
+            phones: match &patch.phones {
+                Patch::Set(v) => Some(v),
+                _ => None,
+            },
+            emails: match &patch.emails {
+                Patch::Set(v) => Some(v),
+                _ => None,
+            },
+            texts: [
+                ("company", set(&patch.company)),
+                ("notes", set(&patch.notes)),
+                ("stage", set(&patch.stage)),
+            ],
+            tags: match &patch.tags {
+                Patch::Set(v) => Some(v),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What a write set that the provider's answer does not show: a provider may store a value
+/// otherwise (MaiAgent keeps a phone's national digits only) or drop it. Never silent.
+pub(crate) fn unstored(asked: &Asked, got: &Contact) -> Vec<UserError> {
+    let provider = got.provider.display_name();
+    let mut warnings = Vec::new();
+    let mut warn = |path: Vec<String>, message: String| {
+        warnings.push(UserError {
+            field: path,
+            message,
+            code: "FIELD_NOT_STORED",
+        });
+    };
+    for (i, phone) in asked.phones.unwrap_or_default().iter().enumerate() {
+        if !got.phones.iter().any(|p| p.e164 == phone.e164) {
+            let stored: Vec<&str> = got
+                .phones
+                .iter()
+                .map(|p| p.e164.as_deref().unwrap_or(&p.number))
+                .collect();
+            warn(
+                vec![
+                    "input".into(),
+                    "phones".into(),
+                    i.to_string(),
+                    "number".into(),
+                ],
+                format!(
+                    "{provider} did not store {} as given; it holds {}",
+                    phone.number,
+                    if stored.is_empty() {
+                        "no phone".to_string()
+                    } else {
+                        stored.join(", ")
+                    }
+                ),
+            );
+        }
+    }
+    for (i, email) in asked.emails.unwrap_or_default().iter().enumerate() {
+        if !got
+            .emails
+            .iter()
+            .any(|e| e.address.eq_ignore_ascii_case(&email.address))
+        {
+            warn(
+                vec![
+                    "input".into(),
+                    "emails".into(),
+                    i.to_string(),
+                    "address".into(),
+                ],
+                format!("{provider} did not store {}", email.address),
+            );
+        }
+    }
+    let held = [
+        got.company.as_deref(),
+        got.notes.as_deref(),
+        got.stage.as_deref(),
+    ];
+    for ((name, wanted), held) in asked.texts.iter().zip(held) {
+        if let Some(wanted) = wanted {
+            if held.map(str::trim) != Some(wanted.trim()) {
+                warn(
+                    vec!["input".into(), name.to_string()],
+                    format!("{provider} did not store `{name}` as given"),
+                );
+            }
+        }
+    }
+    for tag in asked.tags.unwrap_or_default() {
+        if !got.tags.contains(tag) {
+            warn(
+                vec!["input".into(), "tags".into()],
+                format!("{provider} did not store the tag `{tag}`"),
+            );
+        }
+    }
+    warnings
 }
 
 /// An id a provider cannot have (a MaiAgent id that is not a UUID, a Mainbrainer id that is

@@ -5,7 +5,7 @@ use super::errors::write_error;
 use super::types::{ContactObject, ProviderIdGql};
 use crate::contact::{GlobalId, ProviderId};
 use crate::gateway::validate::{self, ContactDraft, EmailDraft, PhoneDraft};
-use crate::gateway::writes::{DoNotContactStatus as CoreStatus, WriteError};
+use crate::gateway::writes::{DoNotContactStatus as CoreStatus, WriteError, Written};
 use crate::gateway::Gateway;
 use crate::write::Patch;
 use async_graphql::{
@@ -142,6 +142,9 @@ fn user_errors(errors: Vec<validate::UserError>) -> Vec<UserError> {
 pub struct ContactPayload {
     pub contact: Option<ContactObject>,
     pub user_errors: Vec<UserError>,
+    /// The write happened, but the provider's answer does not show these values as given
+    /// (code FIELD_NOT_STORED; e.g. MaiAgent keeps a phone's national digits only).
+    pub warnings: Vec<UserError>,
     /// upsertContact: true when it created, false when it updated a match; null when the
     /// provider (Mainbrainer) does not say, and for other mutations.
     pub created: Option<bool>,
@@ -191,6 +194,8 @@ pub struct ImportRowResult {
     pub status: ImportRowStatus,
     pub contact: Option<ContactObject>,
     pub user_errors: Vec<UserError>,
+    /// The row was written, but the provider's answer does not show these values as given.
+    pub warnings: Vec<UserError>,
     /// A provider failure on this row, e.g. PROVIDER_UNAVAILABLE (a timed-out row may have
     /// been created: it is not retried).
     pub error_code: Option<String>,
@@ -275,6 +280,26 @@ fn parse_id(id: &ID) -> Result<GlobalId, Vec<UserError>> {
     })
 }
 
+/// The payload of a write that returns a contact.
+fn written(
+    outcome: std::result::Result<Written, WriteError>,
+    created: Option<bool>,
+) -> Result<ContactPayload> {
+    let (written, errors) = settle(outcome)?;
+    Ok(match written {
+        Some(w) => ContactPayload {
+            contact: Some(ContactObject(w.contact)),
+            user_errors: errors,
+            warnings: user_errors(w.warnings),
+            created,
+        },
+        None => ContactPayload {
+            user_errors: errors,
+            ..Default::default()
+        },
+    })
+}
+
 /// Splits a write outcome into (value, userErrors), or a GraphQL error for provider failures.
 fn settle<T>(outcome: std::result::Result<T, WriteError>) -> Result<(Option<T>, Vec<UserError>)> {
     match outcome {
@@ -296,16 +321,10 @@ impl MutationRoot {
     ) -> Result<ContactPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
         let provider = ProviderId::from(input.provider);
-        let (contact, user_errors) = settle(
-            gateway
-                .create_contact(provider, new_contact_draft!(input))
-                .await,
-        )?;
-        Ok(ContactPayload {
-            contact: contact.map(ContactObject),
-            user_errors,
-            created: None,
-        })
+        let outcome = gateway
+            .create_contact(provider, new_contact_draft!(input))
+            .await;
+        written(outcome, None)
     }
 
     /// Patches a contact: absent fields keep their values, `null` clears (where the provider can).
@@ -341,12 +360,7 @@ impl MutationRoot {
             sms_opt_in: patch(input.sms_opt_in),
             is_test: patch(input.is_test),
         };
-        let (contact, user_errors) = settle(gateway.update_contact(&id, draft).await)?;
-        Ok(ContactPayload {
-            contact: contact.map(ContactObject),
-            user_errors,
-            created: None,
-        })
+        written(gateway.update_contact(&id, draft).await, None)
     }
 
     /// Updates the contact matching by email and/or phone, or creates one.
@@ -365,22 +379,13 @@ impl MutationRoot {
             match_by.contains(&MatchField::Email),
             match_by.contains(&MatchField::Phone),
         );
-        let (upserted, user_errors) = settle(
-            gateway
-                .upsert_contact(provider, new_contact_draft!(input), email, phone)
-                .await,
-        )?;
-        Ok(match upserted {
-            Some(u) => ContactPayload {
-                contact: Some(ContactObject(u.contact)),
-                user_errors,
-                created: u.created,
-            },
-            None => ContactPayload {
-                user_errors,
-                ..Default::default()
-            },
-        })
+        let outcome = gateway
+            .upsert_contact(provider, new_contact_draft!(input), email, phone)
+            .await;
+        match outcome {
+            Ok(u) => written(Ok(u.written), u.created),
+            Err(e) => written(Err(e), None),
+        }
     }
 
     /// Deletes a contact where the provider documents it.
@@ -507,6 +512,7 @@ impl MutationRoot {
                 },
                 contact: row.contact.map(ContactObject),
                 user_errors: user_errors(row.user_errors),
+                warnings: user_errors(row.warnings),
                 error_code: row
                     .error
                     .as_ref()
@@ -538,6 +544,6 @@ async fn change_tags(
     Ok(ContactPayload {
         contact: contact.map(ContactObject),
         user_errors,
-        created: None,
+        ..Default::default()
     })
 }

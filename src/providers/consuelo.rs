@@ -10,7 +10,7 @@ use crate::contact::{
     ProviderId,
 };
 use crate::phone;
-use crate::write::{ContactPatch, DoNotContact, Field, NewContact, Patch, WriteFields};
+use crate::write::{ContactPatch, DoNotContact, NewContact, Patch, WriteFields};
 use phonenumber::country::Id as Region;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -173,7 +173,6 @@ impl Provider for Consuelo {
     /// the answer does not carry it, a `PATCH {notes}` follows (a PATCH is not a create, so this
     /// is no retry). Never retried itself.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        refuse_unheld_new(self.id(), &self.write_fields(), input)?;
         let mut body = Map::new();
         if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
             body.insert("workspaceId".into(), json!(workspace));
@@ -245,7 +244,6 @@ impl Provider for Consuelo {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        refuse_unheld_patch(self.id(), &self.write_fields(), patch)?;
         let mut changes = Map::new();
         let mut put = |key: &str, change: Option<Option<String>>| {
             if let Some(value) = change {
@@ -445,121 +443,6 @@ fn not_stored(record: &Value, sent: &Map<String, Value>) -> Option<String> {
         };
         (!stored).then(|| key.clone())
     })
-}
-
-/// Refuses a create holding a field `fields` says the provider cannot hold. The gateway
-/// refuses these first (Decision 6); this is each adapter's own guard, so nothing is ever
-/// dropped silently. Shared by the three write adapters (it belongs in `write.rs`).
-pub(super) fn refuse_unheld_new(
-    provider: ProviderId,
-    fields: &WriteFields,
-    input: &NewContact,
-) -> Result<(), ProviderError> {
-    let unheld = [
-        (input.first_name.is_some() && !fields.name, Field::FirstName),
-        (input.last_name.is_some() && !fields.name, Field::LastName),
-        (
-            input.middle_name.is_some() && !fields.middle_name,
-            Field::MiddleName,
-        ),
-        (input.emails.len() > fields.max_emails, Field::Emails),
-        (input.phones.len() > fields.max_phones, Field::Phones),
-        (input.company.is_some() && !fields.company, Field::Company),
-        (input.notes.is_some() && !fields.notes, Field::Notes),
-        (!input.tags.is_empty() && !fields.tags, Field::Tags),
-        (input.stage.is_some() && !fields.stage, Field::Stage),
-        (
-            !input.group_ids.is_empty() && fields.max_groups == 0,
-            Field::GroupIds,
-        ),
-        (
-            !input.custom_fields.is_empty() && !fields.custom_fields,
-            Field::CustomFields,
-        ),
-        (
-            input.email_opt_in.is_some() && !fields.email_opt_in,
-            Field::EmailOptIn,
-        ),
-        (
-            input.sms_opt_in.is_some() && !fields.sms_opt_in,
-            Field::SmsOptIn,
-        ),
-        (input.is_test.is_some() && !fields.is_test, Field::IsTest),
-    ];
-    refuse(provider, &unheld)
-}
-
-/// Refuses a patch touching a field `fields` says the provider cannot hold.
-pub(super) fn refuse_unheld_patch(
-    provider: ProviderId,
-    fields: &WriteFields,
-    patch: &ContactPatch,
-) -> Result<(), ProviderError> {
-    let touched = |given: bool, held: bool| given && !held;
-    let unheld = [
-        (
-            touched(!patch.first_name.is_keep(), fields.name),
-            Field::FirstName,
-        ),
-        (
-            touched(!patch.last_name.is_keep(), fields.name),
-            Field::LastName,
-        ),
-        (
-            touched(!patch.middle_name.is_keep(), fields.middle_name),
-            Field::MiddleName,
-        ),
-        (too_many(&patch.emails, fields.max_emails), Field::Emails),
-        (too_many(&patch.phones, fields.max_phones), Field::Phones),
-        (
-            touched(!patch.company.is_keep(), fields.company),
-            Field::Company,
-        ),
-        (touched(!patch.notes.is_keep(), fields.notes), Field::Notes),
-        (touched(!patch.tags.is_keep(), fields.tags), Field::Tags),
-        (touched(!patch.stage.is_keep(), fields.stage), Field::Stage),
-        (
-            touched(!patch.group_ids.is_keep(), fields.max_groups > 0),
-            Field::GroupIds,
-        ),
-        (
-            touched(!patch.custom_fields.is_keep(), fields.custom_fields),
-            Field::CustomFields,
-        ),
-        (
-            touched(!patch.email_opt_in.is_keep(), fields.email_opt_in),
-            Field::EmailOptIn,
-        ),
-        (
-            touched(!patch.sms_opt_in.is_keep(), fields.sms_opt_in),
-            Field::SmsOptIn,
-        ),
-        (
-            touched(!patch.is_test.is_keep(), fields.is_test),
-            Field::IsTest,
-        ),
-    ];
-    refuse(provider, &unheld)
-}
-
-/// A list patch longer than the provider holds (a cleared list is always holdable when the
-/// field is: `max == 0` means the field is not held at all).
-fn too_many<T>(patch: &Patch<Vec<T>>, max: usize) -> bool {
-    match patch {
-        Patch::Keep => false,
-        Patch::Clear => max == 0,
-        Patch::Set(items) => items.len() > max,
-    }
-}
-
-fn refuse(provider: ProviderId, unheld: &[(bool, Field)]) -> Result<(), ProviderError> {
-    match unheld.iter().find(|(given, _)| *given) {
-        Some((_, field)) => Err(ProviderError::Unsupported {
-            provider,
-            operation: field.input_name(),
-        }),
-        None => Ok(()),
-    }
 }
 
 fn workspace_group(id: String) -> Group {
@@ -1124,33 +1007,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fields_consuelo_cannot_hold_are_refused_before_any_call() {
-        let (sandbox, adapter) = sandboxed().await;
-        let control = sandbox.control(ProviderId::Consuelo);
-        control.reset_requests();
-        let input = NewContact {
-            tags: vec!["vip".into()],
-            ..ada()
-        };
-        assert!(matches!(
-            adapter.create(&input).await,
-            Err(ProviderError::Unsupported {
-                operation: "tags",
-                ..
-            })
-        ));
-        let patch = ContactPatch {
-            middle_name: Patch::Set("B".into()),
-            ..Default::default()
-        };
-        assert!(matches!(
-            adapter.update("contact_1", &patch).await,
-            Err(ProviderError::Unsupported {
-                operation: "middleName",
-                ..
-            })
-        ));
-        assert_eq!(control.request_count(), 0);
+    async fn write_fields_and_capabilities_are_truthful() {
+        let (_sandbox, adapter) = sandboxed().await;
         let fields = adapter.write_fields();
         assert!(fields.name && fields.notes && fields.company && !fields.middle_name);
         assert_eq!((fields.max_emails, fields.max_phones), (1, 1));

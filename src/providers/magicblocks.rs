@@ -13,7 +13,7 @@ use crate::contact::{
     non_empty, parse_timestamp, string_or_number, Contact, Email, PersonName, Phone, ProviderId,
 };
 use crate::phone;
-use crate::write::{merge_custom_fields, ContactPatch, Field, NewContact, Patch, WriteFields};
+use crate::write::{merge_custom_fields, ContactPatch, NewContact, Patch, WriteFields};
 use phonenumber::country::Id as Region;
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -86,7 +86,6 @@ impl Provider for MagicBlocks {
     }
 
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        refuse_unheld(self.id(), &held_by_new(input))?;
         let body = create_body(input);
         let response = self
             .client
@@ -101,7 +100,6 @@ impl Provider for MagicBlocks {
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
         let provider = self.id();
-        refuse_unheld(provider, &held_by_patch(patch))?;
         let not_found = || ProviderError::Rejected {
             provider,
             status: 404,
@@ -202,56 +200,6 @@ impl Provider for MagicBlocks {
             exhausted: exhausted && received <= limit as usize,
             total: listing.total,
         })
-    }
-}
-
-/// Fields of the unified write model a MagicBlocks record cannot hold, with whether the write
-/// sets them. The gateway refuses these before calling (`write_fields`); the adapter refuses
-/// them too rather than drop them (Decision 6).
-fn held_by_new(input: &NewContact) -> [(Field, bool); 6] {
-    [
-        (Field::Notes, input.notes.is_some()),
-        (Field::Tags, !input.tags.is_empty()),
-        (Field::Stage, input.stage.is_some()),
-        (Field::GroupIds, !input.group_ids.is_empty()),
-        (Field::EmailOptIn, input.email_opt_in.is_some()),
-        (Field::SmsOptIn, input.sms_opt_in.is_some()),
-    ]
-}
-
-/// As `held_by_new`, for a patch. Clearing a field the record cannot hold changes nothing and
-/// is accepted.
-fn held_by_patch(patch: &ContactPatch) -> [(Field, bool); 6] {
-    [
-        (Field::Notes, matches!(patch.notes, Patch::Set(_))),
-        (
-            Field::Tags,
-            matches!(&patch.tags, Patch::Set(t) if !t.is_empty()),
-        ),
-        (Field::Stage, matches!(patch.stage, Patch::Set(_))),
-        (
-            Field::GroupIds,
-            matches!(&patch.group_ids, Patch::Set(g) if !g.is_empty()),
-        ),
-        (
-            Field::EmailOptIn,
-            matches!(patch.email_opt_in, Patch::Set(_)),
-        ),
-        (Field::SmsOptIn, matches!(patch.sms_opt_in, Patch::Set(_))),
-    ]
-}
-
-fn refuse_unheld(provider: ProviderId, fields: &[(Field, bool)]) -> Result<(), ProviderError> {
-    match fields.iter().find(|(_, given)| *given) {
-        Some((field, _)) => Err(ProviderError::Rejected {
-            provider,
-            status: 400,
-            message: format!(
-                "a MagicBlocks contact has no `{}` field",
-                field.input_name()
-            ),
-        }),
-        None => Ok(()),
     }
 }
 
@@ -992,29 +940,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fields_the_record_cannot_hold_are_refused_before_any_call() {
-        let (sandbox, adapter) = sandboxed().await;
-        let input = NewContact {
-            first_name: Some("Ada".into()),
-            notes: Some("userKnowledge is not notes".into()),
-            ..Default::default()
-        };
-        let err = adapter.create(&input).await.expect_err("notes refused");
-        assert!(
-            matches!(err, ProviderError::Rejected { status: 400, ref message, .. } if message.contains("notes"))
-        );
-        let patch = ContactPatch {
-            tags: Patch::Set(vec!["vip".into()]),
-            ..Default::default()
-        };
-        let err = adapter
-            .update(SOPHIE, &patch)
-            .await
-            .expect_err("tags refused");
-        assert!(
-            matches!(err, ProviderError::Rejected { status: 400, ref message, .. } if message.contains("tags"))
-        );
-        assert_eq!(sandbox.control(ProviderId::Magicblocks).request_count(), 0);
+    async fn clearing_fields_the_record_cannot_hold_is_a_no_op() {
+        let (_sandbox, adapter) = sandboxed().await;
         // Clearing what the record cannot hold changes nothing and is accepted.
         let patch = ContactPatch {
             tags: Patch::Clear,

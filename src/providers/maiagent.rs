@@ -3,7 +3,6 @@
 //! `DELETE /api/contacts/{id}/`. Every path ends in `/`; `phoneNumber` is sent as an E.164
 //! string (NOTES.md Decision 4).
 
-use super::consuelo::{refuse_unheld_new, refuse_unheld_patch};
 use super::http::{path_segment, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
@@ -141,7 +140,6 @@ impl Provider for MaiAgent {
     /// `POST /api/contacts/ {name, phoneNumber (E.164 string), email, inboxes: [{id}]}`, only
     /// the given keys. The answer must show the phone and the email (NOTES 4.5.5).
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        refuse_unheld_new(self.id(), &self.write_fields(), input)?;
         let mut body = Map::new();
         if let Some(name) = input.full_name() {
             body.insert("name".into(), json!(name));
@@ -190,7 +188,6 @@ impl Provider for MaiAgent {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        refuse_unheld_patch(self.id(), &self.write_fields(), patch)?;
         let path = self.contact_path(native_id)?;
         let mut body = Map::new();
         if patch.changes_name() {
@@ -916,23 +913,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fields_maiagent_cannot_hold_are_refused_and_capabilities_are_truthful() {
-        let (sandbox, adapter) = sandboxed().await;
-        let control = sandbox.control(ProviderId::Maiagent);
-        control.reset_requests();
-        let input = NewContact {
-            first_name: Some("Ann".into()),
-            company: Some("Acme".into()),
-            ..Default::default()
-        };
-        assert!(matches!(
-            adapter.create(&input).await,
-            Err(ProviderError::Unsupported {
-                operation: "company",
-                ..
-            })
-        ));
-        assert_eq!(control.request_count(), 0);
+    async fn write_fields_and_capabilities_are_truthful() {
+        let (_sandbox, adapter) = sandboxed().await;
         let fields = adapter.write_fields();
         assert!(fields.name && fields.middle_name && fields.max_groups > 1 && fields.requires_name);
         let caps = adapter.capabilities();

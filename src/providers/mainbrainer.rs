@@ -12,7 +12,6 @@
 //! So updates always go by `contactId`, creates and upserts send email and mobile together
 //! when both are known, and the do-not-contact body is built knowing which rule it hits.
 
-use super::consuelo::{refuse_unheld_new, refuse_unheld_patch};
 use super::http::UpstreamClient;
 use super::{Capabilities, Provider, ProviderError};
 use crate::contact::{
@@ -76,13 +75,6 @@ impl Mainbrainer {
     /// configured list, else none), email and mobile together, both opt-ins explicit (from the
     /// input, else `false`: no consent is never assumed; Decision 5), `propertyFields`.
     fn new_body(&self, input: &NewContact) -> Result<Map<String, Value>, ProviderError> {
-        refuse_unheld_new(self.id(), &self.write_fields(), input)?;
-        if input.group_ids.len() > 1 {
-            return Err(ProviderError::Unsupported {
-                provider: self.id(),
-                operation: "more than one list (groupIds) per contact",
-            });
-        }
         let mut body = Map::new();
         if let Some(list) = input.group_ids.first().or(self.list_id.as_ref()) {
             body.insert("listId".into(), json!(list));
@@ -283,7 +275,6 @@ impl Provider for Mainbrainer {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        refuse_unheld_patch(self.id(), &self.write_fields(), patch)?;
         let unsupported = |operation| {
             Err(ProviderError::Unsupported {
                 provider: self.id(),
@@ -297,11 +288,8 @@ impl Provider for Mainbrainer {
         body.insert("contactId".into(), json!(contact_id));
         match &patch.group_ids {
             Patch::Keep => {}
-            Patch::Set(ids) if ids.len() == 1 => {
+            Patch::Set(ids) if !ids.is_empty() => {
                 body.insert("listId".into(), json!(ids[0]));
-            }
-            Patch::Set(ids) if ids.len() > 1 => {
-                return unsupported("more than one list (groupIds) per contact")
             }
             _ => return unsupported("removing a contact from its list"),
         }
@@ -988,10 +976,6 @@ mod tests {
                 custom_fields: Patch::Clear,
                 ..Default::default()
             },
-            ContactPatch {
-                middle_name: Patch::Set("Q".into()),
-                ..Default::default()
-            },
         ] {
             assert!(
                 matches!(
@@ -1001,18 +985,6 @@ mod tests {
                 "{patch:?}"
             );
         }
-        let two_lists = NewContact {
-            emails: vec![email("a@b.io")],
-            group_ids: vec![
-                MAINBRAINER_LIST_ID.into(),
-                "0b5e4a6c-1111-4222-8333-444455556666".into(),
-            ],
-            ..Default::default()
-        };
-        assert!(matches!(
-            adapter.create(&two_lists).await,
-            Err(ProviderError::Unsupported { .. })
-        ));
         let italian = NewContact {
             phones: vec![e164("+390612345678")],
             ..Default::default()

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 const PAYLOAD: &str = "contact { id provider nativeId displayName name { first middle last } emails { address } phones { e164 }
     primaryEmail primaryPhone company notes tags stage groups { id kind } customFields consent { emailOptIn smsOptIn } isTest }
-    userErrors { field message code }";
+    userErrors { field message code } warnings { field message code }";
 
 fn create_mutation() -> String {
     format!(
@@ -75,6 +75,11 @@ fn total_requests(app: &TestApp) -> u64 {
 
 fn no_user_errors(payload: &Value) {
     assert_eq!(payload["userErrors"], json!([]), "{payload:#}");
+    assert_eq!(
+        payload["warnings"],
+        json!([]),
+        "everything was stored as given: {payload:#}"
+    );
 }
 
 #[tokio::test]
@@ -923,4 +928,34 @@ async fn capabilities_match_what_the_adapters_do() {
         ]
     );
     // Each of these is exercised in this file; what is not listed is refused before any call.
+}
+
+/// maiagent.txt stores phoneNumber as an integer of national digits: a number from another
+/// country loses its country code. The write happened, so it is not an error, but the gateway
+/// says so instead of returning a silently different phone.
+#[tokio::test]
+async fn a_value_the_provider_did_not_store_as_given_is_a_warning() {
+    let app = spawn_app().await;
+    let data = app
+        .data(
+            &create_mutation(),
+            json!({ "input": { "provider": "MAIAGENT", "firstName": "Sam", "lastName": "Abroad", "phones": [{ "number": "+1 415 555 0199" }] } }),
+        )
+        .await;
+    let payload = &data["createContact"];
+    assert_eq!(payload["userErrors"], json!([]));
+    assert!(
+        payload["contact"]["id"].is_string(),
+        "the contact was created"
+    );
+    let warning = &payload["warnings"][0];
+    assert_eq!(warning["code"], "FIELD_NOT_STORED", "{payload:#}");
+    assert_eq!(warning["field"], json!(["input", "phones", "0", "number"]));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("+14155550199"),
+        "{warning}"
+    );
 }
