@@ -48,10 +48,7 @@ impl Gateway {
         id: &GlobalId,
         use_cache: bool,
     ) -> Result<Option<Arc<Contact>>, ProviderError> {
-        let provider = self.registry.require(id.provider)?;
-        if !provider.capabilities().has(Capability::Get) {
-            return Err(provider.unsupported("get"));
-        }
+        self.capable(id.provider, Capability::Get, "get")?;
         if use_cache {
             if let Some(contact) = self.cache.contact(id).await {
                 return Ok(Some(contact));

@@ -235,15 +235,11 @@ impl Gateway {
         // The payload is the whole contact, fresh from the provider.
         match self.contact(id, false).await {
             Ok(Some(contact)) => Ok(contact),
-            Ok(None) => Err(refused(
-                ProviderError::Rejected {
-                    provider: id.provider,
-                    status: 404,
-                    message: String::new(),
-                },
+            Ok(None) => Err(WriteError::User(vec![UserError::new(
                 &["id"],
                 "NOT_FOUND",
-            )),
+                format!("{} has no such contact", id.provider.display_name()),
+            )])),
             Err(e) => Err(WriteError::Provider(e)),
         }
     }
