@@ -303,6 +303,14 @@ fn validate_provider(
             ))
         }
     };
+    // It travels in a header: a stray newline (from a file or an env var) would make the
+    // request go out unsigned.
+    if !api_key.expose().bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            key("api_key"),
+            "contains spaces, line breaks or non-ASCII characters, which a header cannot carry",
+        ));
+    }
     if raw.workspace_id.is_some() && id != ProviderId::Consuelo {
         return Err(invalid(
             key("workspace_id"),
@@ -431,6 +439,10 @@ mod tests {
                 "providers.consuelo.workspace_id",
             ),
             ("default_region = \"Narnia\"", "default_region"),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\\n\"",
+                "providers.maiagent.api_key",
+            ),
             ("[cache]\nttl = 3", "ttl"),
         ];
         for (text, key) in cases {

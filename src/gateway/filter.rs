@@ -35,6 +35,7 @@ impl Filter {
     pub fn can_match(&self, capabilities: &Capabilities) -> bool {
         (self.email.is_none() || capabilities.holds_email)
             && (self.tags.is_empty() || capabilities.holds_tags)
+            && (self.company.is_none() || capabilities.holds_company)
     }
 
     pub fn matches(&self, contact: &Contact) -> bool {

@@ -190,11 +190,22 @@ impl Gateway {
         let mut matches = Vec::new();
         let mut total = None;
         let mut position = offset;
+        let mut previous_first: Option<String> = None;
         loop {
             let window = self
                 .window(provider, query, position, limit, use_cache)
                 .await?;
             total = total.or(window.total);
+            // A provider that ignores the paging parameters would answer the same window
+            // forever: stop with an error rather than loop or repeat contacts.
+            let first = window.contacts.first().map(|c| c.native_id.clone());
+            if first.is_some() && first == previous_first {
+                return Err(ProviderError::Unavailable {
+                    provider: provider.id(),
+                    reason: "the listing repeated a page instead of advancing".into(),
+                });
+            }
+            previous_first = first;
             for (i, contact) in window.contacts.iter().enumerate() {
                 if filter.matches(contact) {
                     matches.push((position + i as u64, contact.clone()));
@@ -208,6 +219,81 @@ impl Gateway {
             if window.exhausted || received == 0 {
                 return Ok(Collected { matches, total });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CacheConfig, ProviderConfig, Secret};
+    use crate::providers::http::UpstreamClient;
+    use crate::providers::{Capabilities, ListChunk, Registry};
+    use std::collections::BTreeMap;
+
+    /// A provider that answers the same first page whatever offset it is asked for.
+    struct IgnoresOffsets {
+        client: UpstreamClient,
+    }
+
+    #[async_trait::async_trait]
+    impl Provider for IgnoresOffsets {
+        fn client(&self) -> &UpstreamClient {
+            &self.client
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                list: true,
+                ..Default::default()
+            }
+        }
+        async fn list(
+            &self,
+            _: &ListQuery,
+            _: u64,
+            limit: u32,
+        ) -> Result<ListChunk, ProviderError> {
+            let contacts = (0..limit)
+                .map(|i| {
+                    Contact::new(
+                        ProviderId::Consuelo,
+                        format!("c{i}"),
+                        serde_json::Value::Null,
+                    )
+                })
+                .collect();
+            Ok(ListChunk {
+                contacts,
+                exhausted: false,
+                total: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_repeats_a_page_is_an_error_not_an_endless_loop() {
+        let config = ProviderConfig::new("http://127.0.0.1:9", Secret::new("k"));
+        let provider = IgnoresOffsets {
+            client: UpstreamClient::new(ProviderId::Consuelo, &config),
+        };
+        let gateway = Gateway::new(
+            Registry::from_config(&BTreeMap::new()),
+            &CacheConfig::default(),
+        );
+        // A filter nothing matches makes the gateway keep asking for further windows.
+        let filter = Filter {
+            search: Some("no such contact".into()),
+            ..Filter::default()
+        };
+        let result = gateway
+            .collect(&provider, &filter.to_list_query(), &filter, 0, 5, false)
+            .await;
+        match result {
+            Err(ProviderError::Unavailable { reason, .. }) => assert!(reason.contains("repeated")),
+            other => panic!(
+                "expected an error, got {:?}",
+                other.map(|c| c.matches.len())
+            ),
         }
     }
 }

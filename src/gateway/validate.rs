@@ -276,6 +276,20 @@ impl Checker<'_> {
         groups
     }
 
+    /// Consent is a yes or a no: it cannot be cleared to "unknown".
+    fn consent(&mut self, field: Field, patch: Patch<bool>) -> Patch<bool> {
+        if matches!(patch, Patch::Clear) {
+            let name = field.input_name();
+            self.error(
+                &[name],
+                "INVALID",
+                format!("`{name}` cannot be cleared; set it to true or false"),
+            );
+            return Patch::Keep;
+        }
+        patch
+    }
+
     fn custom(&mut self, patch: Patch<Value>) -> Patch<Map<String, Value>> {
         match patch {
             Patch::Set(Value::Object(map)) => {
@@ -373,8 +387,8 @@ pub fn patch(
         stage: c.text(Field::Stage, draft.stage, MAX_TAG),
         group_ids: c.groups(draft.group_ids),
         custom_fields: c.custom(draft.custom_fields),
-        email_opt_in: draft.email_opt_in,
-        sms_opt_in: draft.sms_opt_in,
+        email_opt_in: c.consent(Field::EmailOptIn, draft.email_opt_in),
+        sms_opt_in: c.consent(Field::SmsOptIn, draft.sms_opt_in),
         is_test: draft.is_test,
     };
     // Clearing some name parts is fine while others remain (the adapter checks the merged

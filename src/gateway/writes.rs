@@ -9,6 +9,7 @@ use crate::contact::{Contact, Email, GlobalId, Phone, ProviderId};
 use crate::providers::{Capability, Provider, ProviderError};
 use crate::write::{ContactPatch, DoNotContact, NewContact, Patch};
 use futures::future::join_all;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// Why a write did not happen: something the caller can fix, or the provider failing.
@@ -464,6 +465,7 @@ pub(crate) struct Asked<'a> {
     emails: Option<&'a [Email]>,
     texts: [(&'static str, Option<&'a str>); 3],
     tags: Option<&'a [String]>,
+    custom_fields: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> Asked<'a> {
@@ -477,6 +479,7 @@ impl<'a> Asked<'a> {
                 ("stage", input.stage.as_deref()),
             ],
             tags: Some(&input.tags),
+            custom_fields: Some(&input.custom_fields),
         }
     }
 
@@ -500,6 +503,10 @@ impl<'a> Asked<'a> {
                 ("stage", set(&patch.stage)),
             ],
             tags: match &patch.tags {
+                Patch::Set(v) => Some(v),
+                _ => None,
+            },
+            custom_fields: match &patch.custom_fields {
                 Patch::Set(v) => Some(v),
                 _ => None,
             },
@@ -577,6 +584,22 @@ pub(crate) fn unstored(asked: &Asked, got: &Contact) -> Vec<UserError> {
             }
         }
     }
+    // A key set to null asks for its removal; the others must be there, with their value
+    // (providers that keep strings only, like Mainbrainer, count as the same text).
+    for (key, wanted) in asked.custom_fields.into_iter().flatten() {
+        let held = got.custom_fields.get(key);
+        let same = match (wanted, held) {
+            (Value::Null, held) => held.is_none_or(Value::is_null),
+            (wanted, Some(held)) => wanted == held || as_text(wanted) == as_text(held),
+            (_, None) => false,
+        };
+        if !same {
+            warn(
+                vec!["input".into(), "customFields".into(), key.clone()],
+                format!("{provider} did not store the custom field `{key}` as given"),
+            );
+        }
+    }
     for tag in asked.tags.unwrap_or_default() {
         if !got.tags.contains(tag) {
             warn(
@@ -586,6 +609,14 @@ pub(crate) fn unstored(asked: &Asked, got: &Contact) -> Vec<UserError> {
         }
     }
     warnings
+}
+
+/// A JSON value as the text a string-only store would keep.
+fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// An id a provider cannot have (a MaiAgent id that is not a UUID, a Mainbrainer id that is

@@ -52,7 +52,10 @@ impl Consuelo {
         Ok(contact)
     }
 
-    /// `PATCH /v1/contacts/{id}` with `changes`; the echo must show every change.
+    /// `PATCH /v1/contacts/{id}` with `changes`, answering the contact as Consuelo stored it.
+    /// A field missing from the answer is not an error here: the update happened, and the
+    /// gateway compares the answer with the patch and warns (FIELD_NOT_STORED, NOTES 4.5 /
+    /// 7.3). An answer that is not a record (empty, 204, or only an id) is followed by a GET.
     async fn patch(
         &self,
         native_id: &str,
@@ -62,30 +65,24 @@ impl Consuelo {
         let path = format!("{CONTACTS}/{segment}");
         let response = self
             .client
-            .send_expecting(
-                Method::PATCH,
-                &path,
-                &[],
-                Some(&Value::Object(changes.clone())),
-            )
+            .send_expecting(Method::PATCH, &path, &[], Some(&Value::Object(changes)))
             .await?;
         let record = unwrap_data(&response.body);
-        // NOTES 4.5 / 7.3: a PATCH may answer 200 without storing a field; say so, never drop.
-        if let Some(key) = not_stored(record, &changes) {
-            return Err(ProviderError::Rejected {
-                provider: self.id(),
-                status: 422,
-                message: format!("Consuelo did not store {key} (the PATCH answer lacks it)"),
-            });
+        if is_record(record) {
+            return self.contact_from(record);
         }
-        self.contact_from(record)
+        self.get(native_id)
+            .await?
+            .ok_or_else(|| not_found(self.id()))
     }
 
+    /// consuelo.txt documents `{workspaceId, query, filters: {company}, limit}` and no offset:
+    /// `limit` here is what the caller must ask for (its offset plus its limit), and the
+    /// caller skips the first `offset` records itself.
     async fn search(
         &self,
         query: &ListQuery,
-        offset: u64,
-        limit: u32,
+        limit: u64,
     ) -> Result<UpstreamResponse, ProviderError> {
         // consuelo.txt: search takes one `query` string; email and phone go through it too.
         let text = query
@@ -101,13 +98,10 @@ impl Consuelo {
             if let Some(text) = &text {
                 body.insert("query".into(), json!(text));
             }
-            let mut filters = Map::new();
             if let Some(company) = &query.company {
-                filters.insert("company".into(), json!(company));
+                body.insert("filters".into(), json!({ "company": company }));
             }
-            body.insert("filters".into(), Value::Object(filters));
             body.insert("limit".into(), json!(limit));
-            body.insert("offset".into(), json!(offset));
             let body = Value::Object(body);
             match self
                 .client
@@ -125,7 +119,6 @@ impl Consuelo {
             params.push(("query", text));
         }
         params.push(("limit", limit.to_string()));
-        params.push(("offset", offset.to_string()));
         let response = self
             .client
             .send_expecting(Method::GET, SEARCH, &params, None)
@@ -151,6 +144,7 @@ impl Provider for Consuelo {
             delete: true,
             do_not_contact: true,
             holds_email: true,
+            holds_company: true,
             ..Default::default()
         }
     }
@@ -169,18 +163,19 @@ impl Provider for Consuelo {
     }
 
     /// `POST /v1/contacts {workspaceId, firstName, lastName, phone, email, company}` (only the
-    /// given keys). `notes` is documented only on PATCH: it is sent on the create too, and when
-    /// the answer does not carry it, a `PATCH {notes}` follows (a PATCH is not a create, so this
-    /// is no retry). Never retried itself.
+    /// given keys). `notes` is documented only on PATCH (consuelo.txt), so it is never sent on
+    /// the create: given notes follow as `PATCH /v1/contacts/{id} {notes}` (a PATCH is not a
+    /// create, so this is no retry), and that answer is returned. Once the contact exists
+    /// nothing is an error: a failed notes PATCH returns the created contact as answered
+    /// (without notes), and the gateway warns that they were not stored. Never retried.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
         let mut body = Map::new();
         if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
             body.insert("workspaceId".into(), json!(workspace));
         }
-        let mut sent = Map::new();
         let mut put = |key: &str, value: Option<String>| {
             if let Some(value) = value {
-                sent.insert(key.to_string(), json!(value));
+                body.insert(key.to_string(), json!(value));
             }
         };
         put("firstName", non_empty(input.first_name.as_deref()));
@@ -188,53 +183,28 @@ impl Provider for Consuelo {
         put("phone", input.primary_phone().map(phone_text));
         put("email", input.primary_email().map(|e| e.address.clone()));
         put("company", non_empty(input.company.as_deref()));
-        body.extend(sent.clone());
-        let notes = non_empty(input.notes.as_deref());
-        if let Some(notes) = &notes {
-            body.insert("notes".into(), json!(notes));
-        }
         let response = self
             .client
             .send_expecting(Method::POST, CONTACTS, &[], Some(&Value::Object(body)))
             .await?;
-        let record = unwrap_data(&response.body).clone();
-        let created = self.contact_from(&record)?;
-        let id = created.native_id.clone();
-        if let Some(key) = not_stored(&record, &sent) {
-            return Err(ProviderError::Rejected {
-                provider: self.id(),
-                status: 422,
-                message: format!("Consuelo created contact {id} but did not store {key}"),
-            });
-        }
-        let Some(notes) = notes else {
+        let created = self.contact_from(unwrap_data(&response.body))?;
+        let Some(notes) = non_empty(input.notes.as_deref()) else {
             return Ok(created);
         };
-        if record.get("notes").and_then(Value::as_str).map(str::trim) == Some(notes.as_str()) {
-            return Ok(created);
-        }
-        // consuelo.txt shows `notes` only on PATCH: store them that way.
         let mut changes = Map::new();
         changes.insert("notes".into(), json!(notes));
-        self.patch(&id, changes).await.map_err(|e| match e {
-            ProviderError::Rejected {
-                provider,
-                status,
-                message,
-            } => ProviderError::Rejected {
-                provider,
-                status,
-                message: format!(
-                    "Consuelo created contact {id} but did not store its notes: {message}"
-                ),
-            },
-            other => ProviderError::Unavailable {
-                provider: self.id(),
-                reason: format!(
-                    "Consuelo created contact {id} but storing its notes failed: {other}"
-                ),
-            },
-        })
+        match self.patch(&created.native_id, changes).await {
+            Ok(patched) => Ok(patched),
+            Err(e) => {
+                tracing::warn!(
+                    provider = %self.id(),
+                    contact = %created.native_id,
+                    error = %e,
+                    "Consuelo created the contact but storing its notes failed"
+                );
+                Ok(created)
+            }
+        }
     }
 
     /// `PATCH /v1/contacts/{id}` with only the changed keys (`null` clears one). An empty patch
@@ -348,15 +318,20 @@ impl Provider for Consuelo {
             || query.email.is_some()
             || query.phone.is_some()
             || query.company.is_some();
-        let response = if narrowed {
-            self.search(query, offset, limit).await?
+        // Search has no documented offset: ask for the first `offset + limit` matches and skip
+        // the first `offset` here. The plain listing pages with `limit`/`offset` upstream.
+        let (response, skip, asked) = if narrowed {
+            let asked = offset + u64::from(limit);
+            (self.search(query, asked).await?, offset, asked)
         } else {
             let mut params: Vec<(&str, String)> = self.workspace_param().into_iter().collect();
             params.push(("limit", limit.to_string()));
             params.push(("offset", offset.to_string()));
-            self.client
+            let response = self
+                .client
                 .send_expecting(Method::GET, CONTACTS, &params, None)
-                .await?
+                .await?;
+            (response, 0, u64::from(limit))
         };
         let body = &response.body;
         let records = match unwrap_data(body) {
@@ -369,22 +344,43 @@ impl Provider for Consuelo {
                 ))
             }
         };
-        let mut contacts = records
+        let received = records.len() as u64;
+        let contacts = records
             .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .take(limit as usize)
             .map(|r| self.contact_from(r))
             .collect::<Result<Vec<_>, _>>()?;
-        let received = contacts.len();
-        contacts.truncate(limit as usize);
         let total = body.pointer("/meta/total").and_then(Value::as_u64);
-        let exhausted = match body.pointer("/meta/hasMore").and_then(Value::as_bool) {
-            Some(more) => !more,
-            None => {
-                received < limit as usize || total.is_some_and(|t| offset + received as u64 >= t)
+        // Records `skip .. received` of the answer sit at `offset ..` of the listing.
+        let reached = offset + received.saturating_sub(skip);
+        let has_more = body.pointer("/meta/hasMore").and_then(Value::as_bool);
+        // A search answer shorter than asked while Consuelo says more match: it capped
+        // `limit`, and without an offset the rest cannot be reached. Say so, never end early.
+        if narrowed
+            && received < asked
+            && (has_more == Some(true) || total.is_some_and(|t| t > received))
+        {
+            return Err(ProviderError::Unavailable {
+                provider: self.id(),
+                reason: format!(
+                    "its search returns at most {received} matches and documents no offset; \
+                     narrow the filter to page further"
+                ),
+            });
+        }
+        let exhausted = if narrowed {
+            has_more == Some(false) || received < asked || total.is_some_and(|t| received >= t)
+        } else {
+            match has_more {
+                Some(more) => !more,
+                None => received < asked || total.is_some_and(|t| reached >= t),
             }
         };
         Ok(ListChunk {
             contacts,
-            exhausted: exhausted && received <= limit as usize,
+            // More than asked came back (the surplus was dropped): not the end.
+            exhausted: exhausted && received <= asked,
             total,
         })
     }
@@ -424,24 +420,11 @@ fn first_change<T>(
     patch.change().map(|v| v.and_then(|items| pick(items)))
 }
 
-/// The first key whose sent value the answer does not show: a set key must come back
-/// non-null (phones compared in E.164, emails case-insensitively), a cleared key null or absent.
-fn not_stored(record: &Value, sent: &Map<String, Value>) -> Option<String> {
-    sent.iter().find_map(|(key, value)| {
-        let echo = record.get(key).filter(|v| !v.is_null());
-        let stored = match (value.as_str(), echo) {
-            (None, echo) => echo.is_none_or(|v| v.as_str().is_some_and(|s| s.trim().is_empty())),
-            (Some(_), None) => false,
-            (Some(sent), Some(echo)) => {
-                let echo = string_or_number(echo).unwrap_or_default();
-                match key.as_str() {
-                    "phone" => phone::digits(&echo) == phone::digits(sent),
-                    "email" => echo.eq_ignore_ascii_case(sent.trim()),
-                    _ => echo.trim() == sent.trim(),
-                }
-            }
-        };
-        (!stored).then(|| key.clone())
+/// Whether an answer is a contact record: an object with an id and some other field (an
+/// empty body, a 204 or an id-only acknowledgement is not).
+fn is_record(value: &Value) -> bool {
+    value.as_object().is_some_and(|record| {
+        record.contains_key("id") && record.iter().any(|(k, v)| k != "id" && !v.is_null())
     })
 }
 
@@ -606,6 +589,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_search_capped_below_what_was_asked_is_an_error_not_an_early_end() {
+        let up = testing::spawn(ProviderId::Consuelo, "US", |_| {
+            (
+                200,
+                json!({ "data": [john(), john()], "meta": { "total": 7, "hasMore": true } }),
+            )
+        })
+        .await;
+        let adapter = Consuelo::new(up.client.clone(), "ws_abc123".into());
+        let query = ListQuery {
+            search: Some("john".into()),
+            ..Default::default()
+        };
+        match adapter.list(&query, 1, 3).await {
+            Err(ProviderError::Unavailable { reason, .. }) => assert!(reason.contains("at most 2")),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn search_posts_a_json_body() {
         let up = testing::spawn(ProviderId::Consuelo, "US", |_| {
             (
@@ -634,9 +637,63 @@ mod tests {
                 "workspaceId": "ws_abc123",
                 "query": "john@example.com",
                 "filters": { "company": "Acme Inc" },
-                "limit": 10,
-                "offset": 0
+                "limit": 10
             }))
+        );
+    }
+
+    #[tokio::test]
+    async fn search_sends_no_offset_and_pages_by_limit_skipping_locally() {
+        // Upstream answers the first `limit` matches of five; no offset is documented.
+        let up = testing::spawn(ProviderId::Consuelo, "US", |req| {
+            let limit = req
+                .body
+                .as_ref()
+                .and_then(|b| b["limit"].as_u64())
+                .unwrap_or(10);
+            let all: Vec<Value> = (1..=5)
+                .map(|n| json!({ "id": format!("contact_{n}"), "firstName": "John" }))
+                .collect();
+            let data: Vec<Value> = all.into_iter().take(limit as usize).collect();
+            let has_more = (data.len() as u64) < 5;
+            (
+                200,
+                json!({ "data": data, "meta": { "total": 5, "hasMore": has_more } }),
+            )
+        })
+        .await;
+        let adapter = Consuelo::new(up.client.clone(), "ws_abc123".into());
+        let query = ListQuery {
+            search: Some("John".into()),
+            ..Default::default()
+        };
+        let first = adapter.list(&query, 0, 2).await.expect("first page");
+        let ids: Vec<_> = first.contacts.iter().map(|c| c.native_id.clone()).collect();
+        assert_eq!(ids, ["contact_1", "contact_2"]);
+        assert!(!first.exhausted);
+        let second = adapter.list(&query, 2, 2).await.expect("second page");
+        let ids: Vec<_> = second
+            .contacts
+            .iter()
+            .map(|c| c.native_id.clone())
+            .collect();
+        assert_eq!(ids, ["contact_3", "contact_4"]);
+        assert!(!second.exhausted);
+        let last = adapter.list(&query, 4, 2).await.expect("last page");
+        let ids: Vec<_> = last.contacts.iter().map(|c| c.native_id.clone()).collect();
+        assert_eq!(ids, ["contact_5"]);
+        assert!(last.exhausted, "fewer than offset + limit came back");
+
+        let requests = up.requests();
+        let bodies: Vec<_> = requests.iter().map(|r| r.body.clone()).collect();
+        assert_eq!(
+            bodies,
+            [
+                Some(json!({ "workspaceId": "ws_abc123", "query": "John", "limit": 2 })),
+                Some(json!({ "workspaceId": "ws_abc123", "query": "John", "limit": 4 })),
+                Some(json!({ "workspaceId": "ws_abc123", "query": "John", "limit": 6 })),
+            ],
+            "no offset, and no filters without a company"
         );
     }
 
@@ -662,9 +719,13 @@ mod tests {
             phone: Some("+14155551234".into()),
             ..Default::default()
         };
-        let chunk = adapter.list(&query, 5, 10).await.expect("search");
+        let chunk = adapter.list(&query, 0, 10).await.expect("search");
         assert_eq!(chunk.contacts.len(), 1);
-        adapter.list(&query, 0, 10).await.expect("second search");
+        let chunk = adapter.list(&query, 5, 10).await.expect("second search");
+        assert!(
+            chunk.contacts.is_empty() && chunk.exhausted,
+            "the one match is skipped"
+        );
         let requests = up.requests();
         let methods: Vec<_> = requests.iter().map(|r| r.method.clone()).collect();
         assert_eq!(methods, [Method::POST, Method::GET, Method::GET]);
@@ -673,8 +734,11 @@ mod tests {
         assert_eq!(get.param("workspaceId"), Some("ws_abc123"));
         assert_eq!(get.param("query"), Some("John Smith"));
         assert_eq!(get.param("limit"), Some("10"));
-        assert_eq!(get.param("offset"), Some("5"));
+        assert_eq!(get.param("offset"), None);
         assert_eq!(get.header("authorization"), Some("Bearer test-key-123"));
+        let later = &requests[2];
+        assert_eq!(later.param("limit"), Some("15"), "offset + limit");
+        assert_eq!(later.param("offset"), None);
     }
 
     #[tokio::test]
@@ -786,7 +850,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn create_with_notes_sends_them_and_they_are_stored() {
+    async fn create_with_notes_posts_without_them_then_patches_them() {
         let (sandbox, adapter) = sandboxed().await;
         let control = sandbox.control(ProviderId::Consuelo);
         control.reset_requests();
@@ -796,16 +860,116 @@ mod tests {
         };
         let contact = adapter.create(&input).await.expect("create");
         let requests = control.requests();
-        // The simulator stores notes given on create, so no PATCH follows.
-        assert_eq!(requests.len(), 1);
-        assert_eq!(requests[0].body["notes"], "Met at the expo");
+        assert_eq!(requests.len(), 2, "POST, then PATCH {{notes}}");
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(requests[0].path, "/v1/contacts");
+        assert_eq!(
+            requests[0].body.get("notes"),
+            None,
+            "notes are documented only on PATCH"
+        );
+        assert_eq!(requests[1].method, "PATCH");
+        assert_eq!(
+            requests[1].path,
+            format!("/v1/contacts/{}", contact.native_id)
+        );
+        assert_eq!(requests[1].body, json!({ "notes": "Met at the expo" }));
         assert_eq!(contact.notes.as_deref(), Some("Met at the expo"));
+        assert_eq!(contact.emails[0].address, "ada@analytical.io");
         let record = stored(control, &contact.native_id).expect("stored");
         assert_eq!(record["notes"], "Met at the expo");
     }
 
     #[tokio::test]
-    async fn notes_missing_from_the_create_answer_follow_as_a_patch() {
+    async fn a_failed_notes_patch_still_answers_the_created_contact() {
+        let up = testing::spawn(ProviderId::Consuelo, "US", |req| {
+            if req.method == Method::POST {
+                (
+                    201,
+                    json!({ "data": { "id": "contact_9", "firstName": "Ada" } }),
+                )
+            } else {
+                (
+                    400,
+                    json!({ "error": { "code": "BAD_REQUEST", "message": "no notes" } }),
+                )
+            }
+        })
+        .await;
+        let adapter = Consuelo::new(up.client.clone(), "ws_abc123".into());
+        let input = NewContact {
+            first_name: Some("Ada".into()),
+            notes: Some("n1".into()),
+            ..Default::default()
+        };
+        let contact = adapter.create(&input).await.expect("the contact exists");
+        assert_eq!(contact.native_id, "contact_9");
+        assert_eq!(
+            contact.notes, None,
+            "the gateway warns that notes were not stored"
+        );
+        let methods: Vec<_> = up.requests().iter().map(|r| r.method.clone()).collect();
+        assert_eq!(
+            methods,
+            [Method::POST, Method::PATCH],
+            "the create is not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_patch_answer_that_is_not_a_record_is_followed_by_a_get() {
+        for answer in [
+            (204, Value::Null),
+            (200, json!({ "data": { "id": "contact_9" } })),
+        ] {
+            let up = testing::spawn(ProviderId::Consuelo, "US", move |req| {
+                if req.method == Method::PATCH {
+                    answer.clone()
+                } else {
+                    (
+                        200,
+                        json!({ "data": { "id": "contact_9", "firstName": "Liv", "company": "X" } }),
+                    )
+                }
+            })
+            .await;
+            let adapter = Consuelo::new(up.client.clone(), "ws_abc123".into());
+            let patch = ContactPatch {
+                first_name: Patch::Set("Liv".into()),
+                ..Default::default()
+            };
+            let contact = adapter.update("contact_9", &patch).await.expect("update");
+            assert_eq!(contact.name.first.as_deref(), Some("Liv"));
+            assert_eq!(contact.company.as_deref(), Some("X"));
+            let requests = up.requests();
+            let methods: Vec<_> = requests.iter().map(|r| r.method.clone()).collect();
+            assert_eq!(methods, [Method::PATCH, Method::GET]);
+            assert_eq!(requests[1].path, "/v1/contacts/contact_9");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_field_missing_from_the_patch_answer_is_answered_not_refused() {
+        let up = testing::spawn(ProviderId::Consuelo, "US", |_| {
+            (
+                200,
+                json!({ "data": { "id": "contact_9", "firstName": "Liv" } }),
+            )
+        })
+        .await;
+        let adapter = Consuelo::new(up.client.clone(), "ws_abc123".into());
+        let patch = ContactPatch {
+            first_name: Patch::Set("Liv".into()),
+            company: Patch::Set("Acme".into()),
+            ..Default::default()
+        };
+        let contact = adapter.update("contact_9", &patch).await.expect("update");
+        assert_eq!(contact.company, None, "the gateway warns about it");
+        assert_eq!(up.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn create_with_notes_makes_a_post_then_a_patch() {
         let up = testing::spawn(ProviderId::Consuelo, "US", |req| {
             if req.method == Method::POST {
                 (
@@ -830,6 +994,11 @@ mod tests {
         assert_eq!(contact.notes.as_deref(), Some("n1"));
         let requests = up.requests();
         assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].method, Method::POST);
+        assert_eq!(
+            requests[0].body,
+            Some(json!({ "workspaceId": "ws_abc123", "firstName": "Ada" }))
+        );
         assert_eq!(requests[1].method, Method::PATCH);
         assert_eq!(requests[1].path, "/v1/contacts/contact_9");
         assert_eq!(requests[1].body, Some(json!({ "notes": "n1" })));
@@ -1015,5 +1184,6 @@ mod tests {
         let caps = adapter.capabilities();
         assert!(caps.create && caps.update && caps.delete && caps.do_not_contact);
         assert!(!caps.native_upsert);
+        assert!(caps.holds_company && caps.holds_email && !caps.holds_tags);
     }
 }

@@ -43,6 +43,8 @@ pub struct UpstreamClient {
     timeout: Duration,
     in_flight: Arc<Semaphore>,
     region: Option<phonenumber::country::Id>,
+    /// Only to redact it from upstream error text that might echo it.
+    key: Secret,
 }
 
 impl UpstreamClient {
@@ -67,6 +69,7 @@ impl UpstreamClient {
             timeout: Duration::from_millis(config.timeout_ms),
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
             region: phone::parse_region(&config.default_region),
+            key: config.api_key.clone(),
         }
     }
 
@@ -132,8 +135,7 @@ impl UpstreamClient {
                 let body = if bytes.iter().all(u8::is_ascii_whitespace) {
                     Value::Null
                 } else {
-                    serde_json::from_slice(&bytes)
-                        .map_err(|e| ProviderError::unparseable(provider, e))?
+                    parse_json(&bytes).map_err(|e| ProviderError::unparseable(provider, e))?
                 };
                 Ok(Some(UpstreamResponse { status, body }))
             }
@@ -206,7 +208,8 @@ impl UpstreamClient {
             _ => ProviderError::Rejected {
                 provider,
                 status,
-                message: error_message(body),
+                // An upstream that echoes the request must not leak the key into a userError.
+                message: error_message(body).replace(self.key.expose(), "***"),
             },
         }
     }
@@ -220,6 +223,41 @@ pub fn path_segment(id: &str) -> Option<String> {
     // form-urlencoding keeps only [A-Za-z0-9*-._] and writes a space as `+`.
     let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
     Some(encoded.replace('+', "%20"))
+}
+
+/// JSON, tolerating trailing commas before `}` or `]`: mainbrainer.txt's own sample response
+/// has one (`"InvalidContactIds": [],` before `}`), and a success must not read as a failure.
+fn parse_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice(bytes).or_else(|strict| {
+        let text = std::str::from_utf8(bytes).map_err(|_| strict)?;
+        serde_json::from_str(&without_trailing_commas(text))
+    })
+}
+
+/// Drops each comma that only whitespace separates from a closing `}` or `]`, outside strings.
+fn without_trailing_commas(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == ',' {
+            let next = chars[i + 1..].iter().find(|n| !n.is_whitespace());
+            if matches!(next, Some('}') | Some(']')) {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn describe_transport_error(e: &reqwest::Error) -> String {
@@ -285,6 +323,17 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trailing_comma_as_in_the_mainbrainer_sample_still_parses() {
+        let sample = br#"{"status": "Success", "data": {"ContactId": "1329318", "InvalidContactIds": [], }}"#;
+        let parsed = parse_json(sample).unwrap();
+        assert_eq!(parsed["data"]["ContactId"], "1329318");
+        // Commas inside strings are data.
+        let text = br#"{"note": "a, }", "list": [1, 2,]}"#;
+        assert_eq!(parse_json(text).unwrap()["note"], "a, }");
+        assert!(parse_json(b"{not json").is_err());
+    }
 
     #[test]
     fn error_messages_in_every_documented_shape() {

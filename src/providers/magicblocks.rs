@@ -22,6 +22,9 @@ const CONTACTS: &str = "/v1/contacts";
 
 /// Fields of a record the server computes (magicblocks.txt response model, NOTES 1.4): never
 /// sent back on an update.
+/// Flags that may start agent workflows (NOTES 1.6.5): never sent, on create or update.
+const SIDE_EFFECTS: [&str; 3] = ["sendMessageEvents", "flowEditorName", "flowEditorLink"];
+
 const READ_ONLY: [&str; 10] = [
     "id",
     "firstSeen",
@@ -61,6 +64,8 @@ impl Provider for MagicBlocks {
             // Read-merge-write through `PUT /v1/contacts/{id}` (Decision 1).
             update: true,
             holds_email: true,
+            // `custom.company` (the unified company field).
+            holds_company: true,
             ..Default::default()
         }
     }
@@ -275,15 +280,18 @@ fn channel_item(key: &str, value: &str, kind: Option<&str>, primary: bool) -> Va
     Value::Object(item)
 }
 
-/// The PUT body: the record as read, without its read-only fields, `customFields` written back
-/// as `custom`, and the patch applied. Every other field the record carries (`userKnowledge`,
-/// `isTest`, flow settings, fields this adapter does not know) is sent back unchanged, so the
-/// update is right whether PUT replaces or merges (Decision 1, Decision 6).
+/// The PUT body: the record as read, without its read-only fields and its side-effect flags,
+/// `customFields` written back as `custom`, and the patch applied. Every other field the record
+/// carries (`userKnowledge`, `isTest`, fields this adapter does not know) is sent back
+/// unchanged, so the update is right whether PUT replaces or merges (Decision 1, Decision 6).
+/// `sendMessageEvents` and `flowEditor*` may start agent workflows (NOTES 1.6.5): like the
+/// create, the update never sends them.
 fn merged_record(record: &Map<String, Value>, patch: &ContactPatch) -> Map<String, Value> {
     let mut body: Map<String, Value> = record
         .iter()
         .filter(|(k, _)| {
             !READ_ONLY.contains(&k.as_str())
+                && !SIDE_EFFECTS.contains(&k.as_str())
                 && k.as_str() != "customFields"
                 && k.as_str() != "custom"
         })
@@ -843,6 +851,7 @@ mod tests {
         let caps = adapter.capabilities();
         assert!(caps.create && caps.update);
         assert!(!(caps.delete || caps.tags || caps.native_upsert));
+        assert!(caps.holds_email && caps.holds_company && !caps.holds_tags);
     }
 
     #[tokio::test]
@@ -1112,7 +1121,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fields_the_simulator_does_not_store_survive_an_update_too() {
+    async fn unknown_fields_survive_an_update_but_flow_flags_are_not_re_sent() {
         // The simulator keeps no flow settings; a recording upstream serves a record with them.
         let mut record = created();
         record["sendMessageEvents"] = json!(true);
@@ -1137,9 +1146,6 @@ mod tests {
         assert_eq!(requests[1].method, Method::PUT);
         let body = requests[1].body.clone().expect("a body");
         for kept in [
-            "sendMessageEvents",
-            "flowEditorName",
-            "flowEditorLink",
             "somethingNew",
             "userKnowledge",
             "isTest",
@@ -1151,6 +1157,12 @@ mod tests {
         }
         for read_only in READ_ONLY {
             assert!(body.get(read_only).is_none(), "{read_only} sent");
+        }
+        for flag in ["sendMessageEvents", "flowEditorName", "flowEditorLink"] {
+            assert!(
+                body.get(flag).is_none(),
+                "{flag} may start agent workflows: not re-sent"
+            );
         }
         assert_eq!(body["custom"]["company"], "MagicBlocks Pty Ltd");
         assert_eq!(body["custom"]["utm_source"], "founder-referral");

@@ -138,7 +138,8 @@ impl Provider for MaiAgent {
     }
 
     /// `POST /api/contacts/ {name, phoneNumber (E.164 string), email, inboxes: [{id}]}`, only
-    /// the given keys. The answer must show the phone and the email (NOTES 4.5.5).
+    /// the given keys. The contact is answered as MaiAgent stored it: the gateway compares it
+    /// with the input and warns about what is missing (NOTES 4.5.5).
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
         let mut body = Map::new();
         if let Some(name) = input.full_name() {
@@ -155,32 +156,18 @@ impl Provider for MaiAgent {
         }
         let response = self
             .client
-            .send_expecting(
-                Method::POST,
-                CONTACTS,
-                &[],
-                Some(&Value::Object(body.clone())),
-            )
+            .send_expecting(Method::POST, CONTACTS, &[], Some(&Value::Object(body)))
             .await?;
-        let contact = to_contact(&response.body, self.client.region())?;
-        if let Some(key) = not_stored(&response.body, &body) {
-            return Err(ProviderError::Rejected {
-                provider: self.id(),
-                status: 422,
-                message: format!(
-                    "MaiAgent created contact {} but did not store {key}",
-                    contact.native_id
-                ),
-            });
-        }
-        Ok(contact)
+        // The contact exists: answer it as MaiAgent stored it. The gateway compares it with
+        // the input and warns (FIELD_NOT_STORED) about anything missing; never an error here.
+        to_contact(&response.body, self.client.region())
     }
 
     /// `PATCH /api/contacts/{id}/` with the changed keys. A name change touching only some
     /// parts reads the current name first. `phoneNumber` and `email` are missing from the
-    /// document's update table but in its examples: they are sent, and when the answer does
-    /// not show them stored the update is `Rejected { status: 422 }` naming the field
-    /// (NOTES 4.5.5: FIELD_NOT_STORED, not retried). A cleared phone or email is sent as `""`
+    /// document's update table but in its examples: they are sent, and the answer is returned
+    /// as is; the gateway warns (FIELD_NOT_STORED) when it lacks them (NOTES 4.5.5), since
+    /// the update happened. A cleared phone or email is sent as `""`
     /// (NOTES 4.5.6), cleared inboxes as `[]`. An empty patch sends nothing and answers the
     /// contact as it is.
     async fn update(
@@ -225,23 +212,9 @@ impl Provider for MaiAgent {
         }
         let response = self
             .client
-            .send_expecting(
-                Method::PATCH,
-                &path,
-                &[],
-                Some(&Value::Object(body.clone())),
-            )
+            .send_expecting(Method::PATCH, &path, &[], Some(&Value::Object(body)))
             .await?;
-        if let Some(key) = not_stored(&response.body, &body) {
-            return Err(ProviderError::Rejected {
-                provider: self.id(),
-                status: 422,
-                message: format!(
-                    "MaiAgent did not store {key} (the update answered 200 without it; \
-                     the other changed fields were applied)"
-                ),
-            });
-        }
+        // The update happened: a field missing from the answer is the gateway's warning.
         to_contact(&response.body, self.client.region())
     }
 
@@ -317,30 +290,6 @@ fn phone_text(phone: &Phone) -> String {
 /// maiagent.txt: `inboxes: [{id}]`.
 fn inboxes(ids: &[String]) -> Value {
     Value::Array(ids.iter().map(|id| json!({ "id": id })).collect())
-}
-
-/// The first of `phoneNumber`/`email` sent that the answer does not show. MaiAgent serves the
-/// phone as an integer of national digits, so a phone is stored when the sent E.164 number
-/// ends with the served digits; a cleared key must come back null or blank.
-fn not_stored(record: &Value, sent: &Map<String, Value>) -> Option<&'static str> {
-    ["phoneNumber", "email"].into_iter().find(|key| {
-        let Some(sent) = sent.get(*key).and_then(Value::as_str) else {
-            return false;
-        };
-        let echo = record
-            .get(*key)
-            .and_then(string_or_number)
-            .unwrap_or_default();
-        let stored = match (*key, sent.trim().is_empty()) {
-            (_, true) => echo.is_empty(),
-            ("phoneNumber", false) => {
-                let echo = phone::digits(&echo);
-                !echo.is_empty() && phone::digits(sent).ends_with(&echo)
-            }
-            _ => echo.eq_ignore_ascii_case(sent.trim()),
-        };
-        !stored
-    })
 }
 
 /// 8-4-4-4-12 hex digits.
@@ -805,8 +754,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_phone_the_update_did_not_store_is_reported() {
-        // An upstream that follows the update table literally: it ignores phoneNumber.
+    async fn a_phone_the_update_did_not_store_is_answered_not_refused() {
+        // An upstream that follows the update table literally: it ignores phoneNumber. The
+        // update happened, so the contact comes back as answered (the gateway warns).
         let up = testing::spawn(ProviderId::Maiagent, "TW", |_| {
             (
                 200,
@@ -822,14 +772,13 @@ mod tests {
             phones: Patch::Set(vec![e164("+886900000001")]),
             ..Default::default()
         };
-        match adapter.update("c1", &patch).await {
-            Err(ProviderError::Rejected {
-                status: 422,
-                message,
-                ..
-            }) => assert!(message.contains("did not store phoneNumber"), "{message}"),
-            other => panic!("expected FIELD_NOT_STORED as a 422, got {other:?}"),
-        }
+        let contact = adapter
+            .update("c1", &patch)
+            .await
+            .expect("answered, not refused");
+        assert_eq!(contact.native_id, "c1");
+        assert_eq!(contact.name.full.as_deref(), Some("New Name"));
+        assert_eq!(contact.phones[0].e164.as_deref(), Some("+886912345678"));
         let requests = up.requests();
         assert_eq!(requests.len(), 1, "not retried");
         assert_eq!(requests[0].path, "/api/contacts/c1/");

@@ -135,8 +135,9 @@ impl Mainbrainer {
         Ok(property(name, value))
     }
 
-    /// Sends one upsert body; answers the contact id Mainbrainer reports.
-    async fn send(&self, body: &Map<String, Value>) -> Result<String, ProviderError> {
+    /// Sends one upsert body; answers the contact id Mainbrainer reports and the properties
+    /// it did not store.
+    async fn send(&self, body: &Map<String, Value>) -> Result<Answer, ProviderError> {
         let response = self
             .client
             .send_expecting(
@@ -166,25 +167,76 @@ impl Mainbrainer {
         let invalid = field(&data, "invalidProperties")
             .or_else(|| field(&data, "invalidPropertiesList"))
             .and_then(Value::as_array)
-            .filter(|list| !list.is_empty());
-        if let Some(invalid) = invalid {
-            return Err(self.rejected(
-                422,
-                format!(
-                    "Mainbrainer wrote contact {id} but did not store these properties: {}",
-                    Value::Array(invalid.clone())
-                ),
-            ));
-        }
-        Ok(id)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Answer { id, invalid })
     }
 
-    /// The contact as written: the body sent plus the id (Mainbrainer has no read endpoint).
-    fn written(&self, body: &Map<String, Value>, id: &str) -> Result<Contact, ProviderError> {
+    /// The contact as written: the body sent, without the properties Mainbrainer reported
+    /// invalid, plus the id (Mainbrainer has no read endpoint). The write happened, so invalid
+    /// properties are no error: the gateway compares this contact with the input and warns
+    /// (FIELD_NOT_STORED) about what it lacks.
+    fn written(
+        &self,
+        body: &Map<String, Value>,
+        answer: &Answer,
+    ) -> Result<Contact, ProviderError> {
         let mut raw = body.clone();
-        let id = id.parse::<i64>().map_or(json!(id), |n| json!(n));
+        if !answer.invalid.is_empty() {
+            let invalid = Value::Array(answer.invalid.clone());
+            tracing::warn!(
+                provider = %self.id(),
+                contact = %answer.id,
+                invalid = %invalid,
+                "Mainbrainer did not store some properties"
+            );
+            strip_invalid(&mut raw, &answer.invalid);
+        }
+        let id = answer
+            .id
+            .parse::<i64>()
+            .map_or(json!(answer.id), |n| json!(n));
         raw.insert("contactId".into(), id);
         to_contact(&Value::Object(raw), self.client.region())
+    }
+}
+
+/// What an upsert answered.
+struct Answer {
+    /// `ContactId`, the record the body touched.
+    id: String,
+    /// `InvalidProperties` / `invalidPropertiesList`: properties not stored.
+    invalid: Vec<Value>,
+}
+
+/// Removes from `body.propertyFields` the properties Mainbrainer reported invalid, matched by
+/// name (an item may be a name or a `{propertyId, propertyName, propertyValue}` object). An
+/// item naming no property sent cannot be placed: every property is removed then, so the
+/// gateway warns about all of them rather than claim one stored that was not.
+fn strip_invalid(body: &mut Map<String, Value>, invalid: &[Value]) {
+    let Some(Value::Array(properties)) = body.get_mut("propertyFields") else {
+        return;
+    };
+    let name_of = |item: &Value| -> Option<String> {
+        let name = match item {
+            Value::String(name) => Some(name.as_str()),
+            Value::Object(object) => field(object, "propertyName").and_then(Value::as_str),
+            _ => None,
+        };
+        name.map(|n| n.trim().to_lowercase())
+    };
+    let sent: Vec<String> = properties.iter().filter_map(name_of).collect();
+    let names: Vec<Option<String>> = invalid.iter().map(name_of).collect();
+    if names
+        .iter()
+        .any(|name| name.as_ref().is_none_or(|n| !sent.contains(n)))
+    {
+        properties.clear();
+    } else {
+        properties.retain(|p| name_of(p).is_none_or(|n| !names.contains(&Some(n))));
+    }
+    if properties.is_empty() {
+        body.remove("propertyFields");
     }
 }
 
@@ -193,12 +245,12 @@ fn property(name: &str, value: Value) -> Value {
     json!({ "propertyName": name, "propertyValue": value })
 }
 
+/// An opt-in change as sent: only a given value. The field is `bool|null`, so a cleared
+/// opt-in is not sent as `""`; the gateway refuses clearing an opt-in before any call.
 fn opt_in(patch: &Patch<bool>) -> Option<Value> {
     match patch {
-        Patch::Keep => None,
-        // mainbrainer.txt: "In case no Opt-in Status send Blank".
-        Patch::Clear => Some(json!("")),
         Patch::Set(b) => Some(json!(b)),
+        Patch::Keep | Patch::Clear => None,
     }
 }
 
@@ -221,6 +273,7 @@ impl Provider for Mainbrainer {
             native_upsert: true,
             do_not_contact: true,
             holds_email: true,
+            holds_company: true,
             ..Default::default()
         }
     }
@@ -250,8 +303,8 @@ impl Provider for Mainbrainer {
     /// holding both). The answer does not say which happened. Never retried.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
         let body = self.new_body(input)?;
-        let id = self.send(&body).await?;
-        self.written(&body, &id)
+        let answer = self.send(&body).await?;
+        self.written(&body, &answer)
     }
 
     /// The native upsert: the same body as a create (email and mobile together when both are
@@ -265,7 +318,7 @@ impl Provider for Mainbrainer {
     /// An insertupdate by `contactId` (an integer) with only the changed fields and only the
     /// opt-ins given (omitted fields keep their values). Cleared name, company or custom
     /// fields are sent as `propertyValue: null` (the OpenAPI types it `string|null`); a cleared
-    /// opt-in as `""` (the document: "In case no Opt-in Status send Blank"). An email, a
+    /// opt-in is not sent (the field is `bool|null`; the gateway refuses clearing one). An email, a
     /// mobile, a list or all custom fields cannot be cleared: `null` reads as "omitted", and no
     /// removal is documented, so those are `Unsupported`. An id Mainbrainer does not know makes
     /// it create a new record (mainbrainer.txt): that is reported as a 404 naming the new id.
@@ -340,8 +393,9 @@ impl Provider for Mainbrainer {
         if !properties.is_empty() {
             body.insert("propertyFields".into(), Value::Array(properties));
         }
-        let id = self.send(&body).await?;
-        if id != contact_id.to_string() {
+        let answer = self.send(&body).await?;
+        let id = &answer.id;
+        if *id != contact_id.to_string() {
             return Err(self.rejected(
                 404,
                 format!(
@@ -350,41 +404,44 @@ impl Provider for Mainbrainer {
                 ),
             ));
         }
-        self.written(&body, &id)
+        self.written(&body, &answer)
     }
 
-    /// A phone: `{mobileCountryCode, mobileNumber, mobileOptIn: false}` and nothing else
-    /// (Decision 5). An email: `{email, emailOptIn: false}` and nothing else, by symmetry (not
-    /// in the Decision). Both: the two bodies, phone first. The answer says what was applied
-    /// and which matching rule each body touches.
+    /// Decision 5: the phone as `{mobileCountryCode, mobileNumber, mobileOptIn: false}` and
+    /// nothing else. An email is never sent: by the email-only matching rule it would touch
+    /// only a record holding that email and no mobile, and create a new opted-out record for a
+    /// contact that has a mobile. So an email-only request is `Unsupported` (no call), and with
+    /// a phone and an email the phone is applied and the answer says the email was not.
     async fn do_not_contact(&self, request: &DoNotContact) -> Result<String, ProviderError> {
-        let mut said = Vec::new();
-        if let Some(phone) = &request.phone {
-            let (code, number) = self.mobile(phone)?;
-            let body =
-                json!({ "mobileCountryCode": code, "mobileNumber": number, "mobileOptIn": false });
-            let id = self.send(body.as_object().expect("an object")).await?;
-            said.push(format!(
-                "applied: mobileOptIn=false for +{code}{number} (Mainbrainer contact {id}); by the \
-                 mobile-only matching rule this opts out the contact holding that mobile and no \
-                 email, or creates an opted-out record for the number (a contact holding the \
-                 mobile and an email is not matched)"
+        let email = non_empty(request.email.as_deref());
+        let Some(phone) = &request.phone else {
+            if email.is_some() {
+                return Err(ProviderError::Unsupported {
+                    provider: self.id(),
+                    operation: "do-not-contact by email (Mainbrainer's email-only matching \
+                                would create a new record for a contact that has a mobile)",
+                });
+            }
+            return Err(self.rejected(422, "a do-not-contact request needs a phone"));
+        };
+        let (code, number) = self.mobile(phone)?;
+        let body =
+            json!({ "mobileCountryCode": code, "mobileNumber": number, "mobileOptIn": false });
+        let answer = self.send(body.as_object().expect("an object")).await?;
+        let mut said = format!(
+            "applied: mobileOptIn=false for +{code}{number} (Mainbrainer contact {}); by the \
+             mobile-only matching rule this opts out the contact holding that mobile and no \
+             email, or creates an opted-out record for the number (a contact holding the \
+             mobile and an email is not matched)",
+            answer.id
+        );
+        if let Some(email) = email {
+            said.push_str(&format!(
+                "; {email} not applied: Mainbrainer's email-only matching would create a new \
+                 record for a contact that has a mobile"
             ));
         }
-        if let Some(email) = non_empty(request.email.as_deref()) {
-            let body = json!({ "email": email, "emailOptIn": false });
-            let id = self.send(body.as_object().expect("an object")).await?;
-            said.push(format!(
-                "applied: emailOptIn=false for {email} (Mainbrainer contact {id}); by the \
-                 email-only matching rule this opts out the contact holding that email and no \
-                 mobile, or creates an opted-out record for the address (a contact holding the \
-                 email and a mobile is not matched)"
-            ));
-        }
-        if said.is_empty() {
-            return Err(self.rejected(422, "a do-not-contact request needs a phone or an email"));
-        }
-        Ok(said.join("; "))
+        Ok(said)
     }
 }
 
@@ -481,6 +538,9 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
 }
 
 #[cfg(test)]
+use super::testing;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{ProviderConfig, Secret};
@@ -562,7 +622,7 @@ mod tests {
             [Create, Update, Upsert, DoNotContact, Import],
             "writes only: no list, get, search, delete or tags"
         );
-        assert!(caps.holds_email && !caps.holds_tags);
+        assert!(caps.holds_email && caps.holds_company && !caps.holds_tags);
         assert!(matches!(
             adapter.get("1329318").await,
             Err(ProviderError::Unsupported {
@@ -906,30 +966,127 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dnc_by_email_sends_only_the_email_and_email_opt_in_false() {
+    async fn dnc_by_email_only_is_unsupported_before_any_call() {
         let (sandbox, adapter) = sandboxed().await;
         let control = sandbox.control(ProviderId::Mainbrainer);
         control.reset_requests();
-        let said = adapter
+        let result = adapter
             .do_not_contact(&DoNotContact {
                 phone: None,
                 email: Some("rachel.kim@cedarpartners.com".into()),
                 reason: None,
             })
+            .await;
+        assert!(
+            matches!(result, Err(ProviderError::Unsupported { .. })),
+            "{result:?}"
+        );
+        assert_eq!(control.request_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn dnc_with_phone_and_email_applies_the_phone_only_and_says_so() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Mainbrainer);
+        control.reset_requests();
+        let said = adapter
+            .do_not_contact(&DoNotContact {
+                phone: Some(e164("+14155550182")),
+                email: Some("victor@example.com".into()),
+                reason: None,
+            })
             .await
             .expect("dnc");
+        assert!(said.starts_with("applied"), "{said}");
+        assert!(said.contains("victor@example.com not applied"), "{said}");
+        let requests = control.requests();
+        assert_eq!(requests.len(), 1, "no email call");
+        assert_eq!(
+            requests[0].body,
+            json!({ "mobileCountryCode": 1, "mobileNumber": 4155550182_u64, "mobileOptIn": false })
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_properties_are_left_out_of_the_answer_not_an_error() {
+        let up = testing::spawn(ProviderId::Mainbrainer, "US", |_| {
+            (
+                200,
+                json!({
+                    "status": "Success",
+                    "message": "Contact added/updated successfully",
+                    "data": {
+                        "ContactId": "1329318",
+                        "InvalidProperties": [
+                            { "propertyId": null, "propertyName": "tier", "propertyValue": "gold" }
+                        ],
+                        "InvalidContactIds": []
+                    }
+                }),
+            )
+        })
+        .await;
+        let adapter = Mainbrainer::new(up.client.clone(), None);
+        let mut custom_fields = Map::new();
+        custom_fields.insert("tier".into(), json!("gold"));
+        custom_fields.insert("city".into(), json!("Oslo"));
+        let input = NewContact {
+            first_name: Some("Ann".into()),
+            company: Some("Acme".into()),
+            emails: vec![email("ann@acme.io")],
+            custom_fields,
+            ..Default::default()
+        };
+        let contact = adapter.create(&input).await.expect("written, so no error");
+        assert_eq!(contact.native_id, "1329318");
+        assert_eq!(contact.name.first.as_deref(), Some("Ann"));
+        assert_eq!(contact.company.as_deref(), Some("Acme"));
+        assert_eq!(contact.custom_fields.get("city"), Some(&json!("Oslo")));
         assert!(
-            said.starts_with("applied") && said.contains("email and no mobile"),
-            "{said}"
+            !contact.custom_fields.contains_key("tier"),
+            "the gateway warns about it"
         );
+        assert_eq!(up.requests().len(), 1, "not retried");
+    }
+
+    #[test]
+    fn an_invalid_property_that_names_nothing_sent_strips_them_all() {
+        let mut body = Map::new();
+        body.insert(
+            "propertyFields".into(),
+            json!([
+                property("firstname", json!("Ann")),
+                property("city", json!("Oslo"))
+            ]),
+        );
+        let mut named = body.clone();
+        strip_invalid(&mut named, &[json!("City")]);
         assert_eq!(
-            control.requests()[0].body,
-            json!({ "email": "rachel.kim@cedarpartners.com", "emailOptIn": false })
+            named["propertyFields"],
+            json!([property("firstname", json!("Ann"))])
         );
-        assert_eq!(
-            stored(control, RACHEL).expect("stored")["emailOptIn"],
-            false
-        );
+        strip_invalid(&mut body, &[json!({ "propertyId": "p9" })]);
+        assert!(body.get("propertyFields").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cleared_opt_in_is_not_sent() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Mainbrainer);
+        control.reset_requests();
+        let patch = ContactPatch {
+            company: Patch::Set("FjordTech ASA".into()),
+            sms_opt_in: Patch::Clear,
+            email_opt_in: Patch::Clear,
+            ..Default::default()
+        };
+        adapter
+            .update(&INGRID.to_string(), &patch)
+            .await
+            .expect("update");
+        let body = &control.requests()[0].body;
+        assert!(body.get("mobileOptIn").is_none(), "{body}");
+        assert!(body.get("emailOptIn").is_none(), "{body}");
     }
 
     #[tokio::test]

@@ -52,6 +52,8 @@ pub struct Capabilities {
     pub holds_email: bool,
     /// The record has tags (only Whautomate's does).
     pub holds_tags: bool,
+    /// The record has a company (MagicBlocks via `custom.company`, Consuelo, Mainbrainer).
+    pub holds_company: bool,
 }
 
 impl Capabilities {

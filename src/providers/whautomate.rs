@@ -300,14 +300,6 @@ impl Provider for Whautomate {
         offset: u64,
         limit: u32,
     ) -> Result<ListChunk, ProviderError> {
-        // whautomate.txt: a contact has no email field, so none can match an email filter.
-        if query.email.is_some() {
-            return Ok(ListChunk {
-                contacts: Vec::new(),
-                exhausted: true,
-                total: None,
-            });
-        }
         let mut filters: Vec<(&'static str, String)> = Vec::new();
         let search_text = query
             .search
@@ -683,7 +675,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn get_uses_the_id_path_and_an_email_filter_calls_nothing() {
+    async fn get_uses_the_id_path_and_a_404_is_none() {
         let up = testing::spawn(ProviderId::Whautomate, "US", |req| {
             if req.path.ends_with("gone") {
                 (404, json!({}))
@@ -696,15 +688,9 @@ mod tests {
         let contact = adapter.get("c 81").await.expect("get").expect("found");
         assert_eq!(contact.native_id, "c_81");
         assert_eq!(adapter.get("gone").await.expect("404 is none"), None);
-        let query = ListQuery {
-            email: Some("a@b.io".into()),
-            ..Default::default()
-        };
-        let chunk = adapter.list(&query, 0, 10).await.expect("list");
-        assert!(chunk.contacts.is_empty() && chunk.exhausted);
 
         let requests = up.requests();
-        assert_eq!(requests.len(), 2, "the email filter made no call");
+        assert_eq!(requests.len(), 2);
         assert_eq!(requests[0].method, Method::GET);
         assert_eq!(requests[0].path, "/v1/contacts/c%2081");
         assert_eq!(requests[0].header("x-api-key"), Some("test-key-123"));

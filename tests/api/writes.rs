@@ -959,3 +959,19 @@ async fn a_value_the_provider_did_not_store_as_given_is_a_warning() {
         "{warning}"
     );
 }
+
+#[tokio::test]
+async fn consent_cannot_be_cleared_to_unknown() {
+    let app = spawn_app().await;
+    reset_all(&app);
+    let data = app
+        .data(
+            &update_mutation(),
+            json!({ "id": "mainbrainer:1329301", "input": { "smsOptIn": null } }),
+        )
+        .await;
+    let error = &data["updateContact"]["userErrors"][0];
+    assert_eq!(error["code"], "INVALID");
+    assert_eq!(error["field"], json!(["input", "smsOptIn"]));
+    assert_eq!(total_requests(&app), 0);
+}
