@@ -245,18 +245,12 @@ impl Contact {
 
     /// The primary email, else the first one.
     pub fn primary_email(&self) -> Option<&Email> {
-        self.emails
-            .iter()
-            .find(|e| e.primary)
-            .or_else(|| self.emails.first())
+        primary(&self.emails, |e| e.primary)
     }
 
     /// The primary phone, else the first one.
     pub fn primary_phone(&self) -> Option<&Phone> {
-        self.phones
-            .iter()
-            .find(|p| p.primary)
-            .or_else(|| self.phones.first())
+        primary(&self.phones, |p| p.primary)
     }
 
     /// The name to show: the full name, else the company, else an email or phone, else the id.
@@ -275,6 +269,11 @@ impl Contact {
         }
         self.native_id.clone()
     }
+}
+
+/// The item marked primary, else the first.
+pub fn primary<T>(items: &[T], is_primary: impl Fn(&T) -> bool) -> Option<&T> {
+    items.iter().find(|i| is_primary(i)).or(items.first())
 }
 
 /// `Some(trimmed)` unless the string is absent or blank.

@@ -2,7 +2,7 @@
 //! gateway (emails well-formed, phones parsed to E.164, sizes checked, fields the provider
 //! cannot hold refused). Plain Rust, no GraphQL, no HTTP.
 
-use crate::contact::{Email, Phone};
+use crate::contact::{primary, Email, Phone};
 use serde_json::{Map, Value};
 
 /// One field of an update: absent keeps the value, `Clear` is an explicit `null`.
@@ -74,18 +74,12 @@ impl NewContact {
 
     /// The primary email (else the first).
     pub fn primary_email(&self) -> Option<&Email> {
-        self.emails
-            .iter()
-            .find(|e| e.primary)
-            .or(self.emails.first())
+        primary(&self.emails, |e| e.primary)
     }
 
     /// The primary phone (else the first).
     pub fn primary_phone(&self) -> Option<&Phone> {
-        self.phones
-            .iter()
-            .find(|p| p.primary)
-            .or(self.phones.first())
+        primary(&self.phones, |p| p.primary)
     }
 }
 

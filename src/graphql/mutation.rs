@@ -83,24 +83,12 @@ pub enum MatchField {
 /// A contact to update when one matches (by email and/or phone), else to create.
 #[derive(InputObject)]
 pub struct UpsertContactInput {
-    pub provider: ProviderIdGql,
+    /// The contact's fields, as `createContact` takes them.
+    #[graphql(flatten)]
+    pub contact: CreateContactInput,
     /// What a match is found by; default both (a contact matching either; one matching both
     /// wins). Mainbrainer matches by its own documented rules.
     pub match_by: Option<Vec<MatchField>>,
-    pub first_name: Option<String>,
-    pub middle_name: Option<String>,
-    pub last_name: Option<String>,
-    pub emails: Option<Vec<EmailInput>>,
-    pub phones: Option<Vec<PhoneInput>>,
-    pub company: Option<String>,
-    pub notes: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub stage: Option<String>,
-    pub group_ids: Option<Vec<ID>>,
-    pub custom_fields: Option<Json<serde_json::Value>>,
-    pub email_opt_in: Option<bool>,
-    pub sms_opt_in: Option<bool>,
-    pub is_test: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -247,26 +235,24 @@ fn ids(list: Vec<ID>) -> Vec<String> {
     list.into_iter().map(|id| id.0).collect()
 }
 
-/// The fields shared by create and upsert, as a draft.
-macro_rules! new_contact_draft {
-    ($input:expr) => {
-        ContactDraft {
-            first_name: given($input.first_name),
-            middle_name: given($input.middle_name),
-            last_name: given($input.last_name),
-            emails: given($input.emails.map(emails)),
-            phones: given($input.phones.map(phones)),
-            company: given($input.company),
-            notes: given($input.notes),
-            tags: given($input.tags),
-            stage: given($input.stage),
-            group_ids: given($input.group_ids.map(ids)),
-            custom_fields: given($input.custom_fields.map(|j| j.0)),
-            email_opt_in: given($input.email_opt_in),
-            sms_opt_in: given($input.sms_opt_in),
-            is_test: given($input.is_test),
-        }
-    };
+/// A new contact's fields (create and upsert), as a draft to validate.
+fn new_contact_draft(input: CreateContactInput) -> ContactDraft {
+    ContactDraft {
+        first_name: given(input.first_name),
+        middle_name: given(input.middle_name),
+        last_name: given(input.last_name),
+        emails: given(input.emails.map(emails)),
+        phones: given(input.phones.map(phones)),
+        company: given(input.company),
+        notes: given(input.notes),
+        tags: given(input.tags),
+        stage: given(input.stage),
+        group_ids: given(input.group_ids.map(ids)),
+        custom_fields: given(input.custom_fields.map(|j| j.0)),
+        email_opt_in: given(input.email_opt_in),
+        sms_opt_in: given(input.sms_opt_in),
+        is_test: given(input.is_test),
+    }
 }
 
 /// A mutation's id argument; a malformed one is the caller's to fix.
@@ -322,7 +308,7 @@ impl MutationRoot {
         let gateway = ctx.data::<Arc<Gateway>>()?;
         let provider = ProviderId::from(input.provider);
         let outcome = gateway
-            .create_contact(provider, new_contact_draft!(input))
+            .create_contact(provider, new_contact_draft(input))
             .await;
         written(outcome, None)
     }
@@ -370,17 +356,16 @@ impl MutationRoot {
         input: UpsertContactInput,
     ) -> Result<ContactPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
-        let provider = ProviderId::from(input.provider);
+        let provider = ProviderId::from(input.contact.provider);
         let match_by = input
             .match_by
-            .clone()
             .unwrap_or_else(|| vec![MatchField::Email, MatchField::Phone]);
         let (email, phone) = (
             match_by.contains(&MatchField::Email),
             match_by.contains(&MatchField::Phone),
         );
         let outcome = gateway
-            .upsert_contact(provider, new_contact_draft!(input), email, phone)
+            .upsert_contact(provider, new_contact_draft(input.contact), email, phone)
             .await;
         match outcome {
             Ok(u) => written(Ok(u.written), u.created),
