@@ -23,6 +23,7 @@ pub struct Gateway {
     pub registry: Registry,
     loader: DataLoader<ContactLoader>,
     pub cache: ReadCache,
+    write_locks: writes::ContactLocks,
 }
 
 impl Gateway {
@@ -37,6 +38,7 @@ impl Gateway {
             registry,
             loader,
             cache: ReadCache::new(cache),
+            write_locks: Default::default(),
         }
     }
 

@@ -10,7 +10,35 @@ use crate::providers::{Capability, Provider, ProviderError};
 use crate::write::{ContactPatch, DoNotContact, NewContact, Patch};
 use futures::future::join_all;
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+/// One write at a time per contact. Whautomate and MagicBlocks updates are read-merge-write
+/// (their PUT replaces the record), so two concurrent patches of one contact would otherwise
+/// lose one of them (NOTES 3.5.1). Within this process; several gateways still race.
+#[derive(Default)]
+pub struct ContactLocks(std::sync::Mutex<HashMap<GlobalId, Weak<tokio::sync::Mutex<()>>>>);
+
+impl ContactLocks {
+    pub async fn lock(&self, id: &GlobalId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Drop the entries of contacts nobody is writing, so the map stays small.
+            if locks.len() > 1024 {
+                locks.retain(|_, lock| lock.strong_count() > 0);
+            }
+            match locks.get(id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(id.clone(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
 
 /// Why a write did not happen: something the caller can fix, or the provider failing.
 #[derive(Debug)]
@@ -170,6 +198,7 @@ impl Gateway {
         id: &GlobalId,
         patch: &ContactPatch,
     ) -> Result<Written, WriteError> {
+        let _one_writer = self.write_locks.lock(id).await;
         let result = provider.update(&id.native_id, patch).await;
         self.cache.invalidate(id).await;
         let contact = Arc::new(result.map_err(|e| refused(e, &["id"], "PROVIDER_VALIDATION"))?);
@@ -182,6 +211,7 @@ impl Gateway {
             .capable(id.provider, Capability::Delete, "delete")
             .map_err(WriteError::Provider)?;
         check_native_id(provider.as_ref(), id)?;
+        let _one_writer = self.write_locks.lock(id).await;
         let result = provider.delete(&id.native_id).await;
         self.cache.invalidate(id).await;
         result.map_err(|e| refused(e, &["id"], "CANNOT_DELETE"))
@@ -226,6 +256,7 @@ impl Gateway {
                 "give at least one tag",
             )]));
         };
+        let _one_writer = self.write_locks.lock(id).await;
         let result = if add {
             provider.add_tags(&id.native_id, &tags).await
         } else {

@@ -975,3 +975,32 @@ async fn consent_cannot_be_cleared_to_unknown() {
     assert_eq!(error["field"], json!(["input", "smsOptIn"]));
     assert_eq!(total_requests(&app), 0);
 }
+
+/// whautomate.txt's PUT replaces the record, so an update is read-merge-write: two patches of
+/// one contact at once must both survive (NOTES 3.5.1: serialize writes per contact).
+#[tokio::test]
+async fn concurrent_patches_of_one_contact_both_survive() {
+    let app = spawn_app().await;
+    // Latency makes the two reads overlap if nothing orders the writes.
+    app.sandbox
+        .control(ProviderId::Whautomate)
+        .set_latency(std::time::Duration::from_millis(150));
+    let id = "whautomate:64f1a2b3c4d5e6f7a8b9c006";
+    let update = update_mutation();
+    let stage = app.data(
+        &update,
+        json!({ "id": id, "input": { "stage": "Customer" } }),
+    );
+    let notes = app.data(
+        &update,
+        json!({ "id": id, "input": { "notes": "Prefers mornings" } }),
+    );
+    let (stage, notes) = tokio::join!(stage, notes);
+    no_user_errors(&stage["updateContact"]);
+    no_user_errors(&notes["updateContact"]);
+    let stored = stored(&app, ProviderId::Whautomate, "64f1a2b3c4d5e6f7a8b9c006").unwrap();
+    assert_eq!(
+        (stored["stage"].clone(), stored["notes"].clone()),
+        (json!("Customer"), json!("Prefers mornings"))
+    );
+}
