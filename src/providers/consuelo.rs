@@ -4,7 +4,7 @@
 //! delete, and the write-only do-not-call list (`POST /v1/dnc`).
 
 use super::http::{path_segment, UpstreamClient, UpstreamResponse};
-use super::{Capabilities, ListChunk, ListQuery, Provider, ProviderError};
+use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::{
     non_empty, parse_timestamp, string_or_number, Contact, Email, Group, PersonName, Phone,
     ProviderId,
@@ -41,6 +41,12 @@ impl Consuelo {
         non_empty(Some(&self.workspace_id)).map(|id| ("workspaceId", id))
     }
 
+    /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
+    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
+        let segment = path_segment(native_id).ok_or_else(|| ProviderError::not_found(self.id()))?;
+        Ok(format!("{CONTACTS}/{segment}"))
+    }
+
     /// The contact, with the configured workspace as its group when the record names none.
     fn contact_from(&self, record: &Value) -> Result<Contact, ProviderError> {
         let mut contact = to_contact(record, self.client.region())?;
@@ -61,8 +67,7 @@ impl Consuelo {
         native_id: &str,
         changes: Map<String, Value>,
     ) -> Result<Contact, ProviderError> {
-        let segment = path_segment(native_id).ok_or_else(|| not_found(self.id()))?;
-        let path = format!("{CONTACTS}/{segment}");
+        let path = self.contact_path(native_id)?;
         let response = self
             .client
             .send_expecting(Method::PATCH, &path, &[], Some(&Value::Object(changes)))
@@ -73,7 +78,7 @@ impl Consuelo {
         }
         self.get(native_id)
             .await?
-            .ok_or_else(|| not_found(self.id()))
+            .ok_or_else(|| ProviderError::not_found(self.id()))
     }
 
     /// consuelo.txt documents `{workspaceId, query, filters: {company}, limit}` and no offset:
@@ -248,15 +253,14 @@ impl Provider for Consuelo {
             return self
                 .get(native_id)
                 .await?
-                .ok_or_else(|| not_found(self.id()));
+                .ok_or_else(|| ProviderError::not_found(self.id()));
         }
         self.patch(native_id, changes).await
     }
 
     /// `DELETE /v1/contacts/{id}`.
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
-        let segment = path_segment(native_id).ok_or_else(|| not_found(self.id()))?;
-        let path = format!("{CONTACTS}/{segment}");
+        let path = self.contact_path(native_id)?;
         self.client
             .send_expecting(Method::DELETE, &path, &[], None)
             .await?;
@@ -297,15 +301,13 @@ impl Provider for Consuelo {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Some(segment) = path_segment(native_id) else {
+        let Ok(path) = self.contact_path(native_id) else {
             return Ok(None);
         };
-        let path = format!("{CONTACTS}/{segment}");
-        let Some(response) = self.client.send(Method::GET, &path, &[], None).await? else {
-            return Ok(None);
-        };
-        let record = unwrap_data(&response.body);
-        self.contact_from(record).map(Some)
+        let record = self.client.get_record(&path).await?;
+        record
+            .map(|r| self.contact_from(unwrap_data(&r)))
+            .transpose()
     }
 
     async fn list(
@@ -320,18 +322,16 @@ impl Provider for Consuelo {
             || query.company.is_some();
         // Search has no documented offset: ask for the first `offset + limit` matches and skip
         // the first `offset` here. The plain listing pages with `limit`/`offset` upstream.
-        let (response, skip, asked) = if narrowed {
-            let asked = offset + u64::from(limit);
-            (self.search(query, asked).await?, offset, asked)
+        let asked = offset + u64::from(limit);
+        let response = if narrowed {
+            self.search(query, asked).await?
         } else {
             let mut params: Vec<(&str, String)> = self.workspace_param().into_iter().collect();
             params.push(("limit", limit.to_string()));
             params.push(("offset", offset.to_string()));
-            let response = self
-                .client
+            self.client
                 .send_expecting(Method::GET, CONTACTS, &params, None)
-                .await?;
-            (response, 0, u64::from(limit))
+                .await?
         };
         let body = &response.body;
         let records = match unwrap_data(body) {
@@ -344,23 +344,23 @@ impl Provider for Consuelo {
                 ))
             }
         };
+        let total = body.pointer("/meta/total").and_then(Value::as_u64);
+        let has_more = body.pointer("/meta/hasMore").and_then(Value::as_bool);
+        if !narrowed {
+            return window_from_offset(records, offset, limit, total, has_more, |r| {
+                self.contact_from(r)
+            });
+        }
         let received = records.len() as u64;
         let contacts = records
             .iter()
-            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
             .take(limit as usize)
             .map(|r| self.contact_from(r))
             .collect::<Result<Vec<_>, _>>()?;
-        let total = body.pointer("/meta/total").and_then(Value::as_u64);
-        // Records `skip .. received` of the answer sit at `offset ..` of the listing.
-        let reached = offset + received.saturating_sub(skip);
-        let has_more = body.pointer("/meta/hasMore").and_then(Value::as_bool);
         // A search answer shorter than asked while Consuelo says more match: it capped
         // `limit`, and without an offset the rest cannot be reached. Say so, never end early.
-        if narrowed
-            && received < asked
-            && (has_more == Some(true) || total.is_some_and(|t| t > received))
-        {
+        if received < asked && (has_more == Some(true) || total.is_some_and(|t| t > received)) {
             return Err(ProviderError::Unavailable {
                 provider: self.id(),
                 reason: format!(
@@ -369,14 +369,9 @@ impl Provider for Consuelo {
                 ),
             });
         }
-        let exhausted = if narrowed {
-            has_more == Some(false) || received < asked || total.is_some_and(|t| received >= t)
-        } else {
-            match has_more {
-                Some(more) => !more,
-                None => received < asked || total.is_some_and(|t| reached >= t),
-            }
-        };
+        // The answer starts at the first match, so `total` is compared with all it holds.
+        let exhausted =
+            has_more == Some(false) || received < asked || total.is_some_and(|t| received >= t);
         Ok(ListChunk {
             contacts,
             // More than asked came back (the surplus was dropped): not the end.
@@ -391,14 +386,6 @@ fn unwrap_data(body: &Value) -> &Value {
     match body.get("data") {
         Some(data) if !data.is_null() => data,
         _ => body,
-    }
-}
-
-fn not_found(provider: ProviderId) -> ProviderError {
-    ProviderError::Rejected {
-        provider,
-        status: 404,
-        message: "not found".into(),
     }
 }
 

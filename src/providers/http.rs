@@ -154,11 +154,13 @@ impl UpstreamClient {
     ) -> Result<UpstreamResponse, ProviderError> {
         self.send(method, path, query, body)
             .await?
-            .ok_or_else(|| ProviderError::Rejected {
-                provider: self.provider,
-                status: 404,
-                message: "not found".into(),
-            })
+            .ok_or_else(|| ProviderError::not_found(self.provider))
+    }
+
+    /// `GET` of one record: its body, or `None` when the provider answers 404.
+    pub async fn get_record(&self, path: &str) -> Result<Option<Value>, ProviderError> {
+        let response = self.send(Method::GET, path, &[], None).await?;
+        Ok(response.map(|r| r.body))
     }
 
     async fn read(
@@ -223,6 +225,20 @@ pub fn path_segment(id: &str) -> Option<String> {
     // form-urlencoding keeps only [A-Za-z0-9*-._] and writes a space as `+`.
     let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
     Some(encoded.replace('+', "%20"))
+}
+
+/// The records of a list answer read tolerantly: a bare array, no body (none), or the array
+/// under the first of `keys` that holds one.
+pub fn records_under<'a>(body: &'a Value, keys: &[&str]) -> Option<&'a [Value]> {
+    match body {
+        Value::Array(items) => Some(items),
+        Value::Null => Some(&[]),
+        Value::Object(map) => keys
+            .iter()
+            .find_map(|k| map.get(*k).and_then(Value::as_array))
+            .map(Vec::as_slice),
+        _ => None,
+    }
 }
 
 /// JSON, tolerating trailing commas before `}` or `]`: mainbrainer.txt's own sample response

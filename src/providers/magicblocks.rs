@@ -7,8 +7,8 @@
 //! with the whole record as read, the patch applied (Decision 6: fields the unified contact does
 //! not hold, such as `userKnowledge`, survive). No delete and no tags (not documented).
 
-use super::http::{path_segment, UpstreamClient};
-use super::{Capabilities, ListChunk, ListQuery, Provider, ProviderError};
+use super::http::{path_segment, records_under, UpstreamClient};
+use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::{
     non_empty, parse_timestamp, string_or_number, Contact, Email, PersonName, Phone, ProviderId,
 };
@@ -45,6 +45,13 @@ pub struct MagicBlocks {
 impl MagicBlocks {
     pub fn new(client: UpstreamClient) -> Self {
         MagicBlocks { client }
+    }
+
+    /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
+    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
+        let segment = path_segment(native_id)
+            .ok_or_else(|| ProviderError::no_contact(self.id(), native_id))?;
+        Ok(format!("{CONTACTS}/{segment}"))
     }
 }
 
@@ -104,21 +111,14 @@ impl Provider for MagicBlocks {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let provider = self.id();
-        let not_found = || ProviderError::Rejected {
-            provider,
-            status: 404,
-            message: format!("MagicBlocks has no contact {native_id}"),
+        let path = self.contact_path(native_id)?;
+        let Some(current) = self.client.get_record(&path).await? else {
+            return Err(ProviderError::no_contact(self.id(), native_id));
         };
-        let segment = path_segment(native_id).ok_or_else(not_found)?;
-        let path = format!("{CONTACTS}/{segment}");
-        let Some(current) = self.client.send(Method::GET, &path, &[], None).await? else {
-            return Err(not_found());
-        };
-        let record = unwrap_single(current.body);
+        let record = unwrap_single(current);
         let record = record
             .as_object()
-            .ok_or_else(|| ProviderError::unparseable(provider, "the contact is not an object"))?;
+            .ok_or_else(|| ProviderError::unparseable(self.id(), "the contact is not an object"))?;
         let body = Value::Object(merged_record(record, patch));
         let response = self
             .client
@@ -128,15 +128,13 @@ impl Provider for MagicBlocks {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Some(segment) = path_segment(native_id) else {
+        let Ok(path) = self.contact_path(native_id) else {
             return Ok(None);
         };
-        let path = format!("{CONTACTS}/{segment}");
-        let Some(response) = self.client.send(Method::GET, &path, &[], None).await? else {
-            return Ok(None);
-        };
-        let record = unwrap_single(response.body);
-        to_contact(&record, self.client.region()).map(Some)
+        let record = self.client.get_record(&path).await?;
+        record
+            .map(|r| to_contact(&unwrap_single(r), self.client.region()))
+            .transpose()
     }
 
     async fn list(
@@ -161,13 +159,13 @@ impl Provider for MagicBlocks {
         else {
             // A lookup by email or phone may answer 404 for "no such contact".
             if filtered {
-                return Ok(empty_chunk());
+                return Ok(ListChunk::empty());
             }
-            return Err(ProviderError::Rejected {
+            return Err(ProviderError::rejected(
                 provider,
-                status: 404,
-                message: "the contact listing was not found".into(),
-            });
+                404,
+                "the contact listing was not found",
+            ));
         };
         let listing = read_listing(&response.body).ok_or_else(|| {
             ProviderError::unparseable(provider, "no contact array in the listing")
@@ -185,26 +183,15 @@ impl Provider for MagicBlocks {
                 total: None,
             });
         }
-        let mut records = listing.records;
-        let received = records.len();
         // magicblocks.txt documents no paging parameters: never return more than asked.
-        records.truncate(limit as usize);
-        let contacts = records
-            .iter()
-            .map(|r| to_contact(r, region))
-            .collect::<Result<Vec<_>, _>>()?;
-        let exhausted = match listing.has_more {
-            Some(more) => !more,
-            None => {
-                received < limit as usize
-                    || listing.total.is_some_and(|t| offset + received as u64 >= t)
-            }
-        };
-        Ok(ListChunk {
-            contacts,
-            exhausted: exhausted && received <= limit as usize,
-            total: listing.total,
-        })
+        window_from_offset(
+            &listing.records,
+            offset,
+            limit,
+            listing.total,
+            listing.has_more,
+            |r| to_contact(r, region),
+        )
     }
 }
 
@@ -363,14 +350,6 @@ fn merged_record(record: &Map<String, Value>, patch: &ContactPatch) -> Map<Strin
     body
 }
 
-fn empty_chunk() -> ListChunk {
-    ListChunk {
-        contacts: Vec::new(),
-        exhausted: true,
-        total: None,
-    }
-}
-
 /// A single-record answer, unwrapped from `data` when it came in an envelope.
 fn unwrap_single(body: Value) -> Value {
     match body {
@@ -392,6 +371,9 @@ struct Listing {
     single: bool,
 }
 
+/// Where a listing keeps its records, in the order they are looked for.
+const LISTING_KEYS: [&str; 3] = ["data", "contacts", "results"];
+
 fn read_listing(body: &Value) -> Option<Listing> {
     let listing = |records: Vec<Value>, single| Listing {
         records,
@@ -403,23 +385,23 @@ fn read_listing(body: &Value) -> Option<Listing> {
             .find_map(|p| body.pointer(p).and_then(Value::as_bool)),
         single,
     };
-    match body {
-        Value::Array(items) => Some(listing(items.clone(), false)),
-        Value::Null => Some(listing(Vec::new(), false)),
-        Value::Object(map) => {
-            for key in ["data", "contacts", "results"] {
-                match map.get(key) {
-                    Some(Value::Array(items)) => return Some(listing(items.clone(), false)),
-                    Some(record @ Value::Object(_)) => {
-                        return Some(listing(vec![record.clone()], true))
-                    }
-                    _ => {}
-                }
-            }
-            map.contains_key("id")
-                .then(|| listing(vec![body.clone()], true))
-        }
-        _ => None,
+    if let Some(record) = single_record(body) {
+        return Some(listing(vec![record.clone()], true));
+    }
+    records_under(body, &LISTING_KEYS).map(|records| listing(records.to_vec(), false))
+}
+
+/// The one record a lookup may answer instead of a list: under the first listing key that
+/// holds a record or a list (when it is a record), else the body itself when no listing key
+/// holds either and the body has an `id`.
+fn single_record(body: &Value) -> Option<&Value> {
+    let map = body.as_object()?;
+    let held = LISTING_KEYS
+        .iter()
+        .find_map(|k| map.get(*k).filter(|v| v.is_array() || v.is_object()));
+    match held {
+        Some(held) => held.is_object().then_some(held),
+        None => map.contains_key("id").then_some(body),
     }
 }
 

@@ -28,8 +28,9 @@ impl MaiAgent {
         MaiAgent { client }
     }
 
+    /// The `/api/contacts/{id}/` path, or a 404 for an id no record can have.
     fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
-        let segment = path_segment(native_id).ok_or_else(|| not_found(self.id()))?;
+        let segment = path_segment(native_id).ok_or_else(|| ProviderError::not_found(self.id()))?;
         Ok(format!("{CONTACTS}{segment}/"))
     }
 
@@ -49,7 +50,7 @@ impl MaiAgent {
             let contact = self
                 .get(native_id)
                 .await?
-                .ok_or_else(|| not_found(self.id()))?;
+                .ok_or_else(|| ProviderError::not_found(self.id()))?;
             PersonName::from_full(contact.name.full.as_deref())
         };
         let first = patch.first_name.apply(current.first);
@@ -208,7 +209,7 @@ impl Provider for MaiAgent {
             return self
                 .get(native_id)
                 .await?
-                .ok_or_else(|| not_found(self.id()));
+                .ok_or_else(|| ProviderError::not_found(self.id()));
         }
         let response = self
             .client
@@ -244,14 +245,13 @@ impl Provider for MaiAgent {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Some(segment) = path_segment(native_id) else {
+        let Ok(path) = self.contact_path(native_id) else {
             return Ok(None);
         };
-        let path = format!("{CONTACTS}{segment}/");
-        let Some(response) = self.client.send(Method::GET, &path, &[], None).await? else {
-            return Ok(None);
-        };
-        to_contact(&response.body, self.client.region()).map(Some)
+        let record = self.client.get_record(&path).await?;
+        record
+            .map(|r| to_contact(&r, self.client.region()))
+            .transpose()
     }
 
     async fn list(
@@ -271,14 +271,6 @@ impl Provider for MaiAgent {
             async move { self.list_page(search, page, size).await }
         })
         .await
-    }
-}
-
-fn not_found(provider: ProviderId) -> ProviderError {
-    ProviderError::Rejected {
-        provider,
-        status: 404,
-        message: "not found".into(),
     }
 }
 
@@ -311,7 +303,8 @@ fn national_digits(e164: &str) -> String {
 }
 
 /// The records of a list answer. maiagent.txt: the example nests `results` (`[[{…},{…}]]`)
-/// where the schema says a flat array; flatten one level.
+/// where the schema says a flat array; flatten one level. Not `http::records_under`: only
+/// `results` is read, `results: null` is no records, and an empty body is no listing.
 fn records_of(body: &Value) -> Option<Vec<Value>> {
     let results = match body {
         Value::Array(_) => body,

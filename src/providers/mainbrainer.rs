@@ -40,14 +40,6 @@ impl Mainbrainer {
         Mainbrainer { client, list_id }
     }
 
-    fn rejected(&self, status: u16, message: impl Into<String>) -> ProviderError {
-        ProviderError::Rejected {
-            provider: self.id(),
-            status,
-            message: message.into(),
-        }
-    }
-
     /// `mobileCountryCode` and `mobileNumber` (JSON integers) from an E.164 phone, split with
     /// libphonenumber (NOTES 5.7.3). A national number with a leading zero (Italy) cannot be
     /// held as an integer: refused rather than stored wrong.
@@ -328,12 +320,7 @@ impl Provider for Mainbrainer {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let unsupported = |operation| {
-            Err(ProviderError::Unsupported {
-                provider: self.id(),
-                operation,
-            })
-        };
+        let unsupported = |operation| Err(self.unsupported(operation));
         let Ok(contact_id) = native_id.trim().parse::<i64>() else {
             return Err(self.rejected(404, "not found (Mainbrainer ids are integers)"));
         };
@@ -416,11 +403,10 @@ impl Provider for Mainbrainer {
         let email = non_empty(request.email.as_deref());
         let Some(phone) = &request.phone else {
             if email.is_some() {
-                return Err(ProviderError::Unsupported {
-                    provider: self.id(),
-                    operation: "do-not-contact by email (Mainbrainer's email-only matching \
-                                would create a new record for a contact that has a mobile)",
-                });
+                return Err(self.unsupported(
+                    "do-not-contact by email (Mainbrainer's email-only matching would create \
+                     a new record for a contact that has a mobile)",
+                ));
             }
             return Err(self.rejected(422, "a do-not-contact request needs a phone"));
         };

@@ -144,6 +144,26 @@ impl ProviderError {
         }
     }
 
+    /// The provider refused what was sent (HTTP `status`), for the reason given.
+    pub fn rejected(provider: ProviderId, status: u16, message: impl Into<String>) -> Self {
+        ProviderError::Rejected {
+            provider,
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// No such contact, in the plain words the gateway shows as "has no such contact".
+    pub fn not_found(provider: ProviderId) -> Self {
+        ProviderError::rejected(provider, 404, "not found")
+    }
+
+    /// No contact `native_id`, naming it (MagicBlocks, Whautomate).
+    pub fn no_contact(provider: ProviderId, native_id: &str) -> Self {
+        let name = provider.display_name();
+        ProviderError::rejected(provider, 404, format!("{name} has no contact {native_id}"))
+    }
+
     /// A response body the adapter could not read.
     pub fn unparseable(provider: ProviderId, what: impl std::fmt::Display) -> Self {
         ProviderError::Unavailable {
@@ -174,6 +194,16 @@ pub struct ListChunk {
     pub exhausted: bool,
     /// The provider's own count of matching records, when it reports one.
     pub total: Option<u64>,
+}
+
+impl ListChunk {
+    /// Nothing, and nothing follows.
+    pub fn empty() -> Self {
+        ListChunk {
+            exhausted: true,
+            ..ListChunk::default()
+        }
+    }
 }
 
 /// One provider adapter. Every method not in its capabilities answers `Unsupported`.
@@ -284,6 +314,43 @@ pub trait Provider: Send + Sync + 'static {
             operation,
         }
     }
+
+    /// `ProviderError::rejected` by this provider.
+    fn rejected(&self, status: u16, message: impl Into<String>) -> ProviderError
+    where
+        Self: Sized,
+    {
+        ProviderError::rejected(self.id(), status, message)
+    }
+}
+
+/// Serves an offset window from one answer of an API that pages by `limit` and `offset`:
+/// `records` as answered (more than `limit` are cut, and then the window is not the end),
+/// `total` and `has_more` as the answer says them. Only the kept records are mapped.
+pub fn window_from_offset<T>(
+    records: &[T],
+    offset: u64,
+    limit: u32,
+    total: Option<u64>,
+    has_more: Option<bool>,
+    to_contact: impl Fn(&T) -> Result<Contact, ProviderError>,
+) -> Result<ListChunk, ProviderError> {
+    let received = records.len();
+    let contacts = records
+        .iter()
+        .take(limit as usize)
+        .map(to_contact)
+        .collect::<Result<Vec<_>, _>>()?;
+    let exhausted = match has_more {
+        Some(more) => !more,
+        // Without a word on the rest: a short answer, or the total reached, ends it.
+        None => received < limit as usize || total.is_some_and(|t| offset + received as u64 >= t),
+    };
+    Ok(ListChunk {
+        contacts,
+        exhausted: exhausted && received <= limit as usize,
+        total,
+    })
 }
 
 /// One fetched page of a page-numbered API.

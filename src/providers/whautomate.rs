@@ -6,7 +6,7 @@
 //! `phoneNumber` and replaces); `DELETE /v1/contacts/{id}`; tags through
 //! `POST /v1/contacts/{id}/tags/add|remove` with `{"tags": [..]}`, checked, with a PUT fallback.
 
-use super::http::{path_segment, UpstreamClient};
+use super::http::{path_segment, records_under, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
@@ -48,7 +48,8 @@ impl Whautomate {
             .client
             .send_expecting(Method::GET, CONTACTS, &params, None)
             .await?;
-        let records = records_of(&response.body)
+        // A bare array (whautomate.txt), or the array under `data`/`contacts`/`results`.
+        let records = records_under(&response.body, &["data", "contacts", "results"])
             .ok_or_else(|| ProviderError::unparseable(self.id(), "no contact array"))?;
         let region = self.client.region();
         let contacts = records
@@ -63,21 +64,10 @@ impl Whautomate {
         })
     }
 
-    fn rejected(&self, status: u16, message: impl Into<String>) -> ProviderError {
-        ProviderError::Rejected {
-            provider: self.id(),
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn not_found(&self, native_id: &str) -> ProviderError {
-        self.rejected(404, format!("Whautomate has no contact {native_id}"))
-    }
-
     /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
     fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
-        let segment = path_segment(native_id).ok_or_else(|| self.not_found(native_id))?;
+        let segment = path_segment(native_id)
+            .ok_or_else(|| ProviderError::no_contact(self.id(), native_id))?;
         Ok(format!("{CONTACTS}/{segment}"))
     }
 
@@ -87,10 +77,10 @@ impl Whautomate {
         path: &str,
         native_id: &str,
     ) -> Result<Map<String, Value>, ProviderError> {
-        let Some(response) = self.client.send(Method::GET, path, &[], None).await? else {
-            return Err(self.not_found(native_id));
+        let Some(record) = self.client.get_record(path).await? else {
+            return Err(ProviderError::no_contact(self.id(), native_id));
         };
-        match response.body {
+        match record {
             Value::Object(record) => Ok(record),
             _ => Err(ProviderError::unparseable(
                 self.id(),
@@ -255,7 +245,7 @@ impl Provider for Whautomate {
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
         let path = self.contact_path(native_id)?;
         let Some(response) = self.client.send(Method::DELETE, &path, &[], None).await? else {
-            return Err(self.not_found(native_id));
+            return Err(ProviderError::no_contact(self.id(), native_id));
         };
         // whautomate.txt: 200 `{"success": true}`.
         if response.body.get("success") == Some(&Value::Bool(false)) {
@@ -284,14 +274,13 @@ impl Provider for Whautomate {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Some(segment) = path_segment(native_id) else {
+        let Ok(path) = self.contact_path(native_id) else {
             return Ok(None);
         };
-        let path = format!("{CONTACTS}/{segment}");
-        let Some(response) = self.client.send(Method::GET, &path, &[], None).await? else {
-            return Ok(None);
-        };
-        to_contact(&response.body, self.client.region()).map(Some)
+        let record = self.client.get_record(&path).await?;
+        record
+            .map(|r| to_contact(&r, self.client.region()))
+            .transpose()
     }
 
     async fn list(
@@ -458,19 +447,6 @@ fn merged_record(
         }
     }
     Ok(body)
-}
-
-/// A list answer: a bare array (whautomate.txt), or the array under `data`/`contacts`/`results`.
-fn records_of(body: &Value) -> Option<&[Value]> {
-    match body {
-        Value::Array(items) => Some(items),
-        Value::Null => Some(&[]),
-        Value::Object(map) => ["data", "contacts", "results"]
-            .iter()
-            .find_map(|k| map.get(*k).and_then(Value::as_array))
-            .map(Vec::as_slice),
-        _ => None,
-    }
 }
 
 /// Maps one Whautomate contact (whautomate.txt's contact, plus the webhook's timestamps) to the
