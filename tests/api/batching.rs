@@ -148,3 +148,45 @@ async fn the_fan_out_asks_every_provider_at_once() {
     );
     assert!(elapsed >= latency);
 }
+
+/// Distinct lookups on one provider go concurrently, at most `max_concurrency` at a time.
+#[tokio::test]
+async fn lookups_per_provider_are_bounded_by_max_concurrency() {
+    let latency = Duration::from_millis(200);
+    let elapsed_with = |bound: usize| async move {
+        let app = crate::helpers::spawn_app_with(|c| {
+            for p in c.providers.values_mut() {
+                p.max_concurrency = bound;
+            }
+        })
+        .await;
+        let control = app.sandbox.control(ProviderId::Maiagent);
+        let ids: Vec<String> = control
+            .records()
+            .iter()
+            .take(6)
+            .map(|r| format!("maiagent:{}", r["id"].as_str().unwrap()))
+            .collect();
+        control.set_latency(latency);
+        let aliases: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| format!("c{i}: contact(id: \"{id}\") {{ id }}"))
+            .collect();
+        let started = Instant::now();
+        app.data(&format!("{{ {} }}", aliases.join(" ")), json!({}))
+            .await;
+        started.elapsed()
+    };
+    let unbounded = elapsed_with(8).await;
+    let bounded = elapsed_with(2).await;
+    // Six 200 ms calls: together in one round at 8, in three rounds at 2.
+    assert!(
+        unbounded < latency * 2,
+        "6 lookups with a bound of 8 took {unbounded:?}"
+    );
+    assert!(
+        bounded >= latency * 3,
+        "6 lookups with a bound of 2 took only {bounded:?}"
+    );
+}

@@ -160,3 +160,41 @@ async fn ten_thousand_rows_stream_through() {
     assert!((0..10_000).all(|i| emails.contains(&format!("row{i}@bulk.example.com"))));
     eprintln!("10,000 rows imported in {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn maiagent_imports_row_by_row() {
+    let app = spawn_app().await;
+    let csv = "name,email,phone\n";
+    let data = app
+        .data(IMPORT, json!({ "p": "MAIAGENT", "csv": csv }))
+        .await;
+    assert_eq!(
+        data["importContacts"]["userErrors"][0]["code"], "INVALID_CSV",
+        "`name` is not a unified column"
+    );
+
+    let csv = "firstName,lastName,email,phone\nMing,Chen,ming.chen@example.com,0912 555 001\nBad,Row,not-an-email,\n";
+    let control = app.sandbox.control(ProviderId::Maiagent);
+    control.reset_requests();
+    let data = app
+        .data(IMPORT, json!({ "p": "MAIAGENT", "csv": csv }))
+        .await;
+    let payload = &data["importContacts"];
+    assert_eq!(
+        (
+            payload["createdCount"].clone(),
+            payload["failedCount"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        payload["results"][0]["contact"]["primaryPhone"],
+        "+886912555001"
+    );
+    let requests = control.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("POST", "/api/contacts/")
+    );
+}

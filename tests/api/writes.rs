@@ -1004,3 +1004,51 @@ async fn concurrent_patches_of_one_contact_both_survive() {
         (json!("Customer"), json!("Prefers mornings"))
     );
 }
+
+/// Upsert on the two providers not covered above: MagicBlocks (match by email through its
+/// `?email=` lookup, then read-merge-write) and MaiAgent (match through `search`, then PATCH).
+#[tokio::test]
+async fn upsert_on_magicblocks_and_maiagent() {
+    let app = spawn_app().await;
+    let mb = json!({ "provider": "MAGICBLOCKS", "emails": [{ "address": "olivia.bennett@northwindtraders.com" }], "customFields": { "tier": "gold" } });
+    reset_all(&app);
+    let data = app.data(&upsert_mutation(), json!({ "input": mb })).await;
+    no_user_errors(&data["upsertContact"]);
+    assert_eq!(data["upsertContact"]["created"], false);
+    assert_eq!(
+        data["upsertContact"]["contact"]["id"],
+        "magicblocks:con_01HSBX7K2M0000001"
+    );
+    let methods: Vec<String> = sent(&app, ProviderId::Magicblocks)
+        .iter()
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(
+        methods.last().map(String::as_str),
+        Some("PUT"),
+        "{methods:?}"
+    );
+    let stored_mb = stored(&app, ProviderId::Magicblocks, "con_01HSBX7K2M0000001").unwrap();
+    assert_eq!(stored_mb["customFields"]["tier"], "gold");
+    assert_eq!(
+        stored_mb["customFields"]["role"], "Head of Growth",
+        "the other custom fields survive"
+    );
+
+    let ma_existing = json!({ "provider": "MAIAGENT", "firstName": "Daniel", "lastName": "Lin",
+                              "emails": [{ "address": "daniel.lin@pacificrimfoods.com" }] });
+    let data = app
+        .data(&upsert_mutation(), json!({ "input": ma_existing }))
+        .await;
+    no_user_errors(&data["upsertContact"]);
+    assert_eq!(data["upsertContact"]["created"], false);
+    assert_eq!(
+        data["upsertContact"]["contact"]["id"],
+        "maiagent:3b1f8e2a-6c4d-4e7a-9f10-000000000002"
+    );
+    let ma_new = json!({ "provider": "MAIAGENT", "firstName": "New", "lastName": "Person", "emails": [{ "address": "new.person@example.com" }] });
+    let data = app
+        .data(&upsert_mutation(), json!({ "input": ma_new }))
+        .await;
+    assert_eq!(data["upsertContact"]["created"], true);
+}
