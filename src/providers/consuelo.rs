@@ -759,7 +759,6 @@ mod tests {
 
     // ---- writes, against the sandbox simulator (written from consuelo.txt, not from here) ----
 
-    use crate::contact::Email;
     use crate::sandbox::{Sandbox, SimControl};
     use crate::write::{ContactPatch, DoNotContact, NewContact, Patch};
 
@@ -777,29 +776,12 @@ mod tests {
         control.records().into_iter().find(|r| r["id"] == id)
     }
 
-    fn e164(number: &str) -> Phone {
-        Phone {
-            number: number.into(),
-            e164: Some(number.into()),
-            kind: None,
-            primary: true,
-        }
-    }
-
-    fn email(address: &str) -> Email {
-        Email {
-            address: address.into(),
-            kind: None,
-            primary: true,
-        }
-    }
-
     fn ada() -> NewContact {
         NewContact {
             first_name: Some("Ada".into()),
             last_name: Some("Lovelace".into()),
-            emails: vec![email("ada@analytical.io")],
-            phones: vec![e164("+14155550199")],
+            emails: vec![testing::primary_email("ada@analytical.io")],
+            phones: vec![testing::primary_phone("+14155550199")],
             company: Some("Analytical Engines".into()),
             ..Default::default()
         }
@@ -1033,8 +1015,8 @@ mod tests {
         let id = before["id"].as_str().expect("id").to_string();
         control.reset_requests();
         let patch = ContactPatch {
-            emails: Patch::Set(vec![email("new@example.com")]),
-            phones: Patch::Set(vec![e164("+14155550100")]),
+            emails: Patch::Set(vec![testing::primary_email("new@example.com")]),
+            phones: Patch::Set(vec![testing::primary_phone("+14155550100")]),
             company: Patch::Clear,
             ..Default::default()
         };
@@ -1095,7 +1077,7 @@ mod tests {
         control.reset_requests();
         let said = adapter
             .do_not_contact(&DoNotContact {
-                phone: Some(e164("+14155551234")),
+                phone: Some(testing::primary_phone("+14155551234")),
                 email: None,
                 reason: Some("Customer request".into()),
             })

@@ -602,23 +602,6 @@ mod tests {
         control.records().into_iter().find(|r| r["id"] == id)
     }
 
-    fn e164(number: &str) -> Phone {
-        Phone {
-            number: number.into(),
-            e164: Some(number.into()),
-            kind: None,
-            primary: true,
-        }
-    }
-
-    fn email(address: &str) -> Email {
-        Email {
-            address: address.into(),
-            kind: None,
-            primary: true,
-        }
-    }
-
     const WEB: &str = seed::MAIAGENT_INBOXES[1].0;
     const LINE: &str = seed::MAIAGENT_INBOXES[0].0;
 
@@ -631,8 +614,8 @@ mod tests {
             first_name: Some("Mei".into()),
             middle_name: Some("Ling".into()),
             last_name: Some("Chen".into()),
-            emails: vec![email("mei@example.tw")],
-            phones: vec![e164("+886912000111")],
+            emails: vec![testing::primary_email("mei@example.tw")],
+            phones: vec![testing::primary_phone("+886912000111")],
             group_ids: vec![WEB.into(), LINE.into()],
             ..Default::default()
         };
@@ -726,7 +709,7 @@ mod tests {
         let before = stored(control, &id).expect("seeded");
         control.reset_requests();
         let patch = ContactPatch {
-            phones: Patch::Set(vec![e164("+886911222333")]),
+            phones: Patch::Set(vec![testing::primary_phone("+886911222333")]),
             emails: Patch::Clear,
             group_ids: Patch::Set(vec![WEB.into()]),
             ..Default::default()
@@ -762,7 +745,7 @@ mod tests {
             first_name: Patch::Set("New".into()),
             last_name: Patch::Set("Name".into()),
             middle_name: Patch::Clear,
-            phones: Patch::Set(vec![e164("+886900000001")]),
+            phones: Patch::Set(vec![testing::primary_phone("+886900000001")]),
             ..Default::default()
         };
         let contact = adapter
@@ -784,7 +767,7 @@ mod tests {
         control.reset_requests();
         let missing = seed::maiagent_id(999);
         let phone_patch = ContactPatch {
-            phones: Patch::Set(vec![e164("+886911222333")]),
+            phones: Patch::Set(vec![testing::primary_phone("+886911222333")]),
             ..Default::default()
         };
         let name_patch = ContactPatch {

@@ -653,23 +653,6 @@ mod tests {
             .map_or(Value::Null, |p| p["propertyValue"].clone())
     }
 
-    fn e164(number: &str) -> Phone {
-        Phone {
-            number: number.into(),
-            e164: Some(number.into()),
-            kind: None,
-            primary: true,
-        }
-    }
-
-    fn email(address: &str) -> Email {
-        Email {
-            address: address.into(),
-            kind: None,
-            primary: true,
-        }
-    }
-
     // Seeded ids (sandbox/seed.rs): James (email + mobile), Ingrid (email + mobile),
     // Rachel (email, no mobile), Victor (mobile, no email).
     const JAMES: i64 = 1_329_301;
@@ -686,8 +669,8 @@ mod tests {
         let input = NewContact {
             first_name: Some("Nora".into()),
             last_name: Some("Berg".into()),
-            emails: vec![email("nora@berg.no")],
-            phones: vec![e164("+4791234567")],
+            emails: vec![testing::primary_email("nora@berg.no")],
+            phones: vec![testing::primary_phone("+4791234567")],
             company: Some("Berg AS".into()),
             custom_fields: [
                 ("interest".to_string(), json!("skiing")),
@@ -750,7 +733,7 @@ mod tests {
         control.reset_requests();
         let list = "0b5e4a6c-1111-4222-8333-444455556666";
         let input = NewContact {
-            emails: vec![email("opted@in.io")],
+            emails: vec![testing::primary_email("opted@in.io")],
             group_ids: vec![list.into()],
             email_opt_in: Some(true),
             ..Default::default()
@@ -770,7 +753,7 @@ mod tests {
         let control = sandbox.control(ProviderId::Mainbrainer);
         let count = control.records().len();
         let input = NewContact {
-            emails: vec![email("rachel.kim@cedarpartners.com")],
+            emails: vec![testing::primary_email("rachel.kim@cedarpartners.com")],
             ..Default::default()
         };
         let contact = adapter.create(&input).await.expect("create");
@@ -842,7 +825,7 @@ mod tests {
         let before = stored(control, JAMES).expect("seeded");
         let count = control.records().len();
         let patch = ContactPatch {
-            emails: Patch::Set(vec![email("james@harbourline.example")]),
+            emails: Patch::Set(vec![testing::primary_email("james@harbourline.example")]),
             last_name: Patch::Clear,
             ..Default::default()
         };
@@ -900,8 +883,8 @@ mod tests {
         let count = control.records().len();
         control.reset_requests();
         let input = NewContact {
-            emails: vec![email("ingrid.solberg@fjordtech.no")],
-            phones: vec![e164("+4790812501")],
+            emails: vec![testing::primary_email("ingrid.solberg@fjordtech.no")],
+            phones: vec![testing::primary_phone("+4790812501")],
             sms_opt_in: Some(true),
             email_opt_in: Some(true),
             ..Default::default()
@@ -930,7 +913,7 @@ mod tests {
         control.reset_requests();
         let said = adapter
             .do_not_contact(&DoNotContact {
-                phone: Some(e164("+14155550182")),
+                phone: Some(testing::primary_phone("+14155550182")),
                 email: None,
                 reason: Some("asked us to stop".into()),
             })
@@ -977,7 +960,7 @@ mod tests {
         control.reset_requests();
         let said = adapter
             .do_not_contact(&DoNotContact {
-                phone: Some(e164("+14155550182")),
+                phone: Some(testing::primary_phone("+14155550182")),
                 email: Some("victor@example.com".into()),
                 reason: None,
             })
@@ -1019,7 +1002,7 @@ mod tests {
         let input = NewContact {
             first_name: Some("Ann".into()),
             company: Some("Acme".into()),
-            emails: vec![email("ann@acme.io")],
+            emails: vec![testing::primary_email("ann@acme.io")],
             custom_fields,
             ..Default::default()
         };
@@ -1129,7 +1112,7 @@ mod tests {
             );
         }
         let italian = NewContact {
-            phones: vec![e164("+390612345678")],
+            phones: vec![testing::primary_phone("+390612345678")],
             ..Default::default()
         };
         assert!(matches!(

@@ -1,11 +1,10 @@
 //! A recording stand-in for a provider's REST API, for the adapters' request-side unit tests:
 //! it listens on 127.0.0.1:0, records every request and answers with a canned payload.
 //!
-//! Included by each adapter's tests with `#[path = "testing.rs"]` so that `providers/mod.rs`
-//! needs no test-only line.
+//! Also the small fixtures the adapters' write tests share.
 
 use crate::config::{ProviderConfig, Secret};
-use crate::contact::ProviderId;
+use crate::contact::{Email, Phone, ProviderId};
 use crate::providers::http::UpstreamClient;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -115,4 +114,23 @@ async fn record(
     recorder.seen.lock().expect("recorder lock").push(request);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(payload)).into_response()
+}
+
+/// A primary phone already in E.164, as the gateway's validation hands it to an adapter.
+pub fn primary_phone(e164: &str) -> Phone {
+    Phone {
+        number: e164.into(),
+        e164: Some(e164.into()),
+        kind: None,
+        primary: true,
+    }
+}
+
+/// A primary email, as the gateway's validation hands it to an adapter.
+pub fn primary_email(address: &str) -> Email {
+    Email {
+        address: address.into(),
+        kind: None,
+        primary: true,
+    }
 }
