@@ -2,6 +2,7 @@
 //! errors they return, and the registry that builds the enabled ones from config.
 
 pub mod http;
+pub mod wire;
 #[cfg(test)]
 mod testing;
 
