@@ -173,10 +173,18 @@ pub struct Email {
 pub struct Phone {
     /// As the provider holds it.
     pub number: String,
-    /// E.164 when it parses with the provider's default region.
+    /// E.164 when the number is valid in the provider's default region or was given with its
+    /// country code (`phone::to_e164`).
     pub e164: Option<String>,
     pub kind: Option<String>,
     pub primary: bool,
+}
+
+impl Phone {
+    /// The E.164 form when known, else the number as the provider holds it.
+    pub fn best(&self) -> &str {
+        self.e164.as_deref().unwrap_or(&self.number)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -265,7 +273,7 @@ impl Contact {
             return email.address.clone();
         }
         if let Some(phone) = self.primary_phone() {
-            return phone.e164.clone().unwrap_or_else(|| phone.number.clone());
+            return phone.best().to_string();
         }
         self.native_id.clone()
     }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod contact;
+pub mod fields;
 pub mod gateway;
 pub mod graphql;
 pub mod phone;

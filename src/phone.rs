@@ -36,9 +36,15 @@ pub fn normalize(input: &str, default_region: Option<Region>) -> Option<Normaliz
     })
 }
 
-/// The E.164 form when the number parses, else `None`.
+/// The E.164 form of a number read from a provider: when it is valid, or was given in
+/// international form (`+…`, which names its country even in ranges libphonenumber calls
+/// invalid, such as fictional ones). A national number that is not valid in `default_region`
+/// was probably not meant for it (MaiAgent's `912345678` read as US): `None`, so it is served
+/// as received rather than as a wrong E.164.
 pub fn to_e164(input: &str, default_region: Option<Region>) -> Option<String> {
-    normalize(input, default_region).map(|n| n.e164)
+    normalize(input, default_region)
+        .filter(|n| n.valid || input.trim_start().starts_with('+'))
+        .map(|n| n.e164)
 }
 
 /// Only the digits of a phone, for substring search.
@@ -66,6 +72,20 @@ mod tests {
         let no = normalize("+47 908 12 501", None).unwrap();
         assert_eq!((no.country_code, no.national_number), (47, 90812501));
         assert!(no.valid);
+    }
+
+    #[test]
+    fn a_national_number_invalid_in_the_region_has_no_e164() {
+        assert_eq!(to_e164("912345678", parse_region("US")), None);
+        assert_eq!(
+            to_e164("912345678", parse_region("TW")).as_deref(),
+            Some("+886912345678")
+        );
+        // Fictional ranges are invalid to libphonenumber but unambiguous with their `+`.
+        assert_eq!(
+            to_e164("+447700900123", None).as_deref(),
+            Some("+447700900123")
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! gateway (emails well-formed, phones parsed to E.164, sizes checked, fields the provider
 //! cannot hold refused). Plain Rust, no GraphQL, no HTTP.
 
-use crate::contact::{primary, Email, Phone};
+use crate::contact::Phone;
 use serde_json::{Map, Value};
+
+pub use crate::fields::{ContactDraft, ContactPatch, Field, NewContact};
 
 /// One field of an update: absent keeps the value, `Clear` is an explicit `null`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41,48 +43,6 @@ impl<T> Patch<T> {
     }
 }
 
-/// A contact to create (or to upsert). Every `Phone` has its `e164` set; every `Email` is
-/// well-formed. Empty lists and `None` mean "not given".
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct NewContact {
-    pub first_name: Option<String>,
-    pub middle_name: Option<String>,
-    pub last_name: Option<String>,
-    pub emails: Vec<Email>,
-    pub phones: Vec<Phone>,
-    pub company: Option<String>,
-    pub notes: Option<String>,
-    pub tags: Vec<String>,
-    pub stage: Option<String>,
-    /// MaiAgent inbox ids, the Whautomate location id, the Mainbrainer list id.
-    pub group_ids: Vec<String>,
-    pub custom_fields: Map<String, Value>,
-    pub email_opt_in: Option<bool>,
-    pub sms_opt_in: Option<bool>,
-    pub is_test: Option<bool>,
-}
-
-impl NewContact {
-    /// "first middle last", for providers that hold one name string.
-    pub fn full_name(&self) -> Option<String> {
-        join_name(
-            self.first_name.as_deref(),
-            self.middle_name.as_deref(),
-            self.last_name.as_deref(),
-        )
-    }
-
-    /// The primary email (else the first).
-    pub fn primary_email(&self) -> Option<&Email> {
-        primary(&self.emails, |e| e.primary)
-    }
-
-    /// The primary phone (else the first).
-    pub fn primary_phone(&self) -> Option<&Phone> {
-        primary(&self.phones, |p| p.primary)
-    }
-}
-
 /// Joins name parts with single spaces; `None` when all are absent.
 pub fn join_name(first: Option<&str>, middle: Option<&str>, last: Option<&str>) -> Option<String> {
     let parts: Vec<&str> = [first, middle, last]
@@ -92,33 +52,6 @@ pub fn join_name(first: Option<&str>, middle: Option<&str>, last: Option<&str>) 
         .filter(|p| !p.is_empty())
         .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// A partial update. Lists (emails, phones, tags, groups) are replaced whole when given;
-/// `custom_fields` is merged key by key (a `null` value removes that key).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ContactPatch {
-    pub first_name: Patch<String>,
-    pub middle_name: Patch<String>,
-    pub last_name: Patch<String>,
-    pub emails: Patch<Vec<Email>>,
-    pub phones: Patch<Vec<Phone>>,
-    pub company: Patch<String>,
-    pub notes: Patch<String>,
-    pub tags: Patch<Vec<String>>,
-    pub stage: Patch<String>,
-    pub group_ids: Patch<Vec<String>>,
-    pub custom_fields: Patch<Map<String, Value>>,
-    pub email_opt_in: Patch<bool>,
-    pub sms_opt_in: Patch<bool>,
-    pub is_test: Patch<bool>,
-}
-
-impl ContactPatch {
-    /// Whether any name part changes.
-    pub fn changes_name(&self) -> bool {
-        !(self.first_name.is_keep() && self.middle_name.is_keep() && self.last_name.is_keep())
-    }
 }
 
 /// Merges a custom-fields patch onto the current fields: keys set, `null` values removed.
@@ -134,47 +67,6 @@ pub fn merge_custom_fields(current: &mut Map<String, Value>, patch: &Patch<Map<S
                     current.insert(key.clone(), value.clone());
                 }
             }
-        }
-    }
-}
-
-/// A field of the unified contact, as writes name it (and as `userErrors.field` spells it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
-    FirstName,
-    MiddleName,
-    LastName,
-    Emails,
-    Phones,
-    Company,
-    Notes,
-    Tags,
-    Stage,
-    GroupIds,
-    CustomFields,
-    EmailOptIn,
-    SmsOptIn,
-    IsTest,
-}
-
-impl Field {
-    /// The GraphQL input field name.
-    pub fn input_name(self) -> &'static str {
-        match self {
-            Field::FirstName => "firstName",
-            Field::MiddleName => "middleName",
-            Field::LastName => "lastName",
-            Field::Emails => "emails",
-            Field::Phones => "phones",
-            Field::Company => "company",
-            Field::Notes => "notes",
-            Field::Tags => "tags",
-            Field::Stage => "stage",
-            Field::GroupIds => "groupIds",
-            Field::CustomFields => "customFields",
-            Field::EmailOptIn => "emailOptIn",
-            Field::SmsOptIn => "smsOptIn",
-            Field::IsTest => "isTest",
         }
     }
 }
@@ -216,4 +108,68 @@ pub struct DoNotContact {
     pub phone: Option<Phone>,
     pub email: Option<String>,
     pub reason: Option<String>,
+}
+
+/// What a caller can fix, as `userErrors.code` (and `warnings.code`) spell it. Clients match
+/// on these strings: never rename one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserErrorCode {
+    InvalidEmail,
+    InvalidPhone,
+    Required,
+    TooLong,
+    TooMany,
+    Invalid,
+    FieldNotSupported,
+    InvalidId,
+    NotFound,
+    AmbiguousMatch,
+    CannotDelete,
+    /// The provider's own 400/422, with its message.
+    ProviderValidation,
+    InvalidCsv,
+    MalformedRow,
+    /// A warning: the write happened, but the provider's answer does not show this value.
+    FieldNotStored,
+}
+
+impl UserErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserErrorCode::InvalidEmail => "INVALID_EMAIL",
+            UserErrorCode::InvalidPhone => "INVALID_PHONE",
+            UserErrorCode::Required => "REQUIRED",
+            UserErrorCode::TooLong => "TOO_LONG",
+            UserErrorCode::TooMany => "TOO_MANY",
+            UserErrorCode::Invalid => "INVALID",
+            UserErrorCode::FieldNotSupported => "FIELD_NOT_SUPPORTED",
+            UserErrorCode::InvalidId => "INVALID_ID",
+            UserErrorCode::NotFound => "NOT_FOUND",
+            UserErrorCode::AmbiguousMatch => "AMBIGUOUS_MATCH",
+            UserErrorCode::CannotDelete => "CANNOT_DELETE",
+            UserErrorCode::ProviderValidation => "PROVIDER_VALIDATION",
+            UserErrorCode::InvalidCsv => "INVALID_CSV",
+            UserErrorCode::MalformedRow => "MALFORMED_ROW",
+            UserErrorCode::FieldNotStored => "FIELD_NOT_STORED",
+        }
+    }
+}
+
+/// Something the caller can fix (or, as a warning, should know), with the path of the input
+/// field it is about (empty when it is about the whole input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserError {
+    pub field: Vec<String>,
+    pub message: String,
+    pub code: UserErrorCode,
+}
+
+impl UserError {
+    pub fn new(field: &[&str], code: UserErrorCode, message: impl Into<String>) -> Self {
+        UserError {
+            field: field.iter().map(|s| s.to_string()).collect(),
+            message: message.into(),
+            code,
+        }
+    }
 }

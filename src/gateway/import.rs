@@ -3,12 +3,11 @@
 //! row under a concurrency bound (Mainbrainer upserts, per NOTES Decision 5). One bad row never
 //! stops the others; results come back in row order.
 
-use super::validate::{ContactDraft, EmailDraft, PhoneDraft, UserError};
-use super::writes::{unstored, Asked, WriteError};
+use super::writes::WriteError;
 use super::Gateway;
 use crate::contact::{Contact, ProviderId};
 use crate::providers::{Capability, ProviderError};
-use crate::write::Patch;
+use crate::write::{ContactDraft, Field, Patch, UserError, UserErrorCode};
 use futures::stream::{self, StreamExt};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -28,22 +27,11 @@ pub struct RowResult {
     pub error: Option<ProviderError>,
 }
 
-/// A unified field a CSV column can name.
+/// What a CSV column names: a writable field (the table in `fields.rs`), or one custom
+/// field's key.
 #[derive(Clone, Debug, PartialEq)]
 enum Column {
-    FirstName,
-    MiddleName,
-    LastName,
-    Email,
-    Phone,
-    Company,
-    Notes,
-    Tags,
-    Stage,
-    GroupId,
-    EmailOptIn,
-    SmsOptIn,
-    IsTest,
+    Field(Field),
     /// `custom.<key>` (or `customFields.<key>`).
     Custom(String),
 }
@@ -57,39 +45,21 @@ impl Column {
                 return (!key.trim().is_empty()).then(|| Column::Custom(key.trim().to_string()));
             }
         }
-        let key: String = trimmed
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect();
-        Some(match key.as_str() {
-            "firstname" | "first" | "givenname" => Column::FirstName,
-            "middlename" | "middle" => Column::MiddleName,
-            "lastname" | "last" | "surname" | "familyname" => Column::LastName,
-            "email" | "emailaddress" => Column::Email,
-            "phone" | "phonenumber" | "mobile" => Column::Phone,
-            "company" | "organization" | "organisation" => Column::Company,
-            "notes" | "note" => Column::Notes,
-            "tags" => Column::Tags,
-            "stage" => Column::Stage,
-            "groupid" | "group" => Column::GroupId,
-            "emailoptin" => Column::EmailOptIn,
-            "smsoptin" => Column::SmsOptIn,
-            "istest" => Column::IsTest,
-            _ => return None,
-        })
+        match Field::from_csv_header(trimmed)? {
+            // Custom fields come one key per column, under the prefix above.
+            Field::CustomFields => None,
+            field => Some(Column::Field(field)),
+        }
     }
 }
 
-const KNOWN_COLUMNS: &str = "firstName, middleName, lastName, email, phone, company, notes, tags (separated by `;` or `|`), stage, groupId, emailOptIn, smsOptIn, isTest, custom.<key>";
-
-/// A yes/no cell: true/false, yes/no, 1/0.
-fn boolean(cell: &str) -> Option<bool> {
-    match cell.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "y" | "1" => Some(true),
-        "false" | "no" | "n" | "0" => Some(false),
-        _ => None,
-    }
+/// The columns a header may name, for the error about one it may not.
+fn known_columns() -> String {
+    Field::ALL
+        .iter()
+        .map(|f| f.csv_name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One data row as a draft; cells that are empty are "not given".
@@ -105,49 +75,16 @@ fn row_draft(
         if cell.is_empty() {
             continue;
         }
-        let text = || Patch::Set(cell.to_string());
-        let mut flag = |name: &str| match boolean(cell) {
-            Some(b) => Patch::Set(b),
-            None => {
-                errors.push(UserError::new(
-                    &[name],
-                    "INVALID",
-                    format!("`{cell}` is not yes/no"),
-                ));
-                Patch::Keep
-            }
-        };
         match column {
-            Column::FirstName => draft.first_name = text(),
-            Column::MiddleName => draft.middle_name = text(),
-            Column::LastName => draft.last_name = text(),
-            Column::Email => {
-                draft.emails = Patch::Set(vec![EmailDraft {
-                    address: cell.into(),
-                    ..Default::default()
-                }])
+            Column::Field(field) => {
+                if let Err(message) = draft.set_from_csv(*field, cell) {
+                    errors.push(UserError::new(
+                        &[field.input_name()],
+                        UserErrorCode::Invalid,
+                        message,
+                    ));
+                }
             }
-            Column::Phone => {
-                draft.phones = Patch::Set(vec![PhoneDraft {
-                    number: cell.into(),
-                    ..Default::default()
-                }])
-            }
-            Column::Company => draft.company = text(),
-            Column::Notes => draft.notes = text(),
-            Column::Tags => {
-                draft.tags = Patch::Set(
-                    cell.split([';', '|'])
-                        .map(str::to_string)
-                        .filter(|t| !t.trim().is_empty())
-                        .collect(),
-                )
-            }
-            Column::Stage => draft.stage = text(),
-            Column::GroupId => draft.group_ids = Patch::Set(vec![cell.to_string()]),
-            Column::EmailOptIn => draft.email_opt_in = flag("emailOptIn"),
-            Column::SmsOptIn => draft.sms_opt_in = flag("smsOptIn"),
-            Column::IsTest => draft.is_test = flag("isTest"),
             Column::Custom(key) => {
                 custom.insert(key.clone(), Value::String(cell.to_string()));
             }
@@ -201,8 +138,9 @@ impl Gateway {
         }
         if !unknown.is_empty() {
             return Err(file_error(format!(
-                "unknown column(s) {}; columns name unified fields: {KNOWN_COLUMNS}",
-                unknown.join(", ")
+                "unknown column(s) {}; columns name unified fields: {}",
+                unknown.join(", "),
+                known_columns()
             )));
         }
         let width = columns.len();
@@ -234,7 +172,7 @@ impl Gateway {
                                 line,
                                 ..fail(vec![UserError::new(
                                     &[],
-                                    "MALFORMED_ROW",
+                                    UserErrorCode::MalformedRow,
                                     format!("the row cannot be read: {e}"),
                                 )])
                             };
@@ -243,7 +181,7 @@ impl Gateway {
                     if record.len() > width {
                         return fail(vec![UserError::new(
                             &[],
-                            "MALFORMED_ROW",
+                            UserErrorCode::MalformedRow,
                             format!("the row has {} cells, the header {width}", record.len()),
                         )]);
                     }
@@ -261,14 +199,14 @@ impl Gateway {
                     match written {
                         Ok(contact) => RowResult {
                             line,
-                            warnings: unstored(&Asked::from_new(&input), &contact),
+                            warnings: input.as_patch().unstored(&contact),
                             contact: Some(Arc::new(contact)),
                             user_errors: Vec::new(),
                             error: None,
                         },
                         Err(ProviderError::Rejected { message, .. }) => fail(vec![UserError::new(
                             &[],
-                            "PROVIDER_VALIDATION",
+                            UserErrorCode::ProviderValidation,
                             format!("{} refused the row: {message}", id.display_name()),
                         )]),
                         Err(e) => RowResult {
@@ -322,7 +260,11 @@ impl<'a> LineCounter<'a> {
 }
 
 fn file_error(message: String) -> WriteError {
-    WriteError::User(vec![UserError::new(&["csv"], "INVALID_CSV", message)])
+    WriteError::User(vec![UserError::new(
+        &["csv"],
+        UserErrorCode::InvalidCsv,
+        message,
+    )])
 }
 
 #[cfg(test)]
@@ -331,9 +273,10 @@ mod tests {
 
     #[test]
     fn headers_name_unified_fields_loosely() {
-        assert_eq!(Column::parse("First Name"), Some(Column::FirstName));
-        assert_eq!(Column::parse("first_name"), Some(Column::FirstName));
-        assert_eq!(Column::parse(" EMAIL "), Some(Column::Email));
+        let first = Some(Column::Field(Field::FirstName));
+        assert_eq!(Column::parse("First Name"), first);
+        assert_eq!(Column::parse("first_name"), first);
+        assert_eq!(Column::parse(" EMAIL "), Some(Column::Field(Field::Emails)));
         assert_eq!(
             Column::parse("custom.plan"),
             Some(Column::Custom("plan".into()))
@@ -345,10 +288,10 @@ mod tests {
     #[test]
     fn a_row_becomes_a_draft() {
         let columns = [
-            Column::FirstName,
-            Column::Email,
-            Column::Tags,
-            Column::SmsOptIn,
+            Column::Field(Field::FirstName),
+            Column::Field(Field::Emails),
+            Column::Field(Field::Tags),
+            Column::Field(Field::SmsOptIn),
             Column::Custom("plan".into()),
         ];
         let record =
@@ -362,6 +305,9 @@ mod tests {
             Patch::Set(serde_json::json!({ "plan": "pro" }))
         );
         let bad = csv::StringRecord::from(vec!["Ada", "", "", "maybe", ""]);
-        assert_eq!(row_draft(&columns, &bad).unwrap_err()[0].code, "INVALID");
+        assert_eq!(
+            row_draft(&columns, &bad).unwrap_err()[0].code,
+            UserErrorCode::Invalid
+        );
     }
 }

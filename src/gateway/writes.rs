@@ -3,13 +3,14 @@
 //! what the write touched so the next read shows it.
 
 use super::filter::Filter;
-use super::validate::{self, ContactDraft, UserError};
+use super::validate;
 use super::Gateway;
-use crate::contact::{Contact, Email, GlobalId, Phone, ProviderId};
+use crate::contact::{Contact, GlobalId, ProviderId};
 use crate::providers::{Capability, Provider, ProviderError};
-use crate::write::{ContactPatch, DoNotContact, NewContact, Patch};
+use crate::write::{
+    ContactDraft, ContactPatch, DoNotContact, NewContact, Patch, UserError, UserErrorCode,
+};
 use futures::future::join_all;
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
@@ -55,7 +56,7 @@ impl From<Vec<UserError>> for WriteError {
 
 /// A provider's answer to a write: 404 and 400/422 are the caller's to fix, the rest is the
 /// provider failing.
-fn refused(error: ProviderError, id_path: &[&str], refusal_code: &'static str) -> WriteError {
+fn refused(error: ProviderError, id_path: &[&str], refusal_code: UserErrorCode) -> WriteError {
     match error {
         ProviderError::Rejected {
             status: 404,
@@ -70,7 +71,7 @@ fn refused(error: ProviderError, id_path: &[&str], refusal_code: &'static str) -
             };
             WriteError::User(vec![UserError::new(
                 id_path,
-                "NOT_FOUND",
+                UserErrorCode::NotFound,
                 format!("{} has no such contact{detail}", provider.display_name()),
             )])
         }
@@ -108,10 +109,14 @@ pub struct DoNotContactResult {
     pub error: Option<ProviderError>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What became of a do-not-contact request at one provider.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DoNotContactStatus {
+    /// The provider's do-not-contact mechanism took the request.
     Applied,
+    /// The provider documents no mechanism for this request.
     Unsupported,
+    /// The provider failed; `code` says how.
     Failed,
 }
 
@@ -167,9 +172,11 @@ impl Gateway {
         let result = provider.create(input).await;
         // Even a failed create may have been applied upstream: never serve a stale list.
         self.cache.invalidate_provider(provider.id());
-        let contact = Arc::new(result.map_err(|e| refused(e, &["input"], "PROVIDER_VALIDATION"))?);
+        let contact = Arc::new(
+            result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
+        );
         self.cache.invalidate(&contact.global_id()).await;
-        let warnings = unstored(&Asked::from_new(input), &contact);
+        let warnings = input.as_patch().unstored(&contact);
         Ok(Written { contact, warnings })
     }
 
@@ -201,8 +208,9 @@ impl Gateway {
         let _one_writer = self.write_locks.lock(id).await;
         let result = provider.update(&id.native_id, patch).await;
         self.cache.invalidate(id).await;
-        let contact = Arc::new(result.map_err(|e| refused(e, &["id"], "PROVIDER_VALIDATION"))?);
-        let warnings = unstored(&Asked::from_patch(patch), &contact);
+        let contact =
+            Arc::new(result.map_err(|e| refused(e, &["id"], UserErrorCode::ProviderValidation))?);
+        let warnings = patch.unstored(&contact);
         Ok(Written { contact, warnings })
     }
 
@@ -214,7 +222,7 @@ impl Gateway {
         let _one_writer = self.write_locks.lock(id).await;
         let result = provider.delete(&id.native_id).await;
         self.cache.invalidate(id).await;
-        result.map_err(|e| refused(e, &["id"], "CANNOT_DELETE"))
+        result.map_err(|e| refused(e, &["id"], UserErrorCode::CannotDelete))
     }
 
     /// Adds (`add`) or removes tags; returns the contact as the provider now holds it.
@@ -252,7 +260,7 @@ impl Gateway {
         let Patch::Set(tags) = patch.tags else {
             return Err(WriteError::User(vec![UserError::new(
                 &["tags"],
-                "REQUIRED",
+                UserErrorCode::Required,
                 "give at least one tag",
             )]));
         };
@@ -263,13 +271,13 @@ impl Gateway {
             provider.remove_tags(&id.native_id, &tags).await
         };
         self.cache.invalidate(id).await;
-        result.map_err(|e| refused(e, &["id"], "PROVIDER_VALIDATION"))?;
+        result.map_err(|e| refused(e, &["id"], UserErrorCode::ProviderValidation))?;
         // The payload is the whole contact, fresh from the provider.
         match self.contact(id, false).await {
             Ok(Some(contact)) => Ok(contact),
             Ok(None) => Err(WriteError::User(vec![UserError::new(
                 &["id"],
-                "NOT_FOUND",
+                UserErrorCode::NotFound,
                 format!("{} has no such contact", id.provider.display_name()),
             )])),
             Err(e) => Err(WriteError::Provider(e)),
@@ -300,7 +308,7 @@ impl Gateway {
         if email.is_none() && phone.is_none() {
             return Err(WriteError::User(vec![UserError::new(
                 &["input", "matchBy"],
-                "REQUIRED",
+                UserErrorCode::Required,
                 "an upsert matches by email or phone: give one of those it matches by",
             )]));
         }
@@ -327,17 +335,18 @@ impl Gateway {
                              contact: give `{name}` so consent is neither assumed nor overwritten",
                             id.display_name()
                         );
-                        UserError::new(&["input", name], "REQUIRED", message)
+                        UserError::new(&["input", name], UserErrorCode::Required, message)
                     })
                     .collect();
                 return Err(WriteError::User(errors));
             }
             let result = provider.upsert(&input).await;
             self.cache.invalidate_provider(id);
-            let contact =
-                Arc::new(result.map_err(|e| refused(e, &["input"], "PROVIDER_VALIDATION"))?);
+            let contact = Arc::new(
+                result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
+            );
             self.cache.invalidate(&contact.global_id()).await;
-            let warnings = unstored(&Asked::from_new(&input), &contact);
+            let warnings = input.as_patch().unstored(&contact);
             return Ok(Upserted {
                 written: Written { contact, warnings },
                 created: None,
@@ -391,7 +400,7 @@ impl Gateway {
                 let ids: Vec<String> = matches.iter().map(|c| c.global_id().to_string()).collect();
                 return Err(WriteError::User(vec![UserError::new(
                     &["input", "matchBy"],
-                    "AMBIGUOUS_MATCH",
+                    UserErrorCode::AmbiguousMatch,
                     format!(
                         "{} contacts match ({}); update one by id",
                         ids.len(),
@@ -490,166 +499,6 @@ impl Gateway {
     }
 }
 
-/// The values a write set, to compare with the provider's answer.
-pub(crate) struct Asked<'a> {
-    phones: Option<&'a [Phone]>,
-    emails: Option<&'a [Email]>,
-    texts: [(&'static str, Option<&'a str>); 3],
-    tags: Option<&'a [String]>,
-    custom_fields: Option<&'a Map<String, Value>>,
-}
-
-impl<'a> Asked<'a> {
-    pub(crate) fn from_new(input: &'a NewContact) -> Self {
-        Asked {
-            phones: Some(&input.phones),
-            emails: Some(&input.emails),
-            texts: [
-                ("company", input.company.as_deref()),
-                ("notes", input.notes.as_deref()),
-                ("stage", input.stage.as_deref()),
-            ],
-            tags: Some(&input.tags),
-            custom_fields: Some(&input.custom_fields),
-        }
-    }
-
-    fn from_patch(patch: &'a ContactPatch) -> Self {
-        let set = |p: &'a Patch<String>| match p {
-            Patch::Set(v) => Some(v.as_str()),
-            _ => None,
-        };
-        Asked {
-            phones: match &patch.phones {
-                Patch::Set(v) => Some(v),
-                _ => None,
-            },
-            emails: match &patch.emails {
-                Patch::Set(v) => Some(v),
-                _ => None,
-            },
-            texts: [
-                ("company", set(&patch.company)),
-                ("notes", set(&patch.notes)),
-                ("stage", set(&patch.stage)),
-            ],
-            tags: match &patch.tags {
-                Patch::Set(v) => Some(v),
-                _ => None,
-            },
-            custom_fields: match &patch.custom_fields {
-                Patch::Set(v) => Some(v),
-                _ => None,
-            },
-        }
-    }
-}
-
-/// What a write set that the provider's answer does not show: a provider may store a value
-/// otherwise (MaiAgent keeps a phone's national digits only) or drop it. Never silent.
-pub(crate) fn unstored(asked: &Asked, got: &Contact) -> Vec<UserError> {
-    let provider = got.provider.display_name();
-    let mut warnings = Vec::new();
-    let mut warn = |path: Vec<String>, message: String| {
-        warnings.push(UserError {
-            field: path,
-            message,
-            code: "FIELD_NOT_STORED",
-        });
-    };
-    for (i, phone) in asked.phones.unwrap_or_default().iter().enumerate() {
-        if !got.phones.iter().any(|p| p.e164 == phone.e164) {
-            let stored: Vec<&str> = got
-                .phones
-                .iter()
-                .map(|p| p.e164.as_deref().unwrap_or(&p.number))
-                .collect();
-            warn(
-                vec![
-                    "input".into(),
-                    "phones".into(),
-                    i.to_string(),
-                    "number".into(),
-                ],
-                format!(
-                    "{provider} did not store {} as given; it holds {}",
-                    phone.number,
-                    if stored.is_empty() {
-                        "no phone".to_string()
-                    } else {
-                        stored.join(", ")
-                    }
-                ),
-            );
-        }
-    }
-    for (i, email) in asked.emails.unwrap_or_default().iter().enumerate() {
-        if !got
-            .emails
-            .iter()
-            .any(|e| e.address.eq_ignore_ascii_case(&email.address))
-        {
-            warn(
-                vec![
-                    "input".into(),
-                    "emails".into(),
-                    i.to_string(),
-                    "address".into(),
-                ],
-                format!("{provider} did not store {}", email.address),
-            );
-        }
-    }
-    let held = [
-        got.company.as_deref(),
-        got.notes.as_deref(),
-        got.stage.as_deref(),
-    ];
-    for ((name, wanted), held) in asked.texts.iter().zip(held) {
-        if let Some(wanted) = wanted {
-            if held.map(str::trim) != Some(wanted.trim()) {
-                warn(
-                    vec!["input".into(), name.to_string()],
-                    format!("{provider} did not store `{name}` as given"),
-                );
-            }
-        }
-    }
-    // A key set to null asks for its removal; the others must be there, with their value
-    // (providers that keep strings only, like Mainbrainer, count as the same text).
-    for (key, wanted) in asked.custom_fields.into_iter().flatten() {
-        let held = got.custom_fields.get(key);
-        let same = match (wanted, held) {
-            (Value::Null, held) => held.is_none_or(Value::is_null),
-            (wanted, Some(held)) => wanted == held || as_text(wanted) == as_text(held),
-            (_, None) => false,
-        };
-        if !same {
-            warn(
-                vec!["input".into(), "customFields".into(), key.clone()],
-                format!("{provider} did not store the custom field `{key}` as given"),
-            );
-        }
-    }
-    for tag in asked.tags.unwrap_or_default() {
-        if !got.tags.contains(tag) {
-            warn(
-                vec!["input".into(), "tags".into()],
-                format!("{provider} did not store the tag `{tag}`"),
-            );
-        }
-    }
-    warnings
-}
-
-/// A JSON value as the text a string-only store would keep.
-fn as_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// An id a provider cannot have (a MaiAgent id that is not a UUID, a Mainbrainer id that is
 /// not a number) is the caller's mistake, refused before any call.
 fn check_native_id(provider: &dyn Provider, id: &GlobalId) -> Result<(), WriteError> {
@@ -658,7 +507,7 @@ fn check_native_id(provider: &dyn Provider, id: &GlobalId) -> Result<(), WriteEr
     } else {
         Err(WriteError::User(vec![UserError::new(
             &["id"],
-            "INVALID_ID",
+            UserErrorCode::InvalidId,
             format!("`{id}` is not a {} contact id", id.provider.display_name()),
         )]))
     }

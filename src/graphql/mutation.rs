@@ -4,12 +4,14 @@
 use super::errors::write_error;
 use super::types::{ContactObject, ProviderIdGql};
 use crate::contact::{GlobalId, ProviderId};
-use crate::gateway::validate::{self, ContactDraft, EmailDraft, PhoneDraft};
-use crate::gateway::writes::{DoNotContactStatus as CoreStatus, WriteError, Written};
+use crate::fields::kind::{self, EmailDraft, PhoneDraft};
+use crate::fields::Kind;
+use crate::gateway::validate;
+use crate::gateway::writes::{DoNotContactStatus, WriteError, Written};
 use crate::gateway::Gateway;
-use crate::write::Patch;
+use crate::write::{ContactDraft, Patch, UserError, UserErrorCode};
 use async_graphql::{
-    Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject, ID,
+    Context, Enum, InputObject, InputType, Json, MaybeUndefined, Object, Result, SimpleObject, ID,
 };
 use std::sync::Arc;
 
@@ -31,48 +33,138 @@ pub struct PhoneInput {
     pub primary: Option<bool>,
 }
 
-/// A new contact. Fields the chosen provider cannot hold are refused with a userError
-/// (`FIELD_NOT_SUPPORTED`), never dropped.
-#[derive(InputObject)]
-pub struct CreateContactInput {
-    pub provider: ProviderIdGql,
-    pub first_name: Option<String>,
-    pub middle_name: Option<String>,
-    pub last_name: Option<String>,
-    pub emails: Option<Vec<EmailInput>>,
-    pub phones: Option<Vec<PhoneInput>>,
-    pub company: Option<String>,
-    pub notes: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub stage: Option<String>,
-    /// MaiAgent inbox ids, the Whautomate location id, the Mainbrainer list id.
-    pub group_ids: Option<Vec<ID>>,
-    /// A JSON object of the provider's custom fields.
-    pub custom_fields: Option<Json<serde_json::Value>>,
-    pub email_opt_in: Option<bool>,
-    pub sms_opt_in: Option<bool>,
-    pub is_test: Option<bool>,
+/// How a GraphQL input value becomes the draft the table's kind validates.
+pub trait FromInput: Kind {
+    type Input: InputType;
+    fn draft(input: Self::Input) -> Self::Draft;
 }
 
-/// A patch: an absent field keeps its value, an explicit `null` clears it (where the provider
-/// can clear it). Lists are replaced whole; `customFields` merges key by key (`null` removes).
-#[derive(InputObject)]
-pub struct UpdateContactInput {
-    pub first_name: MaybeUndefined<String>,
-    pub middle_name: MaybeUndefined<String>,
-    pub last_name: MaybeUndefined<String>,
-    pub emails: MaybeUndefined<Vec<EmailInput>>,
-    pub phones: MaybeUndefined<Vec<PhoneInput>>,
-    pub company: MaybeUndefined<String>,
-    pub notes: MaybeUndefined<String>,
-    pub tags: MaybeUndefined<Vec<String>>,
-    pub stage: MaybeUndefined<String>,
-    pub group_ids: MaybeUndefined<Vec<ID>>,
-    pub custom_fields: MaybeUndefined<Json<serde_json::Value>>,
-    pub email_opt_in: MaybeUndefined<bool>,
-    pub sms_opt_in: MaybeUndefined<bool>,
-    pub is_test: MaybeUndefined<bool>,
+impl<const MAX: usize> FromInput for kind::Text<MAX> {
+    type Input = String;
+    fn draft(input: String) -> String {
+        input
+    }
 }
+
+impl FromInput for kind::Emails {
+    type Input = Vec<EmailInput>;
+    fn draft(input: Vec<EmailInput>) -> Vec<EmailDraft> {
+        input
+            .into_iter()
+            .map(|e| EmailDraft {
+                address: e.address,
+                kind: e.kind,
+                primary: e.primary,
+            })
+            .collect()
+    }
+}
+
+impl FromInput for kind::Phones {
+    type Input = Vec<PhoneInput>;
+    fn draft(input: Vec<PhoneInput>) -> Vec<PhoneDraft> {
+        input
+            .into_iter()
+            .map(|p| PhoneDraft {
+                number: p.number,
+                kind: p.kind,
+                primary: p.primary,
+            })
+            .collect()
+    }
+}
+
+impl FromInput for kind::Tags {
+    type Input = Vec<String>;
+    fn draft(input: Vec<String>) -> Vec<String> {
+        input
+    }
+}
+
+impl FromInput for kind::GroupIds {
+    type Input = Vec<ID>;
+    fn draft(input: Vec<ID>) -> Vec<String> {
+        input.into_iter().map(|id| id.0).collect()
+    }
+}
+
+impl FromInput for kind::CustomFields {
+    type Input = Json<serde_json::Value>;
+    fn draft(input: Json<serde_json::Value>) -> serde_json::Value {
+        input.0
+    }
+}
+
+impl FromInput for kind::Consent {
+    type Input = bool;
+    fn draft(input: bool) -> bool {
+        input
+    }
+}
+
+impl FromInput for kind::Flag {
+    type Input = bool;
+    fn draft(input: bool) -> bool {
+        input
+    }
+}
+
+/// The create and update inputs, one field per row of the table in `fields.rs`.
+macro_rules! contact_inputs {
+    ($(
+        $field:ident $variant:ident : $kind:ty, $input:literal,
+            csv $csv:literal [$($alias:literal),*], holds $holds:expr, read [$($read:expr)?],
+            $doc:literal;
+    )*) => {
+        /// A new contact. Fields the chosen provider cannot hold are refused with a userError
+        /// (`FIELD_NOT_SUPPORTED`), never dropped.
+        #[derive(InputObject)]
+        pub struct CreateContactInput {
+            pub provider: ProviderIdGql,
+            $(
+                #[doc = $doc]
+                #[graphql(name = $input)]
+                pub $field: Option<<$kind as FromInput>::Input>,
+            )*
+        }
+
+        /// A patch: an absent field keeps its value, an explicit `null` clears it (where the
+        /// provider can clear it). Lists are replaced whole; `customFields` merges key by key
+        /// (`null` removes).
+        #[derive(InputObject)]
+        pub struct UpdateContactInput {
+            $(
+                #[doc = $doc]
+                #[graphql(name = $input)]
+                pub $field: MaybeUndefined<<$kind as FromInput>::Input>,
+            )*
+        }
+
+        impl CreateContactInput {
+            /// The fields given, as a draft to validate.
+            fn draft(self) -> ContactDraft {
+                ContactDraft {
+                    $($field: self.$field.map_or(Patch::Keep, |v| Patch::Set(<$kind as FromInput>::draft(v))),)*
+                }
+            }
+        }
+
+        impl UpdateContactInput {
+            /// The patch as given, as a draft to validate.
+            fn draft(self) -> ContactDraft {
+                ContactDraft {
+                    $($field: match self.$field {
+                        MaybeUndefined::Undefined => Patch::Keep,
+                        MaybeUndefined::Null => Patch::Clear,
+                        MaybeUndefined::Value(v) => Patch::Set(<$kind as FromInput>::draft(v)),
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+crate::writable_fields!(contact_inputs);
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum MatchField {
@@ -101,31 +193,6 @@ pub struct DoNotContactInput {
     pub providers: Option<Vec<ProviderIdGql>>,
 }
 
-/// Something the caller can fix. `field` is the path of the input field it is about.
-#[derive(SimpleObject)]
-pub struct UserError {
-    pub field: Option<Vec<String>>,
-    pub message: String,
-    /// INVALID_EMAIL, INVALID_PHONE, REQUIRED, TOO_LONG, TOO_MANY, INVALID, FIELD_NOT_SUPPORTED,
-    /// INVALID_ID, NOT_FOUND, AMBIGUOUS_MATCH, CANNOT_DELETE, PROVIDER_VALIDATION, INVALID_CSV,
-    /// MALFORMED_ROW.
-    pub code: Option<String>,
-}
-
-impl From<validate::UserError> for UserError {
-    fn from(e: validate::UserError) -> Self {
-        UserError {
-            field: (!e.field.is_empty()).then_some(e.field),
-            message: e.message,
-            code: Some(e.code.to_string()),
-        }
-    }
-}
-
-fn user_errors(errors: Vec<validate::UserError>) -> Vec<UserError> {
-    errors.into_iter().map(UserError::from).collect()
-}
-
 #[derive(SimpleObject, Default)]
 pub struct ContactPayload {
     pub contact: Option<ContactObject>,
@@ -142,16 +209,6 @@ pub struct ContactPayload {
 pub struct DeleteContactPayload {
     pub deleted_id: Option<ID>,
     pub user_errors: Vec<UserError>,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-pub enum DoNotContactStatus {
-    /// The provider's do-not-contact mechanism took the request.
-    Applied,
-    /// The provider documents no mechanism for this request.
-    Unsupported,
-    /// The provider failed; `code` says how.
-    Failed,
 }
 
 #[derive(SimpleObject)]
@@ -199,71 +256,10 @@ pub struct ImportContactsPayload {
     pub user_errors: Vec<UserError>,
 }
 
-fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
-    match value {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(v) => Patch::Set(v),
-    }
-}
-
-fn given<T>(value: Option<T>) -> Patch<T> {
-    value.map_or(Patch::Keep, Patch::Set)
-}
-
-fn emails(list: Vec<EmailInput>) -> Vec<EmailDraft> {
-    list.into_iter()
-        .map(|e| EmailDraft {
-            address: e.address,
-            kind: e.kind,
-            primary: e.primary,
-        })
-        .collect()
-}
-
-fn phones(list: Vec<PhoneInput>) -> Vec<PhoneDraft> {
-    list.into_iter()
-        .map(|p| PhoneDraft {
-            number: p.number,
-            kind: p.kind,
-            primary: p.primary,
-        })
-        .collect()
-}
-
-fn ids(list: Vec<ID>) -> Vec<String> {
-    list.into_iter().map(|id| id.0).collect()
-}
-
-/// A new contact's fields (create and upsert), as a draft to validate.
-fn new_contact_draft(input: CreateContactInput) -> ContactDraft {
-    ContactDraft {
-        first_name: given(input.first_name),
-        middle_name: given(input.middle_name),
-        last_name: given(input.last_name),
-        emails: given(input.emails.map(emails)),
-        phones: given(input.phones.map(phones)),
-        company: given(input.company),
-        notes: given(input.notes),
-        tags: given(input.tags),
-        stage: given(input.stage),
-        group_ids: given(input.group_ids.map(ids)),
-        custom_fields: given(input.custom_fields.map(|j| j.0)),
-        email_opt_in: given(input.email_opt_in),
-        sms_opt_in: given(input.sms_opt_in),
-        is_test: given(input.is_test),
-    }
-}
-
 /// A mutation's id argument; a malformed one is the caller's to fix.
 fn parse_id(id: &ID) -> Result<GlobalId, Vec<UserError>> {
-    GlobalId::parse(id).map_err(|message| {
-        vec![UserError {
-            field: Some(vec!["id".into()]),
-            message,
-            code: Some("INVALID_ID".into()),
-        }]
-    })
+    GlobalId::parse(id)
+        .map_err(|message| vec![UserError::new(&["id"], UserErrorCode::InvalidId, message)])
 }
 
 /// The payload of a write that returns a contact.
@@ -276,7 +272,7 @@ fn written(
         Some(w) => ContactPayload {
             contact: Some(ContactObject(w.contact)),
             user_errors: errors,
-            warnings: user_errors(w.warnings),
+            warnings: w.warnings,
             created,
         },
         None => ContactPayload {
@@ -290,7 +286,7 @@ fn written(
 fn settle<T>(outcome: std::result::Result<T, WriteError>) -> Result<(Option<T>, Vec<UserError>)> {
     match outcome {
         Ok(value) => Ok((Some(value), Vec::new())),
-        Err(WriteError::User(errors)) => Ok((None, user_errors(errors))),
+        Err(WriteError::User(errors)) => Ok((None, errors)),
         Err(WriteError::Provider(e)) => Err(write_error(&e)),
     }
 }
@@ -307,9 +303,7 @@ impl MutationRoot {
     ) -> Result<ContactPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
         let provider = ProviderId::from(input.provider);
-        let outcome = gateway
-            .create_contact(provider, new_contact_draft(input))
-            .await;
+        let outcome = gateway.create_contact(provider, input.draft()).await;
         written(outcome, None)
     }
 
@@ -330,23 +324,7 @@ impl MutationRoot {
                 })
             }
         };
-        let draft = ContactDraft {
-            first_name: patch(input.first_name),
-            middle_name: patch(input.middle_name),
-            last_name: patch(input.last_name),
-            emails: patch(input.emails.map_value(emails)),
-            phones: patch(input.phones.map_value(phones)),
-            company: patch(input.company),
-            notes: patch(input.notes),
-            tags: patch(input.tags),
-            stage: patch(input.stage),
-            group_ids: patch(input.group_ids.map_value(ids)),
-            custom_fields: patch(input.custom_fields.map_value(|j| j.0)),
-            email_opt_in: patch(input.email_opt_in),
-            sms_opt_in: patch(input.sms_opt_in),
-            is_test: patch(input.is_test),
-        };
-        written(gateway.update_contact(&id, draft).await, None)
+        written(gateway.update_contact(&id, input.draft()).await, None)
     }
 
     /// Updates the contact matching by email and/or phone, or creates one.
@@ -365,7 +343,7 @@ impl MutationRoot {
             match_by.contains(&MatchField::Phone),
         );
         let outcome = gateway
-            .upsert_contact(provider, new_contact_draft(input.contact), email, phone)
+            .upsert_contact(provider, input.contact.draft(), email, phone)
             .await;
         match outcome {
             Ok(u) => written(Ok(u.written), u.created),
@@ -430,7 +408,7 @@ impl MutationRoot {
             Ok(r) => r,
             Err(errors) => {
                 return Ok(DoNotContactPayload {
-                    user_errors: user_errors(errors),
+                    user_errors: errors,
                     ..Default::default()
                 })
             }
@@ -444,15 +422,11 @@ impl MutationRoot {
                 .into_iter()
                 .map(|r| DoNotContactResult {
                     provider: r.provider.into(),
-                    status: match r.status {
-                        CoreStatus::Applied => DoNotContactStatus::Applied,
-                        CoreStatus::Unsupported => DoNotContactStatus::Unsupported,
-                        CoreStatus::Failed => DoNotContactStatus::Failed,
-                    },
+                    status: r.status,
                     message: Some(r.message),
                     code: r
                         .error
-                        .filter(|_| r.status == CoreStatus::Failed)
+                        .filter(|_| r.status == DoNotContactStatus::Failed)
                         .map(|e| super::errors::code(&e).to_string()),
                 })
                 .collect(),
@@ -474,7 +448,7 @@ impl MutationRoot {
             Ok(rows) => rows,
             Err(WriteError::User(errors)) => {
                 return Ok(ImportContactsPayload {
-                    user_errors: user_errors(errors),
+                    user_errors: errors,
                     ..Default::default()
                 })
             }
@@ -496,8 +470,8 @@ impl MutationRoot {
                     ImportRowStatus::Failed
                 },
                 contact: row.contact.map(ContactObject),
-                user_errors: user_errors(row.user_errors),
-                warnings: user_errors(row.warnings),
+                user_errors: row.user_errors,
+                warnings: row.warnings,
                 error_code: row
                     .error
                     .as_ref()

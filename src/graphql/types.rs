@@ -2,6 +2,7 @@
 
 use crate::contact::{self, Contact, ProviderId};
 use crate::providers::Capability as CoreCapability;
+use crate::write::UserError;
 use async_graphql::{ComplexObject, Enum, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -159,9 +160,7 @@ impl ContactObject {
     }
     /// The primary phone in E.164 when it parses, else as received.
     async fn primary_phone(&self) -> Option<&str> {
-        self.0
-            .primary_phone()
-            .map(|p| p.e164.as_deref().unwrap_or(&p.number))
+        self.0.primary_phone().map(|p| p.best())
     }
     async fn company(&self) -> Option<&str> {
         self.0.company.as_deref()
@@ -281,4 +280,21 @@ pub struct PhoneNormalization {
     pub national_number: Option<String>,
     /// The ISO 3166 region the number belongs to, e.g. "US".
     pub region: Option<String>,
+}
+
+/// Something the caller can fix. `field` is the path of the input field it is about.
+#[Object(name = "UserError")]
+impl UserError {
+    async fn field(&self) -> Option<&[String]> {
+        (!self.field.is_empty()).then_some(self.field.as_slice())
+    }
+    async fn message(&self) -> &str {
+        &self.message
+    }
+    /// INVALID_EMAIL, INVALID_PHONE, REQUIRED, TOO_LONG, TOO_MANY, INVALID, FIELD_NOT_SUPPORTED,
+    /// INVALID_ID, NOT_FOUND, AMBIGUOUS_MATCH, CANNOT_DELETE, PROVIDER_VALIDATION, INVALID_CSV,
+    /// MALFORMED_ROW; in `warnings`, FIELD_NOT_STORED.
+    async fn code(&self) -> Option<&str> {
+        Some(self.code.as_str())
+    }
 }

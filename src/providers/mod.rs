@@ -2,9 +2,9 @@
 //! errors they return, and the registry that builds the enabled ones from config.
 
 pub mod http;
-pub mod wire;
 #[cfg(test)]
 mod testing;
+pub mod wire;
 
 pub mod consuelo;
 pub mod magicblocks;
