@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL), `/healthz`, and the request limits.
 
 use crate::config::LimitsConfig;
+use crate::gateway::{loader, Gateway};
 use crate::graphql::errors::BAD_USER_INPUT;
 use crate::graphql::AppSchema;
 use async_graphql::http::GraphiQLSource;
@@ -9,18 +10,63 @@ use async_graphql::ErrorExtensions;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    pub gateway: Arc<Gateway>,
     pub documents: ParsedDocuments,
+}
+
+impl AppState {
+    /// Runs one GraphQL request (its document already `prepare`d) with its own loader, whose
+    /// batches run in this request's span.
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        let request = request.data(loader::for_request(self.gateway.clone()));
+        self.schema.execute(request).await
+    }
+}
+
+/// Numbers requests for their log lines (`x-request-id`, unless the client sent one).
+#[derive(Clone, Default)]
+struct RequestCounter(Arc<AtomicU64>);
+
+impl MakeRequestId for RequestCounter {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        HeaderValue::from_str(&n.to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The request's span: every log line of the request, upstream calls included, carries it.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        uri = %request.uri(),
+    )
 }
 
 /// Parsed queries by their text: a frontend sends the same few queries over and over, and
@@ -58,18 +104,23 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(|| async { "ok" }))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(SetRequestIdLayer::new(
+            X_REQUEST_ID,
+            RequestCounter::default(),
+        ))
         .with_state(state)
 }
 
 async fn graphql_post(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
     let mut request = request.into_inner();
     state.documents.prepare(&mut request);
-    state.schema.execute(request).await.into()
+    state.execute(request).await.into()
 }
 
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
@@ -100,7 +151,7 @@ async fn graphql_get(
         )
             .into_response();
     }
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    GraphQLResponse::from(state.execute(request).await).into_response()
 }
 
 fn is_mutation(request: &mut async_graphql::Request) -> bool {

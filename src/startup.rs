@@ -48,10 +48,11 @@ impl Application {
     ) -> std::io::Result<Application> {
         let registry = Registry::from_config(&config.providers);
         let gateway = Arc::new(Gateway::new(registry, &config.cache));
-        let schema = build_schema(gateway, &config.limits, &config.default_region);
+        let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
         let router = router(
             AppState {
                 schema,
+                gateway,
                 documents: Default::default(),
             },
             &config.limits,

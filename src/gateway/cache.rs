@@ -4,11 +4,16 @@
 
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId, ProviderId};
-use crate::providers::ListQuery;
+use crate::providers::{ListQuery, ProviderError};
 use moka::future::Cache;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// One lookup's outcome: the contact, `None` when the provider has no such contact, or why
+/// the provider failed.
+pub type Lookup = Result<Option<Arc<Contact>>, ProviderError>;
 
 /// A window of a provider's listing, shared between the cache and the requests reading it.
 #[derive(Debug)]
@@ -73,10 +78,28 @@ impl ReadCache {
         self.generations[ticket.provider.index()].load(Ordering::Acquire) == ticket.generation
     }
 
-    pub async fn contact(&self, id: &GlobalId) -> Option<Arc<Contact>> {
-        match self.entries.get(&Key::Contact(id.clone())).await {
-            Some(Entry::Contact(c)) => Some(c),
-            _ => None,
+    /// The cached contact, else `load`'s answer. Concurrent misses for one id, from any
+    /// request, share one `load` (moka's single-flight `try_get_with`). The answer is cached
+    /// only when it is a contact and no write to its provider came while it was loading.
+    pub async fn contact_or_load<F>(&self, id: &GlobalId, load: F) -> Lookup
+    where
+        F: Future<Output = Lookup>,
+    {
+        let ticket = self.ticket(id.provider);
+        let loaded = self
+            .entries
+            .try_get_with(Key::Contact(id.clone()), async {
+                match load.await {
+                    Ok(Some(contact)) if self.still_current(ticket) => Ok(Entry::Contact(contact)),
+                    // Shared with the other waiters, but not kept.
+                    uncached => Err(uncached),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(Entry::Contact(contact)) => Ok(Some(contact)),
+            Ok(Entry::Window(_)) => Ok(None),
+            Err(uncached) => (*uncached).clone(),
         }
     }
 
@@ -118,6 +141,11 @@ impl ReadCache {
     /// After a write: the record it touched and every list window of its provider.
     pub async fn invalidate(&self, id: &GlobalId) {
         self.invalidate_provider(id.provider);
+        self.invalidate_contact(id).await;
+    }
+
+    /// Drops one cached contact (its provider's list windows stay).
+    pub async fn invalidate_contact(&self, id: &GlobalId) {
         self.entries.invalidate(&Key::Contact(id.clone())).await;
     }
 

@@ -109,7 +109,8 @@ impl Gateway {
         csv_text: &str,
     ) -> Result<Vec<RowResult>, WriteError> {
         let provider = self
-            .capable(id, Capability::Import, "import")
+            .registry
+            .capable(id, Capability::Import)
             .map_err(WriteError::Provider)?;
         // The csv crate reads quoted fields and skips blank lines; a BOM we strip, and CRLF we
         // make LF first because the crate's line positions drift on CRLF input.

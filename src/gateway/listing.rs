@@ -78,7 +78,7 @@ impl Gateway {
             let capabilities = provider.capabilities();
             if !capabilities.has(Capability::List) {
                 if explicit {
-                    errors.push(provider.unsupported("listing contacts"));
+                    errors.push(provider.unsupported(Capability::List.operation()));
                 }
                 continue;
             }

@@ -1,34 +1,47 @@
-//! Every contact lookup in a request goes through one `DataLoader`: duplicate ids collapse
-//! into one upstream call, distinct ids go concurrently (each provider's client bounds how
-//! many are in flight).
+//! Every contact lookup in a request goes through the request's own `DataLoader`
+//! (async-graphql's convention: one per request, so what it does is the request's): duplicate
+//! ids collapse into one lookup, distinct ids go concurrently, and the batch runs inside the
+//! request's span so upstream log lines carry it. Across requests, the cache's single-flight
+//! load makes concurrent misses for one contact one upstream call.
 
-use crate::contact::{Contact, GlobalId};
-use crate::providers::{ProviderError, Registry};
-use async_graphql::dataloader::Loader;
+use super::cache::Lookup;
+use super::Gateway;
+use crate::contact::GlobalId;
+use async_graphql::dataloader::{DataLoader, Loader};
 use futures::future::join_all;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::Instrument;
 
-/// One id's outcome: the contact, `None` when the provider has no such contact, or why the
-/// provider failed. Kept per id so one failing provider does not fail a whole batch.
-pub type Lookup = Result<Option<Arc<Contact>>, ProviderError>;
-
-pub struct ContactLoader {
-    pub registry: Registry,
+/// What a lookup asks: the id, and whether the provider must be asked even when the contact
+/// is cached (`noCache: true`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LookupKey {
+    pub id: GlobalId,
+    pub fresh: bool,
 }
 
-impl Loader<GlobalId> for ContactLoader {
-    type Value = Lookup;
-    type Error = Arc<ProviderError>;
+pub struct ContactLoader {
+    gateway: Arc<Gateway>,
+}
 
-    async fn load(&self, keys: &[GlobalId]) -> Result<HashMap<GlobalId, Lookup>, Self::Error> {
-        let lookups = keys.iter().map(|id| async move {
-            let outcome = match self.registry.require(id.provider) {
-                Ok(provider) => provider.get(&id.native_id).await.map(|c| c.map(Arc::new)),
-                Err(e) => Err(e),
-            };
-            (id.clone(), outcome)
-        });
+/// A request's loader; its batches run in the span current when it is made (the request's).
+pub fn for_request(gateway: Arc<Gateway>) -> DataLoader<ContactLoader> {
+    let span = tracing::Span::current();
+    DataLoader::new(ContactLoader { gateway }, move |batch| {
+        tokio::spawn(batch.instrument(span.clone()))
+    })
+}
+
+impl Loader<LookupKey> for ContactLoader {
+    /// Kept per id, so one failing provider does not fail a whole batch.
+    type Value = Lookup;
+    type Error = std::convert::Infallible;
+
+    async fn load(&self, keys: &[LookupKey]) -> Result<HashMap<LookupKey, Lookup>, Self::Error> {
+        let lookups = keys
+            .iter()
+            .map(|key| async move { (key.clone(), self.gateway.lookup(&key.id, key.fresh).await) });
         Ok(join_all(lookups).await.into_iter().collect())
     }
 }

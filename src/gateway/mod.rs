@@ -1,4 +1,4 @@
-//! What is provider-independent: lookups through the loader, the read cache, the `contacts`
+//! What is provider-independent: lookups (batched per request by the loader), the read cache, the `contacts`
 //! fan-out across providers with its cursor, and filters.
 
 pub mod cache;
@@ -11,61 +11,38 @@ pub mod validate;
 pub mod writes;
 
 use crate::config::CacheConfig;
-use crate::contact::{Contact, GlobalId};
+use crate::contact::GlobalId;
 use crate::providers::{Capability, ListQuery, Provider, ProviderError, Registry};
-use async_graphql::dataloader::DataLoader;
-use cache::{ReadCache, Window, WindowKey};
-use loader::ContactLoader;
+use cache::{Lookup, ReadCache, Window, WindowKey};
 use std::sync::Arc;
 
 /// The provider-independent core the GraphQL layer calls.
 pub struct Gateway {
     pub registry: Registry,
-    loader: DataLoader<ContactLoader>,
     pub cache: ReadCache,
     write_locks: writes::ContactLocks,
 }
 
 impl Gateway {
     pub fn new(registry: Registry, cache: &CacheConfig) -> Self {
-        let loader = DataLoader::new(
-            ContactLoader {
-                registry: registry.clone(),
-            },
-            tokio::spawn,
-        );
         Gateway {
             registry,
-            loader,
             cache: ReadCache::new(cache),
             write_locks: Default::default(),
         }
     }
 
     /// One contact by global id; `Ok(None)` when the provider has no such contact. With
-    /// `use_cache` off the provider is asked even when the record is cached (and the cache
-    /// is refreshed with the answer).
-    pub async fn contact(
-        &self,
-        id: &GlobalId,
-        use_cache: bool,
-    ) -> Result<Option<Arc<Contact>>, ProviderError> {
-        self.capable(id.provider, Capability::Get, "get")?;
-        if use_cache {
-            if let Some(contact) = self.cache.contact(id).await {
-                return Ok(Some(contact));
-            }
+    /// `fresh` the provider is asked even when the record is cached (and the cache is
+    /// refreshed with the answer). Requests look contacts up through their loader
+    /// (`loader::for_request`), which batches their lookups and calls this.
+    pub async fn lookup(&self, id: &GlobalId, fresh: bool) -> Lookup {
+        let provider = self.registry.capable(id.provider, Capability::Get)?;
+        let load = async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
+        if fresh {
+            self.cache.invalidate_contact(id).await;
         }
-        let ticket = self.cache.ticket(id.provider);
-        let outcome = match self.loader.load_one(id.clone()).await {
-            Ok(Some(outcome)) => outcome,
-            Ok(None) => Ok(None),
-            Err(e) => Err((*e).clone()),
-        };
-        if let Ok(Some(contact)) = &outcome {
-            self.cache.put_contact(ticket, contact.clone()).await;
-        }
-        outcome
+        self.cache.contact_or_load(id, load).await
     }
 
     /// Records `offset .. offset + limit` of a provider's listing for `query`, from the cache

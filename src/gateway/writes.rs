@@ -121,21 +121,6 @@ pub enum DoNotContactStatus {
 }
 
 impl Gateway {
-    /// The adapter for `id`, if it can do `capability` (checked before any call).
-    pub(crate) fn capable(
-        &self,
-        id: ProviderId,
-        capability: Capability,
-        operation: &'static str,
-    ) -> Result<&Arc<dyn Provider>, ProviderError> {
-        let provider = self.registry.require(id)?;
-        if provider.capabilities().has(capability) {
-            Ok(provider)
-        } else {
-            Err(provider.unsupported(operation))
-        }
-    }
-
     /// Validates `draft` for `provider` as a new contact.
     pub fn new_contact(
         &self,
@@ -158,7 +143,8 @@ impl Gateway {
         draft: ContactDraft,
     ) -> Result<Written, WriteError> {
         let provider = self
-            .capable(id, Capability::Create, "create")
+            .registry
+            .capable(id, Capability::Create)
             .map_err(WriteError::Provider)?;
         let input = self.new_contact(provider.as_ref(), draft, &["input"])?;
         self.create_validated(provider.as_ref(), &input).await
@@ -186,7 +172,8 @@ impl Gateway {
         draft: ContactDraft,
     ) -> Result<Written, WriteError> {
         let provider = self
-            .capable(id.provider, Capability::Update, "update")
+            .registry
+            .capable(id.provider, Capability::Update)
             .map_err(WriteError::Provider)?;
         check_native_id(provider.as_ref(), id)?;
         let patch = validate::patch(
@@ -216,7 +203,8 @@ impl Gateway {
 
     pub async fn delete_contact(&self, id: &GlobalId) -> Result<(), WriteError> {
         let provider = self
-            .capable(id.provider, Capability::Delete, "delete")
+            .registry
+            .capable(id.provider, Capability::Delete)
             .map_err(WriteError::Provider)?;
         check_native_id(provider.as_ref(), id)?;
         let _one_writer = self.write_locks.lock(id).await;
@@ -233,7 +221,8 @@ impl Gateway {
         add: bool,
     ) -> Result<Arc<Contact>, WriteError> {
         let provider = self
-            .capable(id.provider, Capability::Tags, "tags")
+            .registry
+            .capable(id.provider, Capability::Tags)
             .map_err(WriteError::Provider)?;
         check_native_id(provider.as_ref(), id)?;
         // Reuse the tag rules of a patch (trimmed, non-empty, bounded, deduplicated).
@@ -273,7 +262,7 @@ impl Gateway {
         self.cache.invalidate(id).await;
         result.map_err(|e| refused(e, &["id"], UserErrorCode::ProviderValidation))?;
         // The payload is the whole contact, fresh from the provider.
-        match self.contact(id, false).await {
+        match self.lookup(id, true).await {
             Ok(Some(contact)) => Ok(contact),
             Ok(None) => Err(WriteError::User(vec![UserError::new(
                 &["id"],
@@ -294,7 +283,8 @@ impl Gateway {
         match_phone: bool,
     ) -> Result<Upserted, WriteError> {
         let provider = self
-            .capable(id, Capability::Upsert, "upsert")
+            .registry
+            .capable(id, Capability::Upsert)
             .map_err(WriteError::Provider)?;
         let input = self.new_contact(provider.as_ref(), draft.clone(), &["input"])?;
         let email = input
@@ -471,7 +461,7 @@ impl Gateway {
                 message,
                 error,
             };
-            let provider = match self.capable(id, Capability::DoNotContact, "do-not-contact") {
+            let provider = match self.registry.capable(id, Capability::DoNotContact) {
                 Ok(p) => p,
                 Err(e @ ProviderError::Unsupported { .. }) => {
                     return result(

@@ -8,8 +8,10 @@ use super::types::{
 use crate::contact::{GlobalId, ProviderId};
 use crate::gateway::filter::Filter;
 use crate::gateway::listing::ContactsArgs;
+use crate::gateway::loader::{ContactLoader, LookupKey};
 use crate::gateway::Gateway;
 use crate::phone;
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, InputObject, Object, Result, ID};
 use std::sync::Arc;
 
@@ -75,12 +77,17 @@ impl QueryRoot {
         #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
     ) -> Result<Option<ContactObject>> {
         let id = GlobalId::parse(&id).map_err(bad_user_input)?;
-        let gateway = ctx.data::<Arc<Gateway>>()?;
-        gateway
-            .contact(&id, !no_cache.unwrap_or(false))
-            .await
-            .map(|c| c.map(ContactObject))
-            .map_err(|e| provider_error(&e))
+        let key = LookupKey {
+            id,
+            fresh: no_cache.unwrap_or(false),
+        };
+        match ctx.data::<DataLoader<ContactLoader>>()?.load_one(key).await {
+            Ok(Some(found)) => found
+                .map(|c| c.map(ContactObject))
+                .map_err(|e| provider_error(&e)),
+            Ok(None) => Ok(None),
+            Err(never) => match never {},
+        }
     }
 
     /// Contacts across providers: provider by provider in `ProviderId` order, each in its own

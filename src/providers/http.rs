@@ -25,6 +25,15 @@ fn auth_header(provider: ProviderId, key: &Secret) -> (&'static str, String) {
     }
 }
 
+/// A connection pool for upstream calls (a `reqwest::Client` is a handle to its pool: clones
+/// share it).
+pub fn pool() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_default()
+}
+
 /// A decoded 2xx answer.
 #[derive(Debug)]
 pub struct UpstreamResponse {
@@ -48,7 +57,14 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
+    /// A client with a connection pool of its own (adapter tests); the gateway's share one.
     pub fn new(provider: ProviderId, config: &ProviderConfig) -> Self {
+        Self::with_pool(provider, config, pool())
+    }
+
+    /// Sends through `http`, the gateway's one connection pool shared by every provider; the
+    /// timeout and in-flight bound are this provider's settings.
+    pub fn with_pool(provider: ProviderId, config: &ProviderConfig, http: reqwest::Client) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(USER_AGENT, HeaderValue::from_static(GATEWAY_USER_AGENT));
@@ -57,10 +73,6 @@ impl UpstreamClient {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_default();
         UpstreamClient {
             provider,
             http,

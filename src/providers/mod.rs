@@ -57,6 +57,24 @@ pub struct Capabilities {
     pub holds_company: bool,
 }
 
+impl Capability {
+    /// The operation, as `UNSUPPORTED_BY_PROVIDER` messages name it.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Capability::List => "listing contacts",
+            Capability::Get => "get",
+            Capability::Search => "search",
+            Capability::Create => "create",
+            Capability::Update => "update",
+            Capability::Upsert => "upsert",
+            Capability::Delete => "delete",
+            Capability::Tags => "tags",
+            Capability::DoNotContact => "do-not-contact",
+            Capability::Import => "import",
+        }
+    }
+}
+
 impl Capabilities {
     pub fn has(&self, capability: Capability) -> bool {
         match capability {
@@ -412,8 +430,9 @@ impl Registry {
     /// Builds an adapter for every configured provider.
     pub fn from_config(configs: &BTreeMap<ProviderId, ProviderConfig>) -> Self {
         let mut providers: BTreeMap<ProviderId, Arc<dyn Provider>> = BTreeMap::new();
+        let pool = http::pool();
         for (&id, config) in configs {
-            let client = http::UpstreamClient::new(id, config);
+            let client = http::UpstreamClient::with_pool(id, config, pool.clone());
             let adapter: Arc<dyn Provider> = match id {
                 ProviderId::Magicblocks => Arc::new(magicblocks::MagicBlocks::new(client)),
                 ProviderId::Consuelo => Arc::new(consuelo::Consuelo::new(
@@ -440,6 +459,20 @@ impl Registry {
     pub fn require(&self, id: ProviderId) -> Result<&Arc<dyn Provider>, ProviderError> {
         self.get(id)
             .ok_or(ProviderError::NotConfigured { provider: id })
+    }
+
+    /// The adapter for `id` if it can do `capability`: checked here, once, before any call.
+    pub fn capable(
+        &self,
+        id: ProviderId,
+        capability: Capability,
+    ) -> Result<&Arc<dyn Provider>, ProviderError> {
+        let provider = self.require(id)?;
+        if provider.capabilities().has(capability) {
+            Ok(provider)
+        } else {
+            Err(provider.unsupported(capability.operation()))
+        }
     }
 
     /// Enabled adapters in `ProviderId` order.

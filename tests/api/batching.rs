@@ -190,3 +190,92 @@ async fn lookups_per_provider_are_bounded_by_max_concurrency() {
         "6 lookups with a bound of 2 took only {bounded:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_for_one_uncached_contact_make_one_upstream_call() {
+    let app = spawn_app().await;
+    let control = app.sandbox.control(ProviderId::Maiagent);
+    let native = control.records()[0]["id"].as_str().unwrap().to_string();
+    let query = format!("{{ contact(id: \"maiagent:{native}\") {{ id displayName }} }}");
+    // Slow enough that the second request arrives while the first one's call is in flight.
+    control.set_latency(Duration::from_millis(300));
+    reset(&app);
+    let (a, b) = tokio::join!(app.data(&query, json!({})), app.data(&query, json!({})));
+    assert_eq!(a, b);
+    assert_eq!(a["contact"]["id"], json!(format!("maiagent:{native}")));
+    assert_eq!(
+        control.request_count(),
+        1,
+        "two requests, one upstream call: {:?}",
+        control.requests()
+    );
+}
+
+/// Lookups run in their own request's span: the upstream log line of each carries the id of
+/// the request that caused it (the loader is per request, its batches in that span).
+#[tokio::test]
+async fn each_requests_upstream_log_lines_carry_its_own_request_id() {
+    let mut child = crate::helpers::binary()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let url = crate::helpers::wait_for_url(&mut child);
+    let client = reqwest::Client::new();
+    let ids: Vec<String> = {
+        let body: serde_json::Value = client
+            .post(&url)
+            .json(&json!({ "query": "{ contacts(providers: [MAIAGENT], first: 2) { nodes { nativeId } } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"]["contacts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["nativeId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let lookup = |request_id: &'static str, native: String| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let query = format!("{{ contact(id: \"maiagent:{native}\", noCache: true) {{ id }} }}");
+            let response = client
+                .post(&url)
+                .header("x-request-id", request_id)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.headers()["x-request-id"], request_id);
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert!(body.get("errors").is_none(), "{body}");
+        }
+    };
+    tokio::join!(
+        lookup("req-alpha", ids[0].clone()),
+        lookup("req-beta", ids[1].clone())
+    );
+    crate::helpers::terminate(&mut child);
+    let logs = logs.join().unwrap();
+    for (request_id, native) in [("req-alpha", &ids[0]), ("req-beta", &ids[1])] {
+        let line = logs
+            .lines()
+            .find(|l| {
+                l.contains("upstream call") && l.contains(&format!("/api/contacts/{native}/"))
+            })
+            .unwrap_or_else(|| panic!("no upstream line for {native}: {logs}"));
+        assert!(
+            line.contains(&format!("id={request_id}")),
+            "the upstream call for {native} should carry request {request_id}: {line}"
+        );
+    }
+}

@@ -1,17 +1,11 @@
 //! Start-up through the real binary: a bad config stops it with a message naming the key; a
 //! good one serves, and SIGTERM stops it gracefully.
 
+use crate::helpers::{binary, terminate, wait_for_url};
 use contact_gateway::contact::ProviderId;
 use contact_gateway::sandbox::api_key;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_contact-gateway"));
-    command.env_remove("CONTACT_GATEWAY_CONFIG");
-    command
-}
 
 fn write_config(text: &str) -> tempfile::NamedTempFile {
     let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
@@ -77,44 +71,6 @@ fn a_missing_config_file_is_named() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/gateway.toml"));
-}
-
-/// Reads stdout until the line with the GraphQL URL; returns it.
-fn wait_for_url(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(url) = line.trim().strip_prefix("GraphQL:") {
-            let url = url.trim().to_string();
-            // Keep draining stdout so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return url;
-        }
-    }
-    panic!("the gateway exited without printing its URL");
-}
-
-fn terminate(child: &mut Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "SIGTERM should stop the gateway cleanly, got {status}"
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The README's first command: `serve` with no config runs the sandbox.

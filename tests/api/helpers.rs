@@ -6,7 +6,10 @@ use contact_gateway::contact::ProviderId;
 use contact_gateway::sandbox::Sandbox;
 use contact_gateway::startup::Application;
 use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub struct TestApp {
     pub address: String,
@@ -112,4 +115,50 @@ pub fn error_codes(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The real binary, with no config from the environment.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_contact-gateway"));
+    command.env_remove("CONTACT_GATEWAY_CONFIG");
+    command
+}
+
+/// Reads the child's stdout until the line with the GraphQL URL; returns it.
+pub fn wait_for_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(url) = line.trim().strip_prefix("GraphQL:") {
+            let url = url.trim().to_string();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return url;
+        }
+    }
+    panic!("the gateway exited without printing its URL");
+}
+
+/// SIGTERM, then waits for a clean exit.
+pub fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "SIGTERM should stop the gateway cleanly, got {status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
