@@ -195,21 +195,7 @@ fn read_url(child: &mut Child) -> String {
 }
 
 fn start_gateway(sandbox: &Sandbox) -> (Child, String, tempfile::NamedTempFile) {
-    let mut toml = String::from("listen = \"127.0.0.1:0\"\n");
-    for (id, config) in sandbox.provider_configs() {
-        toml += &format!(
-            "[providers.{id}]\nbase_url = \"{}\"\napi_key = \"{}\"\ndefault_region = \"{}\"\n",
-            config.base_url,
-            config.api_key.expose(),
-            config.default_region
-        );
-        if let Some(ws) = &config.workspace_id {
-            toml += &format!("workspace_id = \"{ws}\"\n");
-        }
-        if let Some(list) = &config.list_id {
-            toml += &format!("list_id = \"{list}\"\n");
-        }
-    }
+    let toml = format!("listen = \"127.0.0.1:0\"\n{}", sandbox.config_toml());
     let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     std::fs::write(file.path(), toml).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_contact-gateway"))

@@ -113,10 +113,8 @@ pub struct ProviderConfig {
     /// Origin plus optional prefix, no trailing slash; the adapter appends the API's paths.
     pub base_url: String,
     pub api_key: Secret,
-    /// Consuelo: sent as `workspaceId`.
-    pub workspace_id: Option<String>,
-    /// Mainbrainer: the list new contacts join.
-    pub list_id: Option<String>,
+    /// The provider's own keys (its descriptor's `settings`, e.g. Consuelo's `workspace_id`).
+    pub settings: BTreeMap<String, String>,
     pub timeout_ms: u64,
     pub max_concurrency: usize,
     pub default_region: String,
@@ -128,12 +126,16 @@ impl ProviderConfig {
         ProviderConfig {
             base_url: base_url.into(),
             api_key,
-            workspace_id: None,
-            list_id: None,
+            settings: BTreeMap::new(),
             timeout_ms: 10_000,
             max_concurrency: 8,
             default_region: "US".into(),
         }
+    }
+
+    /// One of the provider's own settings, when given.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(String::as_str)
     }
 }
 
@@ -146,31 +148,22 @@ struct RawConfig {
     cache: CacheConfig,
     #[serde(default)]
     limits: LimitsConfig,
+    /// By provider id; an id no provider has is refused when validated.
     #[serde(default)]
-    providers: RawProviders,
+    providers: BTreeMap<String, RawProvider>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawProviders {
-    magicblocks: Option<RawProvider>,
-    consuelo: Option<RawProvider>,
-    whautomate: Option<RawProvider>,
-    maiagent: Option<RawProvider>,
-    mainbrainer: Option<RawProvider>,
-}
-
+/// The keys every provider takes; the rest are checked against its descriptor's settings.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawProvider {
     base_url: String,
     api_key: Option<String>,
     api_key_env: Option<String>,
-    workspace_id: Option<String>,
-    list_id: Option<String>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<usize>,
     default_region: Option<String>,
+    #[serde(flatten)]
+    settings: BTreeMap<String, toml::Value>,
 }
 
 impl Config {
@@ -231,23 +224,15 @@ impl Config {
             return Err(invalid("limits.max_complexity", "must be at least 1"));
         }
         let mut providers = BTreeMap::new();
-        let RawProviders {
-            magicblocks,
-            consuelo,
-            whautomate,
-            maiagent,
-            mainbrainer,
-        } = raw.providers;
-        for (id, raw) in [
-            (ProviderId::Magicblocks, magicblocks),
-            (ProviderId::Consuelo, consuelo),
-            (ProviderId::Whautomate, whautomate),
-            (ProviderId::Maiagent, maiagent),
-            (ProviderId::Mainbrainer, mainbrainer),
-        ] {
-            if let Some(raw) = raw {
-                providers.insert(id, validate_provider(id, raw, &default_region, &env)?);
-            }
+        for (name, raw) in raw.providers {
+            let id = name.parse::<ProviderId>().map_err(|_| {
+                let known: Vec<&str> = ProviderId::ALL.iter().map(|p| p.as_str()).collect();
+                invalid(
+                    format!("providers.{name}"),
+                    format!("no such provider; known: {}", known.join(", ")),
+                )
+            })?;
+            providers.insert(id, validate_provider(id, raw, &default_region, &env)?);
         }
         Ok(Config {
             listen,
@@ -311,26 +296,7 @@ fn validate_provider(
             "contains spaces, line breaks or non-ASCII characters, which a header cannot carry",
         ));
     }
-    if raw.workspace_id.is_some() && id != ProviderId::Consuelo {
-        return Err(invalid(
-            key("workspace_id"),
-            "only consuelo takes a workspace_id",
-        ));
-    }
-    if raw.list_id.is_some() && id != ProviderId::Mainbrainer {
-        return Err(invalid(key("list_id"), "only mainbrainer takes a list_id"));
-    }
-    if id == ProviderId::Consuelo
-        && raw
-            .workspace_id
-            .as_deref()
-            .is_none_or(|w| w.trim().is_empty())
-    {
-        return Err(invalid(
-            key("workspace_id"),
-            "missing: Consuelo needs the workspace id its API asks for",
-        ));
-    }
+    let settings = validate_settings(id, raw.settings)?;
     let timeout_ms = raw.timeout_ms.unwrap_or(10_000);
     if timeout_ms == 0 {
         return Err(invalid(key("timeout_ms"), "must be at least 1"));
@@ -346,12 +312,50 @@ fn validate_provider(
     Ok(ProviderConfig {
         base_url,
         api_key,
-        workspace_id: raw.workspace_id,
-        list_id: raw.list_id,
+        settings,
         timeout_ms,
         max_concurrency,
         default_region,
     })
+}
+
+/// The provider's own keys: each one its descriptor declares, a non-blank string; the required
+/// ones present.
+fn validate_settings(
+    id: ProviderId,
+    given: BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let key = |name: &str| format!("providers.{id}.{name}");
+    let declared = crate::providers::descriptor(id).settings;
+    let mut settings = BTreeMap::new();
+    for (name, value) in given {
+        if !declared.iter().any(|s| s.key == name) {
+            let mut known = vec![
+                "base_url",
+                "api_key",
+                "api_key_env",
+                "timeout_ms",
+                "max_concurrency",
+                "default_region",
+            ];
+            known.extend(declared.iter().map(|s| s.key));
+            let message = format!("unknown key; {id} takes {}", known.join(", "));
+            return Err(invalid(key(&name), message));
+        }
+        match value {
+            toml::Value::String(v) if !v.trim().is_empty() => {
+                settings.insert(name, v.trim().to_string());
+            }
+            _ => return Err(invalid(key(&name), "must be a non-empty string")),
+        }
+    }
+    for setting in declared {
+        if setting.required && !settings.contains_key(setting.key) {
+            let message = format!("missing: {}", setting.about);
+            return Err(invalid(key(setting.key), message));
+        }
+    }
+    Ok(settings)
 }
 
 /// An http(s) origin with an optional path prefix; a trailing slash is dropped.
@@ -436,6 +440,14 @@ mod tests {
             ),
             (
                 "[providers.consuelo]\nbase_url = \"https://x\"\napi_key = \"k\"",
+                "providers.consuelo.workspace_id",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nlist_id = \"l\"",
+                "providers.maiagent.list_id",
+            ),
+            (
+                "[providers.consuelo]\nbase_url = \"https://x\"\napi_key = \"k\"\nworkspace_id = 3",
                 "providers.consuelo.workspace_id",
             ),
             ("default_region = \"Narnia\"", "default_region"),

@@ -1,4 +1,4 @@
-//! The unified contact: plain Rust, no GraphQL, no HTTP. Every provider adapter maps its
+//! The unified contact: plain Rust, no HTTP (the provider id derives its GraphQL enum). Every provider adapter maps its
 //! wire record into this shape; the GraphQL layer only exposes it.
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -7,48 +7,50 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
 
-/// The five providers, in the order `contacts` walks them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderId {
-    Magicblocks,
-    Consuelo,
-    Whautomate,
-    Maiagent,
-    Mainbrainer,
+/// Declares the provider ids: the enum (also GraphQL's `ProviderId`), `ALL`, and each one's
+/// id in config files and global ids, and its product name.
+macro_rules! provider_ids {
+    ($($variant:ident $id:literal $name:literal;)*) => {
+        /// The providers, in the order `contacts` walks them.
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            async_graphql::Enum,
+        )]
+        #[serde(rename_all = "lowercase")]
+        pub enum ProviderId {
+            $($variant,)*
+        }
+
+        impl ProviderId {
+            pub const ALL: [ProviderId; [$($id),*].len()] = [$(ProviderId::$variant),*];
+
+            /// The id used in config files and global contact ids.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProviderId::$variant => $id,)*
+                }
+            }
+
+            /// The provider's product name, for humans.
+            pub fn display_name(self) -> &'static str {
+                match self {
+                    $(ProviderId::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+// One line per provider; its adapter and simulator are registered in `providers::DESCRIPTORS`.
+provider_ids! {
+    Magicblocks "magicblocks" "MagicBlocks";
+    Consuelo "consuelo" "Consuelo";
+    Whautomate "whautomate" "Whautomate";
+    Maiagent "maiagent" "MaiAgent";
+    Mainbrainer "mainbrainer" "Mainbrainer CRM";
 }
 
 impl ProviderId {
-    pub const ALL: [ProviderId; 5] = [
-        ProviderId::Magicblocks,
-        ProviderId::Consuelo,
-        ProviderId::Whautomate,
-        ProviderId::Maiagent,
-        ProviderId::Mainbrainer,
-    ];
-
-    /// The id used in config files and global contact ids.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderId::Magicblocks => "magicblocks",
-            ProviderId::Consuelo => "consuelo",
-            ProviderId::Whautomate => "whautomate",
-            ProviderId::Maiagent => "maiagent",
-            ProviderId::Mainbrainer => "mainbrainer",
-        }
-    }
-
-    /// The provider's product name, for humans.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            ProviderId::Magicblocks => "MagicBlocks",
-            ProviderId::Consuelo => "Consuelo",
-            ProviderId::Whautomate => "Whautomate",
-            ProviderId::Maiagent => "MaiAgent",
-            ProviderId::Mainbrainer => "Mainbrainer CRM",
-        }
-    }
-
     /// Position in `ProviderId::ALL`, which is also the `contacts` order.
     pub fn index(self) -> usize {
         self as usize

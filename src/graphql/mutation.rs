@@ -2,7 +2,7 @@
 //! can fix comes back as `userErrors`, provider failures as GraphQL errors with their code.
 
 use super::errors::write_error;
-use super::types::{ContactObject, ProviderIdGql};
+use super::types::ContactObject;
 use crate::contact::{GlobalId, ProviderId};
 use crate::fields::kind::{self, EmailDraft, PhoneDraft};
 use crate::fields::Kind;
@@ -120,7 +120,7 @@ macro_rules! contact_inputs {
         /// (`FIELD_NOT_SUPPORTED`), never dropped.
         #[derive(InputObject)]
         pub struct CreateContactInput {
-            pub provider: ProviderIdGql,
+            pub provider: ProviderId,
             $(
                 #[doc = $doc]
                 #[graphql(name = $input)]
@@ -190,7 +190,7 @@ pub struct DoNotContactInput {
     pub email: Option<String>,
     pub reason: Option<String>,
     /// Default: every enabled provider.
-    pub providers: Option<Vec<ProviderIdGql>>,
+    pub providers: Option<Vec<ProviderId>>,
 }
 
 #[derive(SimpleObject, Default)]
@@ -213,7 +213,7 @@ pub struct DeleteContactPayload {
 
 #[derive(SimpleObject)]
 pub struct DoNotContactResult {
-    pub provider: ProviderIdGql,
+    pub provider: ProviderId,
     pub status: DoNotContactStatus,
     pub message: Option<String>,
     /// The error code when FAILED (PROVIDER_UNAVAILABLE, PROVIDER_AUTH_FAILED…).
@@ -302,7 +302,7 @@ impl MutationRoot {
         input: CreateContactInput,
     ) -> Result<ContactPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
-        let provider = ProviderId::from(input.provider);
+        let provider = input.provider;
         let outcome = gateway.create_contact(provider, input.draft()).await;
         written(outcome, None)
     }
@@ -334,7 +334,7 @@ impl MutationRoot {
         input: UpsertContactInput,
     ) -> Result<ContactPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
-        let provider = ProviderId::from(input.contact.provider);
+        let provider = input.contact.provider;
         let match_by = input
             .match_by
             .unwrap_or_else(|| vec![MatchField::Email, MatchField::Phone]);
@@ -413,15 +413,13 @@ impl MutationRoot {
                 })
             }
         };
-        let providers = input
-            .providers
-            .map(|ps| ps.into_iter().map(ProviderId::from).collect());
+        let providers = input.providers;
         let results = gateway.do_not_contact(&request, providers).await;
         Ok(DoNotContactPayload {
             results: results
                 .into_iter()
                 .map(|r| DoNotContactResult {
-                    provider: r.provider.into(),
+                    provider: r.provider,
                     status: r.status,
                     message: Some(r.message),
                     code: r
@@ -440,11 +438,11 @@ impl MutationRoot {
     async fn import_contacts(
         &self,
         ctx: &Context<'_>,
-        provider: ProviderIdGql,
+        provider: ProviderId,
         csv: String,
     ) -> Result<ImportContactsPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
-        let rows = match gateway.import_contacts(provider.into(), &csv).await {
+        let rows = match gateway.import_contacts(provider, &csv).await {
             Ok(rows) => rows,
             Err(WriteError::User(errors)) => {
                 return Ok(ImportContactsPayload {

@@ -2,8 +2,7 @@
 
 use super::errors::{bad_user_input, provider_error};
 use super::types::{
-    ContactConnection, ContactEdge, ContactObject, PageInfo, PhoneNormalization, ProviderIdGql,
-    ProviderInfo,
+    ContactConnection, ContactEdge, ContactObject, PageInfo, PhoneNormalization, ProviderInfo,
 };
 use crate::contact::{GlobalId, ProviderId};
 use crate::gateway::filter::Filter;
@@ -97,7 +96,7 @@ impl QueryRoot {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        providers: Option<Vec<ProviderIdGql>>,
+        providers: Option<Vec<ProviderId>>,
         filter: Option<ContactFilter>,
         #[graphql(default_with = "Some(20)")] first: Option<i32>,
         after: Option<String>,
@@ -111,7 +110,7 @@ impl QueryRoot {
             .unwrap_or_default()
             .validate(&settings.default_region)?;
         let args = ContactsArgs {
-            providers: providers.map(|ps| ps.into_iter().map(ProviderId::from).collect()),
+            providers,
             filter,
             first,
             after,

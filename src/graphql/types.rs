@@ -8,16 +8,6 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "ProviderId", remote = "crate::contact::ProviderId")]
-pub enum ProviderIdGql {
-    Magicblocks,
-    Consuelo,
-    Whautomate,
-    Maiagent,
-    Mainbrainer,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "Capability", remote = "crate::providers::Capability")]
 pub enum CapabilityGql {
     List,
@@ -111,8 +101,8 @@ impl ContactObject {
     async fn id(&self) -> ID {
         ID(self.0.global_id().to_string())
     }
-    async fn provider(&self) -> ProviderIdGql {
-        self.0.provider.into()
+    async fn provider(&self) -> ProviderId {
+        self.0.provider
     }
     /// The provider's own id.
     async fn native_id(&self) -> &str {
@@ -245,7 +235,7 @@ impl ContactConnection {
 
 #[derive(SimpleObject)]
 pub struct ProviderInfo {
-    pub id: ProviderIdGql,
+    pub id: ProviderId,
     pub name: String,
     pub enabled: bool,
     /// What the gateway performs on this provider, natively or emulated.
@@ -255,7 +245,7 @@ pub struct ProviderInfo {
 impl ProviderInfo {
     pub fn new(id: ProviderId, capabilities: Option<Vec<CoreCapability>>) -> Self {
         ProviderInfo {
-            id: id.into(),
+            id,
             name: id.display_name().to_string(),
             enabled: capabilities.is_some(),
             capabilities: capabilities

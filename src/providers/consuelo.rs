@@ -767,7 +767,10 @@ mod tests {
         let config = sandbox.provider_configs()[&ProviderId::Consuelo].clone();
         let adapter = Consuelo::new(
             UpstreamClient::new(ProviderId::Consuelo, &config),
-            config.workspace_id.clone().expect("workspace"),
+            config
+                .setting("workspace_id")
+                .expect("workspace")
+                .to_string(),
         );
         (sandbox, adapter)
     }

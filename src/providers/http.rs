@@ -1,7 +1,7 @@
 //! The one upstream client: every provider request is signed, bounded, timed and logged here,
 //! and every upstream status becomes a `ProviderError` here.
 
-use super::ProviderError;
+use super::{Auth, ProviderError};
 use crate::config::{ProviderConfig, Secret};
 use crate::contact::ProviderId;
 use crate::phone;
@@ -14,14 +14,12 @@ use tokio::sync::Semaphore;
 
 pub const GATEWAY_USER_AGENT: &str = concat!("contact-gateway/", env!("CARGO_PKG_VERSION"));
 
-/// How a provider wants its key presented.
+/// The header carrying the key, as the provider's descriptor says.
 fn auth_header(provider: ProviderId, key: &Secret) -> (&'static str, String) {
-    match provider {
-        // whautomate.txt: `x-api-key` header on every operation.
-        ProviderId::Whautomate => ("x-api-key", key.expose().to_string()),
-        // maiagent.txt: the scheme word is `Api-Key`, not `Bearer`.
-        ProviderId::Maiagent => ("authorization", format!("Api-Key {}", key.expose())),
-        _ => ("authorization", format!("Bearer {}", key.expose())),
+    match super::descriptor(provider).auth {
+        Auth::Bearer => ("authorization", format!("Bearer {}", key.expose())),
+        Auth::Scheme(scheme) => ("authorization", format!("{scheme} {}", key.expose())),
+        Auth::Header(name) => (name, key.expose().to_string()),
     }
 }
 

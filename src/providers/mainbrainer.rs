@@ -635,7 +635,7 @@ mod tests {
         let config = sandbox.provider_configs()[&ProviderId::Mainbrainer].clone();
         let adapter = Mainbrainer::new(
             UpstreamClient::new(ProviderId::Mainbrainer, &config),
-            config.list_id.clone(),
+            config.setting("list_id").map(str::to_string),
         );
         (sandbox, adapter)
     }

@@ -420,6 +420,98 @@ where
     })
 }
 
+/// How a provider wants its key presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// `Authorization: <scheme> <key>`.
+    Scheme(&'static str),
+    /// The key alone, in a header of its own.
+    Header(&'static str),
+}
+
+/// A key of `[providers.<id>]` beyond the common ones (`base_url`, `api_key`, `timeout_ms`…).
+pub struct Setting {
+    pub key: &'static str,
+    /// Start-up stops without it, with `about` in the message.
+    pub required: bool,
+    /// What it is, for messages.
+    pub about: &'static str,
+}
+
+/// Everything the gateway knows of one provider besides its adapter's code: a sixth provider
+/// is one adapter module, one simulator module, one line in `contact::provider_ids!` and one
+/// entry here.
+pub struct Descriptor {
+    pub id: ProviderId,
+    pub auth: Auth,
+    pub settings: &'static [Setting],
+    /// Builds the adapter from its client and its config (whose settings are checked).
+    pub adapter: fn(http::UpstreamClient, &ProviderConfig) -> Arc<dyn Provider>,
+    pub simulator: crate::sandbox::Simulator,
+}
+
+/// The providers, in `ProviderId` order.
+pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
+    Descriptor {
+        id: ProviderId::Magicblocks,
+        auth: Auth::Bearer,
+        settings: &[],
+        adapter: |client, _| Arc::new(magicblocks::MagicBlocks::new(client)),
+        simulator: crate::sandbox::magicblocks::SIMULATOR,
+    },
+    Descriptor {
+        id: ProviderId::Consuelo,
+        auth: Auth::Bearer,
+        settings: &[Setting {
+            key: "workspace_id",
+            required: true,
+            about: "Consuelo needs the workspace id its API asks for (sent as `workspaceId`)",
+        }],
+        adapter: |client, config| {
+            let workspace = config.setting("workspace_id").unwrap_or_default();
+            Arc::new(consuelo::Consuelo::new(client, workspace.to_string()))
+        },
+        simulator: crate::sandbox::consuelo::SIMULATOR,
+    },
+    Descriptor {
+        id: ProviderId::Whautomate,
+        // whautomate.txt: `x-api-key` header on every operation.
+        auth: Auth::Header("x-api-key"),
+        settings: &[],
+        adapter: |client, _| Arc::new(whautomate::Whautomate::new(client)),
+        simulator: crate::sandbox::whautomate::SIMULATOR,
+    },
+    Descriptor {
+        id: ProviderId::Maiagent,
+        // maiagent.txt: the scheme word is `Api-Key`, not `Bearer`.
+        auth: Auth::Scheme("Api-Key"),
+        settings: &[],
+        adapter: |client, _| Arc::new(maiagent::MaiAgent::new(client)),
+        simulator: crate::sandbox::maiagent::SIMULATOR,
+    },
+    Descriptor {
+        id: ProviderId::Mainbrainer,
+        auth: Auth::Bearer,
+        settings: &[Setting {
+            key: "list_id",
+            required: false,
+            about: "the Mainbrainer list new contacts join",
+        }],
+        adapter: |client, config| {
+            let list = config.setting("list_id").map(str::to_string);
+            Arc::new(mainbrainer::Mainbrainer::new(client, list))
+        },
+        simulator: crate::sandbox::mainbrainer::SIMULATOR,
+    },
+];
+
+/// The descriptor of `id`.
+pub fn descriptor(id: ProviderId) -> &'static Descriptor {
+    &DESCRIPTORS[id.index()]
+}
+
 /// The enabled adapters, by id.
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -427,27 +519,17 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds an adapter for every configured provider.
+    /// Builds an adapter for every configured provider, all sending through one connection
+    /// pool.
     pub fn from_config(configs: &BTreeMap<ProviderId, ProviderConfig>) -> Self {
-        let mut providers: BTreeMap<ProviderId, Arc<dyn Provider>> = BTreeMap::new();
         let pool = http::pool();
-        for (&id, config) in configs {
-            let client = http::UpstreamClient::with_pool(id, config, pool.clone());
-            let adapter: Arc<dyn Provider> = match id {
-                ProviderId::Magicblocks => Arc::new(magicblocks::MagicBlocks::new(client)),
-                ProviderId::Consuelo => Arc::new(consuelo::Consuelo::new(
-                    client,
-                    config.workspace_id.clone().unwrap_or_default(),
-                )),
-                ProviderId::Whautomate => Arc::new(whautomate::Whautomate::new(client)),
-                ProviderId::Maiagent => Arc::new(maiagent::MaiAgent::new(client)),
-                ProviderId::Mainbrainer => Arc::new(mainbrainer::Mainbrainer::new(
-                    client,
-                    config.list_id.clone(),
-                )),
-            };
-            providers.insert(id, adapter);
-        }
+        let providers = configs
+            .iter()
+            .map(|(&id, config)| {
+                let client = http::UpstreamClient::with_pool(id, config, pool.clone());
+                (id, (descriptor(id).adapter)(client, config))
+            })
+            .collect();
         Registry { providers }
     }
 
@@ -478,5 +560,18 @@ impl Registry {
     /// Enabled adapters in `ProviderId` order.
     pub fn enabled(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
         self.providers.values()
+    }
+}
+
+#[cfg(test)]
+mod descriptor_tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_are_in_provider_id_order() {
+        for (i, id) in ProviderId::ALL.into_iter().enumerate() {
+            assert_eq!(DESCRIPTORS[i].id, id);
+            assert_eq!(descriptor(id).id, id);
+        }
     }
 }

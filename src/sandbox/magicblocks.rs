@@ -33,7 +33,15 @@ struct Store {
 
 type Shared = Arc<Mutex<Store>>;
 
-pub(super) fn build() -> (Router, Arc<SimControl>) {
+/// This simulator, as the sandbox runs it.
+pub const SIMULATOR: super::Simulator = super::Simulator {
+    build,
+    api_key: "sandbox-magicblocks-key",
+    settings: &[],
+    region: None,
+};
+
+fn build() -> (Router, Arc<SimControl>) {
     let store: Shared = Arc::new(Mutex::new(Store {
         contacts: seed::magicblocks(),
         next_id: 1,

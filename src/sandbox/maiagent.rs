@@ -46,7 +46,16 @@ struct Store {
 
 type Shared = Arc<Mutex<Store>>;
 
-pub(super) fn build() -> (Router, Arc<SimControl>) {
+/// This simulator, as the sandbox runs it.
+/// MaiAgent's seeded phones are Taiwanese national digits.
+pub const SIMULATOR: super::Simulator = super::Simulator {
+    build,
+    api_key: "sandbox-maiagent-key",
+    settings: &[],
+    region: Some("TW"),
+};
+
+fn build() -> (Router, Arc<SimControl>) {
     let contacts: Vec<Entry> = seed::maiagent()
         .into_iter()
         .map(|(record, conversations)| Entry {

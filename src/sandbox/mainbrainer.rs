@@ -37,7 +37,15 @@ struct Store {
 
 type Shared = Arc<Mutex<Store>>;
 
-pub(super) fn build() -> (Router, Arc<SimControl>) {
+/// This simulator, as the sandbox runs it.
+pub const SIMULATOR: super::Simulator = super::Simulator {
+    build,
+    api_key: "sandbox-mainbrainer-key",
+    settings: &[("list_id", super::MAINBRAINER_LIST_ID)],
+    region: None,
+};
+
+fn build() -> (Router, Arc<SimControl>) {
     let contacts = seed::mainbrainer();
     let next_id = seed::MAINBRAINER_FIRST_ID + contacts.len() as i64;
     let store: Shared = Arc::new(Mutex::new(Store {

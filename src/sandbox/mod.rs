@@ -2,8 +2,8 @@
 //! REST API over real HTTP on `127.0.0.1:<random port>`, seeded with sample contacts.
 //!
 //! NOTES Decision 7: the simulators are written from the provider documents
-//! (`shared/providers/*.txt` and NOTES.md), never from the adapters; nothing here imports
-//! `crate::providers`. Each serves its document's shapes and quirks by default.
+//! (`shared/providers/*.txt` and NOTES.md), never from the adapters; nothing here imports an
+//! adapter (only the registry, which lists the simulators). Each serves its document's shapes and quirks by default.
 //!
 //! Every simulator also has a control surface (see [`control`]): a request log, injected
 //! latency and faults, readable from Rust ([`SimControl`]) and over HTTP under `/__sandbox/`.
@@ -15,13 +15,13 @@
 // Handlers return early with a ready provider-style `Response`; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-mod consuelo;
+pub(crate) mod consuelo;
 pub mod control;
-mod magicblocks;
-mod maiagent;
-mod mainbrainer;
+pub(crate) mod magicblocks;
+pub(crate) mod maiagent;
+pub(crate) mod mainbrainer;
 pub mod seed;
-mod whautomate;
+pub(crate) mod whautomate;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +30,8 @@ pub use control::{Fault, RecordedRequest, SimControl};
 
 use crate::config::{ProviderConfig, Secret};
 use crate::contact::ProviderId;
+// Only the registry, to know which simulators there are: never an adapter (Decision 7).
+use crate::providers::descriptor;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,15 +46,23 @@ pub const CONSUELO_WORKSPACE_ID: &str = "ws_sandbox";
 /// Mainbrainer's list in the sandbox.
 pub const MAINBRAINER_LIST_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 
-/// The key each simulator accepts (each with its provider's auth scheme).
+/// What the sandbox needs to run one provider's simulator and point a gateway at it; each
+/// simulator module has one, registered with its provider in `providers::DESCRIPTORS`.
+#[derive(Clone, Copy)]
+pub struct Simulator {
+    /// Builds the simulator's API and control surface, seeded.
+    pub build: fn() -> (axum::Router, Arc<SimControl>),
+    /// The key it accepts (presented with its provider's auth scheme).
+    pub api_key: &'static str,
+    /// Provider settings a gateway needs for it (`workspace_id`…).
+    pub settings: &'static [(&'static str, &'static str)],
+    /// The region of its seeded national phone numbers, when not the default.
+    pub region: Option<&'static str>,
+}
+
+/// The key a provider's simulator accepts.
 pub fn api_key(id: ProviderId) -> &'static str {
-    match id {
-        ProviderId::Magicblocks => "sandbox-magicblocks-key",
-        ProviderId::Consuelo => "sandbox-consuelo-key",
-        ProviderId::Whautomate => "sandbox-whautomate-key",
-        ProviderId::Maiagent => "sandbox-maiagent-key",
-        ProviderId::Mainbrainer => "sandbox-mainbrainer-key",
-    }
+    descriptor(id).simulator.api_key
 }
 
 struct Sim {
@@ -71,13 +81,7 @@ impl Sandbox {
     pub async fn start() -> std::io::Result<Sandbox> {
         let mut sims = BTreeMap::new();
         for id in ProviderId::ALL {
-            let (api, control) = match id {
-                ProviderId::Magicblocks => magicblocks::build(),
-                ProviderId::Consuelo => consuelo::build(),
-                ProviderId::Whautomate => whautomate::build(),
-                ProviderId::Maiagent => maiagent::build(),
-                ProviderId::Mainbrainer => mainbrainer::build(),
-            };
+            let (api, control) = (descriptor(id).simulator.build)();
             let app =
                 api.merge(control::routes(control.clone()))
                     .layer(middleware::from_fn_with_state(
@@ -113,24 +117,42 @@ impl Sandbox {
         &self.sims[&id].control
     }
 
-    /// Provider configs pointing at the simulators with the sandbox keys. MaiAgent's
-    /// `default_region` is "TW": its seeded phones are Taiwanese national digits.
+    /// Provider configs pointing at the simulators with the sandbox keys and settings.
     pub fn provider_configs(&self) -> BTreeMap<ProviderId, ProviderConfig> {
         ProviderId::ALL
             .into_iter()
             .map(|id| {
-                let mut config = ProviderConfig::new(self.base_url(id), Secret::new(api_key(id)));
-                match id {
-                    ProviderId::Consuelo => {
-                        config.workspace_id = Some(CONSUELO_WORKSPACE_ID.into())
-                    }
-                    ProviderId::Mainbrainer => config.list_id = Some(MAINBRAINER_LIST_ID.into()),
-                    ProviderId::Maiagent => config.default_region = "TW".into(),
-                    _ => {}
+                let simulator = descriptor(id).simulator;
+                let mut config =
+                    ProviderConfig::new(self.base_url(id), Secret::new(simulator.api_key));
+                for (key, value) in simulator.settings {
+                    config.settings.insert(key.to_string(), value.to_string());
+                }
+                if let Some(region) = simulator.region {
+                    config.default_region = region.into();
                 }
                 (id, config)
             })
             .collect()
+    }
+}
+
+impl Sandbox {
+    /// The `[providers.*]` sections of a config file pointing a gateway at the simulators.
+    pub fn config_toml(&self) -> String {
+        let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let mut text = String::new();
+        for (id, config) in self.provider_configs() {
+            text += &format!("[providers.{id}]\n");
+            text += &format!("base_url = {}\n", quoted(&config.base_url));
+            text += &format!("api_key = {}\n", quoted(config.api_key.expose()));
+            text += &format!("default_region = {}\n", quoted(&config.default_region));
+            for (key, value) in &config.settings {
+                text += &format!("{key} = {}\n", quoted(value));
+            }
+            text += "\n";
+        }
+        text
     }
 }
 

@@ -1007,11 +1007,11 @@ async fn configs_point_at_the_simulators_and_overlaps_exist() {
     let configs = sb.provider_configs();
     assert_eq!(configs.len(), 5);
     assert_eq!(
-        configs[&ProviderId::Consuelo].workspace_id.as_deref(),
+        configs[&ProviderId::Consuelo].setting("workspace_id"),
         Some(CONSUELO_WORKSPACE_ID)
     );
     assert_eq!(
-        configs[&ProviderId::Mainbrainer].list_id.as_deref(),
+        configs[&ProviderId::Mainbrainer].setting("list_id"),
         Some(MAINBRAINER_LIST_ID)
     );
     assert_eq!(
@@ -1041,4 +1041,19 @@ async fn configs_point_at_the_simulators_and_overlaps_exist() {
         ),
         wa[0]["phoneNumber"].as_str().map(String::from)
     );
+}
+
+#[tokio::test]
+async fn the_printed_config_parses_into_the_sandbox_configs() {
+    let sb = Sandbox::start().await.unwrap();
+    let parsed = crate::config::Config::parse(&sb.config_toml(), |_| None).expect("parses");
+    let expected = sb.provider_configs();
+    assert_eq!(parsed.providers.len(), expected.len());
+    for (id, config) in expected {
+        let got = &parsed.providers[&id];
+        assert_eq!(got.base_url, config.base_url);
+        assert_eq!(got.api_key, config.api_key);
+        assert_eq!(got.settings, config.settings);
+        assert_eq!(got.default_region, config.default_region);
+    }
 }

@@ -42,7 +42,15 @@ struct Store {
 
 type Shared = Arc<Mutex<Store>>;
 
-pub(super) fn build() -> (Router, Arc<SimControl>) {
+/// This simulator, as the sandbox runs it.
+pub const SIMULATOR: super::Simulator = super::Simulator {
+    build,
+    api_key: "sandbox-whautomate-key",
+    settings: &[],
+    region: None,
+};
+
+fn build() -> (Router, Arc<SimControl>) {
     let contacts: Vec<Entry> = seed::whautomate()
         .into_iter()
         .map(|(record, channel)| Entry {
