@@ -12,22 +12,19 @@
 //! So updates always go by `contactId`, creates and upserts send email and mobile together
 //! when both are known, and the do-not-contact body is built knowing which rule it hits.
 
+mod mapping;
+mod wire;
+
 use super::http::UpstreamClient;
 use super::{Capabilities, Provider, ProviderError};
-use crate::contact::{
-    non_empty, string_or_number, Consent, Contact, Email, Group, PersonName, Phone, ProviderId,
-};
-use crate::phone;
-use crate::write::{ContactPatch, DoNotContact, NewContact, Patch, WriteFields};
-use phonenumber::country::Id as Region;
+use crate::contact::{non_empty, Contact};
+use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
+use mapping::{mobile, new_body, strip_invalid, to_contact, update_body};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::json;
+use wire::{AnyCase, InvalidProperty, UpsertAnswer, UpsertBody};
 
 const UPSERT: &str = "/contacts/insertupdate";
-/// Property names of the unified fields (mainbrainer.txt's example).
-const FIRST_NAME: &str = "firstname";
-const LAST_NAME: &str = "lastname";
-const COMPANY: &str = "company";
 
 pub struct Mainbrainer {
     client: UpstreamClient,
@@ -40,156 +37,56 @@ impl Mainbrainer {
         Mainbrainer { client, list_id }
     }
 
-    /// `mobileCountryCode` and `mobileNumber` (JSON integers) from an E.164 phone, split with
-    /// libphonenumber (NOTES 5.7.3). A national number with a leading zero (Italy) cannot be
-    /// held as an integer: refused rather than stored wrong.
-    fn mobile(&self, phone: &Phone) -> Result<(u16, u64), ProviderError> {
-        let text = phone.e164.as_deref().unwrap_or(&phone.number);
-        let parsed = phonenumber::parse(None, text).map_err(|_| {
-            self.rejected(
-                422,
-                format!("`{text}` cannot be split into mobileCountryCode and mobileNumber"),
-            )
-        })?;
-        if parsed.national().zeros() > 0 {
-            return Err(self.rejected(
-                422,
-                format!(
-                    "`{text}` has a national number with a leading zero, which Mainbrainer's \
-                     integer mobileNumber cannot hold"
-                ),
-            ));
-        }
-        Ok((parsed.code().value(), parsed.national().value()))
-    }
-
-    /// The upsert body of a create or an upsert: `listId` (the input's group, else the
-    /// configured list, else none), email and mobile together, both opt-ins explicit (from the
-    /// input, else `false`: no consent is never assumed; Decision 5), `propertyFields`.
-    fn new_body(&self, input: &NewContact) -> Result<Map<String, Value>, ProviderError> {
-        let mut body = Map::new();
-        if let Some(list) = input.group_ids.first().or(self.list_id.as_ref()) {
-            body.insert("listId".into(), json!(list));
-        }
-        if let Some(email) = input.primary_email() {
-            body.insert("email".into(), json!(email.address));
-        }
-        if let Some(phone) = input.primary_phone() {
-            let (code, number) = self.mobile(phone)?;
-            body.insert("mobileCountryCode".into(), json!(code));
-            body.insert("mobileNumber".into(), json!(number));
-        }
-        body.insert(
-            "mobileOptIn".into(),
-            json!(input.sms_opt_in.unwrap_or(false)),
-        );
-        body.insert(
-            "emailOptIn".into(),
-            json!(input.email_opt_in.unwrap_or(false)),
-        );
-        let mut properties = Vec::new();
-        let mut put = |name: &str, value: Option<&String>| {
-            if let Some(value) = non_empty(value.map(String::as_str)) {
-                properties.push(property(name, Value::String(value)));
-            }
-        };
-        put(FIRST_NAME, input.first_name.as_ref());
-        put(LAST_NAME, input.last_name.as_ref());
-        put(COMPANY, input.company.as_ref());
-        for (name, value) in &input.custom_fields {
-            if !value.is_null() {
-                properties.push(self.custom_property(name, value)?);
-            }
-        }
-        if !properties.is_empty() {
-            body.insert("propertyFields".into(), Value::Array(properties));
-        }
-        Ok(body)
-    }
-
-    /// A custom field as a property, its value as a string (a `null` value clears it). A name
-    /// that is one of the unified fields' properties is refused: it would overwrite them.
-    fn custom_property(&self, name: &str, value: &Value) -> Result<Value, ProviderError> {
-        if [FIRST_NAME, LAST_NAME, COMPANY]
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(name.trim()))
-        {
-            return Err(self.rejected(
-                422,
-                format!("custom field `{name}` is the property of a named field; set that field instead"),
-            ));
-        }
-        let value = match value {
-            Value::Null => Value::Null,
-            Value::String(s) => Value::String(s.clone()),
-            other => Value::String(other.to_string()),
-        };
-        Ok(property(name, value))
-    }
-
     /// Sends one upsert body; answers the contact id Mainbrainer reports and the properties
     /// it did not store.
-    async fn send(&self, body: &Map<String, Value>) -> Result<Answer, ProviderError> {
+    async fn send(&self, body: &UpsertBody) -> Result<Answer, ProviderError> {
         let response = self
             .client
-            .send_expecting(
-                Method::POST,
-                UPSERT,
-                &[],
-                Some(&Value::Object(body.clone())),
-            )
+            .send_expecting(Method::POST, UPSERT, &[], Some(&json!(body)))
             .await?;
-        let answer = response.body.as_object().cloned().unwrap_or_default();
+        // mainbrainer.txt / NOTES 5.7.2: the answer's keys in any casing; a body that is not
+        // an object reads as an empty answer.
+        let AnyCase(answer) =
+            serde_json::from_value::<AnyCase<UpsertAnswer>>(response.body).unwrap_or_default();
         // NOTES 5.6: any 2xx, and `status` must say Success.
-        let status = field(&answer, "status").and_then(Value::as_str);
-        if status.is_some_and(|s| !s.eq_ignore_ascii_case("success")) {
-            let message = field(&answer, "message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
+        if let Some(message) = answer.failure() {
             return Err(self.rejected(response.status, message.to_string()));
         }
-        let data = field(&answer, "data")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let id = field(&data, "contactId")
-            .and_then(string_or_number)
+        let data = answer.data.map(|AnyCase(data)| data).unwrap_or_default();
+        let id = data
+            .contact_id
+            .clone()
             .ok_or_else(|| ProviderError::unparseable(self.id(), "no ContactId in the answer"))?;
-        // mainbrainer.txt `InvalidProperties` / OpenAPI `invalidPropertiesList`: not stored.
-        let invalid = field(&data, "invalidProperties")
-            .or_else(|| field(&data, "invalidPropertiesList"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(Answer { id, invalid })
+        Ok(Answer {
+            id,
+            invalid: data.invalid(),
+        })
     }
 
     /// The contact as written: the body sent, without the properties Mainbrainer reported
     /// invalid, plus the id (Mainbrainer has no read endpoint). The write happened, so invalid
     /// properties are no error: the gateway compares this contact with the input and warns
     /// (FIELD_NOT_STORED) about what it lacks.
-    fn written(
-        &self,
-        body: &Map<String, Value>,
-        answer: &Answer,
-    ) -> Result<Contact, ProviderError> {
-        let mut raw = body.clone();
+    fn written(&self, body: &UpsertBody, answer: &Answer) -> Result<Contact, ProviderError> {
+        let mut stored = body.clone();
         if !answer.invalid.is_empty() {
-            let invalid = Value::Array(answer.invalid.clone());
+            let invalid: Vec<Option<String>> =
+                answer.invalid.iter().map(InvalidProperty::name).collect();
             tracing::warn!(
                 provider = %self.id(),
                 contact = %answer.id,
-                invalid = %invalid,
+                invalid = ?invalid,
                 "Mainbrainer did not store some properties"
             );
-            strip_invalid(&mut raw, &answer.invalid);
+            strip_invalid(&mut stored, &answer.invalid);
         }
+        let mut raw = json!(stored);
         let id = answer
             .id
             .parse::<i64>()
             .map_or(json!(answer.id), |n| json!(n));
-        raw.insert("contactId".into(), id);
-        to_contact(&Value::Object(raw), self.client.region())
+        raw["contactId"] = id;
+        to_contact(&raw, self.client.region())
     }
 }
 
@@ -198,52 +95,7 @@ struct Answer {
     /// `ContactId`, the record the body touched.
     id: String,
     /// `InvalidProperties` / `invalidPropertiesList`: properties not stored.
-    invalid: Vec<Value>,
-}
-
-/// Removes from `body.propertyFields` the properties Mainbrainer reported invalid, matched by
-/// name (an item may be a name or a `{propertyId, propertyName, propertyValue}` object). An
-/// item naming no property sent cannot be placed: every property is removed then, so the
-/// gateway warns about all of them rather than claim one stored that was not.
-fn strip_invalid(body: &mut Map<String, Value>, invalid: &[Value]) {
-    let Some(Value::Array(properties)) = body.get_mut("propertyFields") else {
-        return;
-    };
-    let name_of = |item: &Value| -> Option<String> {
-        let name = match item {
-            Value::String(name) => Some(name.as_str()),
-            Value::Object(object) => field(object, "propertyName").and_then(Value::as_str),
-            _ => None,
-        };
-        name.map(|n| n.trim().to_lowercase())
-    };
-    let sent: Vec<String> = properties.iter().filter_map(name_of).collect();
-    let names: Vec<Option<String>> = invalid.iter().map(name_of).collect();
-    if names
-        .iter()
-        .any(|name| name.as_ref().is_none_or(|n| !sent.contains(n)))
-    {
-        properties.clear();
-    } else {
-        properties.retain(|p| name_of(p).is_none_or(|n| !names.contains(&Some(n))));
-    }
-    if properties.is_empty() {
-        body.remove("propertyFields");
-    }
-}
-
-/// `{propertyName, propertyValue}` (OpenAPI camelCase, NOTES 5.7.1).
-fn property(name: &str, value: Value) -> Value {
-    json!({ "propertyName": name, "propertyValue": value })
-}
-
-/// An opt-in change as sent: only a given value. The field is `bool|null`, so a cleared
-/// opt-in is not sent as `""`; the gateway refuses clearing an opt-in before any call.
-fn opt_in(patch: &Patch<bool>) -> Option<Value> {
-    match patch {
-        Patch::Set(b) => Some(json!(b)),
-        Patch::Keep | Patch::Clear => None,
-    }
+    invalid: Vec<InvalidProperty>,
 }
 
 #[async_trait::async_trait]
@@ -294,7 +146,7 @@ impl Provider for Mainbrainer {
     /// updated (with only a mobile, one holding that mobile and no email; with both, one
     /// holding both). The answer does not say which happened. Never retried.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        let body = self.new_body(input)?;
+        let body = new_body(input, self.list_id.as_ref())?;
         let answer = self.send(&body).await?;
         self.written(&body, &answer)
     }
@@ -320,66 +172,10 @@ impl Provider for Mainbrainer {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let unsupported = |operation| Err(self.unsupported(operation));
         let Ok(contact_id) = native_id.trim().parse::<i64>() else {
             return Err(self.rejected(404, "not found (Mainbrainer ids are integers)"));
         };
-        let mut body = Map::new();
-        body.insert("contactId".into(), json!(contact_id));
-        match &patch.group_ids {
-            Patch::Keep => {}
-            Patch::Set(ids) if !ids.is_empty() => {
-                body.insert("listId".into(), json!(ids[0]));
-            }
-            _ => return unsupported("removing a contact from its list"),
-        }
-        match patch.emails.change() {
-            None => {}
-            Some(Some(list)) if !list.is_empty() => {
-                let email = list.iter().find(|e| e.primary).unwrap_or(&list[0]);
-                body.insert("email".into(), json!(email.address));
-            }
-            Some(_) => return unsupported("clearing the email"),
-        }
-        match patch.phones.change() {
-            None => {}
-            Some(Some(list)) if !list.is_empty() => {
-                let phone = list.iter().find(|p| p.primary).unwrap_or(&list[0]);
-                let (code, number) = self.mobile(phone)?;
-                body.insert("mobileCountryCode".into(), json!(code));
-                body.insert("mobileNumber".into(), json!(number));
-            }
-            Some(_) => return unsupported("clearing the mobile"),
-        }
-        if let Some(value) = opt_in(&patch.sms_opt_in) {
-            body.insert("mobileOptIn".into(), value);
-        }
-        if let Some(value) = opt_in(&patch.email_opt_in) {
-            body.insert("emailOptIn".into(), value);
-        }
-        let mut properties = Vec::new();
-        for (name, change) in [
-            (FIRST_NAME, &patch.first_name),
-            (LAST_NAME, &patch.last_name),
-            (COMPANY, &patch.company),
-        ] {
-            if let Some(value) = change.change() {
-                let value = non_empty(value.map(String::as_str));
-                properties.push(property(name, value.map_or(Value::Null, Value::String)));
-            }
-        }
-        match &patch.custom_fields {
-            Patch::Keep => {}
-            Patch::Clear => return unsupported("clearing all custom fields"),
-            Patch::Set(changes) => {
-                for (name, value) in changes {
-                    properties.push(self.custom_property(name, value)?);
-                }
-            }
-        }
-        if !properties.is_empty() {
-            body.insert("propertyFields".into(), Value::Array(properties));
-        }
+        let body = update_body(contact_id, patch)?;
         let answer = self.send(&body).await?;
         let id = &answer.id;
         if *id != contact_id.to_string() {
@@ -410,10 +206,14 @@ impl Provider for Mainbrainer {
             }
             return Err(self.rejected(422, "a do-not-contact request needs a phone"));
         };
-        let (code, number) = self.mobile(phone)?;
-        let body =
-            json!({ "mobileCountryCode": code, "mobileNumber": number, "mobileOptIn": false });
-        let answer = self.send(body.as_object().expect("an object")).await?;
+        let (code, number) = mobile(phone)?;
+        let body = UpsertBody {
+            mobile_country_code: Some(code),
+            mobile_number: Some(number),
+            mobile_opt_in: Some(false),
+            ..UpsertBody::default()
+        };
+        let answer = self.send(&body).await?;
         let mut said = format!(
             "applied: mobileOptIn=false for +{code}{number} (Mainbrainer contact {}); by the \
              mobile-only matching rule this opts out the contact holding that mobile and no \
@@ -431,98 +231,6 @@ impl Provider for Mainbrainer {
     }
 }
 
-/// The value under `key`, its spelling's case ignored. mainbrainer.txt writes `propertyfields`,
-/// `ContactId`; its OpenAPI page `propertyFields`, `contactId` (NOTES.md 5.7.2).
-fn field<'a>(record: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    record.get(key).or_else(|| {
-        record
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
-
-/// Maps one Mainbrainer contact record (the upsert body's fields, and `contactId`/`ContactId`)
-/// to the unified contact.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let missing_id =
-        || ProviderError::unparseable(ProviderId::Mainbrainer, "contact without an id");
-    let record = raw.as_object().ok_or_else(missing_id)?;
-    let get = |key: &str| field(record, key).filter(|v| !v.is_null());
-    // mainbrainer.txt: `ContactId` is a string in responses, an integer in requests.
-    let id = get("contactId")
-        .and_then(string_or_number)
-        .ok_or_else(missing_id)?;
-    let mut contact = Contact::new(ProviderId::Mainbrainer, id, raw.clone());
-
-    if let Some(address) = non_empty(get("email").and_then(Value::as_str)) {
-        contact.emails.push(Email {
-            address,
-            kind: None,
-            primary: true,
-        });
-    }
-    // mainbrainer.txt: the mobile is a dialing code (int32) and a national number (int64).
-    let country_code = get("mobileCountryCode").and_then(string_or_number);
-    if let Some(national) = get("mobileNumber").and_then(string_or_number) {
-        let number = match &country_code {
-            Some(cc) => format!("+{}{}", phone::digits(cc), phone::digits(&national)),
-            None => national,
-        };
-        contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
-            kind: Some("mobile".into()),
-            primary: true,
-        });
-    }
-    let email_opt_in = get("emailOptIn").and_then(Value::as_bool);
-    let sms_opt_in = get("mobileOptIn").and_then(Value::as_bool);
-    if email_opt_in.is_some() || sms_opt_in.is_some() {
-        contact.consent = Some(Consent {
-            email_opt_in,
-            sms_opt_in,
-            do_not_contact: None,
-        });
-    }
-    if let Some(list) = get("listId").and_then(string_or_number) {
-        contact.groups.push(Group {
-            id: list,
-            name: None,
-            kind: "list".into(),
-        });
-    }
-
-    // Named properties: first/last name and company are unified fields, the rest custom fields.
-    // A property given only by id stays in `raw`: its name is unknown.
-    let (mut first, mut last) = (None, None);
-    for property in get("propertyFields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(property) = property.as_object() else {
-            continue;
-        };
-        let Some(name) = non_empty(field(property, "propertyName").and_then(Value::as_str)) else {
-            continue;
-        };
-        let value = field(property, "propertyValue").and_then(string_or_number);
-        match name.to_ascii_lowercase().as_str() {
-            "firstname" => first = value,
-            "lastname" => last = value,
-            "company" => contact.company = value,
-            _ => {
-                contact
-                    .custom_fields
-                    .insert(name, value.map(Value::String).unwrap_or(Value::Null));
-            }
-        }
-    }
-    contact.name = PersonName::from_parts(first.as_deref(), None, last.as_deref());
-    Ok(contact)
-}
-
 #[cfg(test)]
 use super::testing;
 
@@ -530,11 +238,12 @@ use super::testing;
 mod tests {
     use super::*;
     use crate::config::{ProviderConfig, Secret};
+    use crate::contact::ProviderId;
     use crate::providers::ListQuery;
-    use serde_json::json;
+    use serde_json::{json, Map, Value};
 
     /// mainbrainer.txt, the upsert request example (lower-case keys as printed).
-    fn documented() -> Value {
+    pub(super) fn documented() -> Value {
         json!({
             "listId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
             "contactId": 234567,
@@ -559,43 +268,6 @@ mod tests {
     fn adapter() -> Mainbrainer {
         let config = ProviderConfig::new("http://127.0.0.1:9", Secret::new("k"));
         Mainbrainer::new(UpstreamClient::new(ProviderId::Mainbrainer, &config), None)
-    }
-
-    #[test]
-    fn maps_the_documented_upsert_record() {
-        let contact = to_contact(&documented(), phone::parse_region("US")).expect("maps");
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contact);
-        });
-    }
-
-    #[test]
-    fn opt_ins_become_consent_and_the_mobile_e164() {
-        let contact = to_contact(&documented(), None).expect("maps");
-        let consent = contact.consent.expect("consent");
-        assert_eq!(consent.email_opt_in, Some(true));
-        assert_eq!(consent.sms_opt_in, Some(true));
-        assert_eq!(consent.do_not_contact, None);
-        assert_eq!(contact.phones[0].e164.as_deref(), Some("+4790812501"));
-        let quiet = json!({ "contactId": "1", "emailOptIn": null });
-        assert_eq!(to_contact(&quiet, None).expect("maps").consent, None);
-    }
-
-    #[test]
-    fn the_documented_response_id_reads_in_either_casing() {
-        // mainbrainer.txt's response (its trailing comma removed: the sample is not valid JSON).
-        let response = json!({
-            "status": "Success",
-            "message": "Contact added/updated successfully",
-            "data": { "ContactId": "1329318", "InvalidProperties": [], "InvalidContactIds": [] }
-        });
-        let contact = to_contact(&response["data"], None).expect("maps");
-        assert_eq!(contact.native_id, "1329318");
-        let camel = json!({ "contactId": 1329318, "propertyFields": [ { "propertyName": "FirstName", "propertyValue": "Ann" } ] });
-        let contact = to_contact(&camel, None).expect("maps");
-        assert_eq!(contact.native_id, "1329318");
-        assert_eq!(contact.name.first.as_deref(), Some("Ann"));
-        assert!(to_contact(&json!({ "email": "a@b.io" }), None).is_err());
     }
 
     #[tokio::test]
@@ -1018,24 +690,29 @@ mod tests {
         assert_eq!(up.requests().len(), 1, "not retried");
     }
 
-    #[test]
-    fn an_invalid_property_that_names_nothing_sent_strips_them_all() {
-        let mut body = Map::new();
-        body.insert(
-            "propertyFields".into(),
-            json!([
-                property("firstname", json!("Ann")),
-                property("city", json!("Oslo"))
-            ]),
-        );
-        let mut named = body.clone();
-        strip_invalid(&mut named, &[json!("City")]);
-        assert_eq!(
-            named["propertyFields"],
-            json!([property("firstname", json!("Ann"))])
-        );
-        strip_invalid(&mut body, &[json!({ "propertyId": "p9" })]);
-        assert!(body.get("propertyFields").is_none());
+    #[tokio::test]
+    async fn a_2xx_answer_whose_status_is_not_success_is_rejected_with_its_message() {
+        let up = testing::spawn(ProviderId::Mainbrainer, "US", |_| {
+            (
+                200,
+                json!({ "Status": "Error", "Message": "Daily quota reached", "Data": null }),
+            )
+        })
+        .await;
+        let adapter = Mainbrainer::new(up.client.clone(), None);
+        let input = NewContact {
+            emails: vec![testing::primary_email("ann@acme.io")],
+            ..Default::default()
+        };
+        match adapter.create(&input).await {
+            Err(ProviderError::Rejected {
+                status: 200,
+                message,
+                ..
+            }) => assert_eq!(message, "Daily quota reached"),
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+        assert_eq!(up.requests().len(), 1, "not retried");
     }
 
     #[tokio::test]

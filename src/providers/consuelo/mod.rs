@@ -3,18 +3,19 @@
 //! (`POST /v1/contacts`, `workspaceId` in the body), partial update (`PATCH /v1/contacts/{id}`),
 //! delete, and the write-only do-not-call list (`POST /v1/dnc`).
 
+mod mapping;
+mod wire;
+
 use super::http::{path_segment, UpstreamClient, UpstreamResponse};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
-use crate::contact::{
-    non_empty, parse_timestamp, string_or_number, Contact, Email, Group, PersonName, Phone,
-    ProviderId,
-};
-use crate::phone;
-use crate::write::{ContactPatch, DoNotContact, NewContact, Patch, WriteFields};
-use phonenumber::country::Id as Region;
+use crate::contact::{non_empty, Contact};
+use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
+use mapping::{create_body, patch_body, phone_text, to_contact, workspace_group};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
+use wire::{is_record, Answer, DncBody, PatchBody, Records, SearchBody, SearchFilters};
 
 const CONTACTS: &str = "/v1/contacts";
 const SEARCH: &str = "/v1/contacts/search";
@@ -36,9 +37,25 @@ impl Consuelo {
         }
     }
 
+    /// The configured `workspaceId`, if any.
+    fn workspace(&self) -> Option<String> {
+        non_empty(Some(&self.workspace_id))
+    }
+
     /// `workspaceId` as a query parameter, when one is configured.
     fn workspace_param(&self) -> Option<(&'static str, String)> {
-        non_empty(Some(&self.workspace_id)).map(|id| ("workspaceId", id))
+        self.workspace().map(|id| ("workspaceId", id))
+    }
+
+    /// An answer body read as its wire type.
+    fn read<T: DeserializeOwned>(&self, body: Value) -> Result<T, ProviderError> {
+        serde_json::from_value(body).map_err(|e| ProviderError::unparseable(self.id(), e))
+    }
+
+    /// The contact a single-record answer holds (under `data`, or the body itself).
+    fn contact_in(&self, body: Value) -> Result<Contact, ProviderError> {
+        let answer: Answer<Value> = self.read(body)?;
+        self.contact_from(&answer.data)
     }
 
     /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
@@ -51,7 +68,7 @@ impl Consuelo {
     fn contact_from(&self, record: &Value) -> Result<Contact, ProviderError> {
         let mut contact = to_contact(record, self.client.region())?;
         if contact.groups.is_empty() {
-            if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
+            if let Some(workspace) = self.workspace() {
                 contact.groups.push(workspace_group(workspace));
             }
         }
@@ -62,19 +79,15 @@ impl Consuelo {
     /// A field missing from the answer is not an error here: the update happened, and the
     /// gateway compares the answer with the patch and warns (FIELD_NOT_STORED, NOTES 4.5 /
     /// 7.3). An answer that is not a record (empty, 204, or only an id) is followed by a GET.
-    async fn patch(
-        &self,
-        native_id: &str,
-        changes: Map<String, Value>,
-    ) -> Result<Contact, ProviderError> {
+    async fn patch(&self, native_id: &str, changes: &PatchBody) -> Result<Contact, ProviderError> {
         let path = self.contact_path(native_id)?;
         let response = self
             .client
-            .send_expecting(Method::PATCH, &path, &[], Some(&Value::Object(changes)))
+            .send_expecting(Method::PATCH, &path, &[], Some(&json!(changes)))
             .await?;
-        let record = unwrap_data(&response.body);
-        if is_record(record) {
-            return self.contact_from(record);
+        let answer: Answer<Value> = self.read(response.body)?;
+        if is_record(&answer.data) {
+            return self.contact_from(&answer.data);
         }
         self.get(native_id)
             .await?
@@ -96,18 +109,15 @@ impl Consuelo {
             .or_else(|| query.email.clone())
             .or_else(|| query.phone.clone());
         if !self.search_via_get.load(Ordering::Relaxed) {
-            let mut body = Map::new();
-            if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
-                body.insert("workspaceId".into(), json!(workspace));
-            }
-            if let Some(text) = &text {
-                body.insert("query".into(), json!(text));
-            }
-            if let Some(company) = &query.company {
-                body.insert("filters".into(), json!({ "company": company }));
-            }
-            body.insert("limit".into(), json!(limit));
-            let body = Value::Object(body);
+            let body = json!(SearchBody {
+                workspace_id: self.workspace(),
+                query: text.clone(),
+                filters: query
+                    .company
+                    .clone()
+                    .map(|company| SearchFilters { company }),
+                limit,
+            });
             match self
                 .client
                 .send(Method::POST, SEARCH, &[], Some(&body))
@@ -174,31 +184,20 @@ impl Provider for Consuelo {
     /// nothing is an error: a failed notes PATCH returns the created contact as answered
     /// (without notes), and the gateway warns that they were not stored. Never retried.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        let mut body = Map::new();
-        if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
-            body.insert("workspaceId".into(), json!(workspace));
-        }
-        let mut put = |key: &str, value: Option<String>| {
-            if let Some(value) = value {
-                body.insert(key.to_string(), json!(value));
-            }
-        };
-        put("firstName", non_empty(input.first_name.as_deref()));
-        put("lastName", non_empty(input.last_name.as_deref()));
-        put("phone", input.primary_phone().map(phone_text));
-        put("email", input.primary_email().map(|e| e.address.clone()));
-        put("company", non_empty(input.company.as_deref()));
+        let body = json!(create_body(input, self.workspace()));
         let response = self
             .client
-            .send_expecting(Method::POST, CONTACTS, &[], Some(&Value::Object(body)))
+            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
             .await?;
-        let created = self.contact_from(unwrap_data(&response.body))?;
+        let created = self.contact_in(response.body)?;
         let Some(notes) = non_empty(input.notes.as_deref()) else {
             return Ok(created);
         };
-        let mut changes = Map::new();
-        changes.insert("notes".into(), json!(notes));
-        match self.patch(&created.native_id, changes).await {
+        let changes = PatchBody {
+            notes: Some(Some(notes)),
+            ..PatchBody::default()
+        };
+        match self.patch(&created.native_id, &changes).await {
             Ok(patched) => Ok(patched),
             Err(e) => {
                 tracing::warn!(
@@ -219,43 +218,14 @@ impl Provider for Consuelo {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let mut changes = Map::new();
-        let mut put = |key: &str, change: Option<Option<String>>| {
-            if let Some(value) = change {
-                changes.insert(key.to_string(), value.map_or(Value::Null, Value::String));
-            }
-        };
-        put("firstName", text_change(&patch.first_name));
-        put("lastName", text_change(&patch.last_name));
-        put("company", text_change(&patch.company));
-        put("notes", text_change(&patch.notes));
-        put(
-            "email",
-            first_change(&patch.emails, |emails| {
-                emails
-                    .iter()
-                    .find(|e| e.primary)
-                    .or(emails.first())
-                    .map(|e| e.address.clone())
-            }),
-        );
-        put(
-            "phone",
-            first_change(&patch.phones, |phones| {
-                phones
-                    .iter()
-                    .find(|p| p.primary)
-                    .or(phones.first())
-                    .map(phone_text)
-            }),
-        );
+        let changes = patch_body(patch);
         if changes.is_empty() {
             return self
                 .get(native_id)
                 .await?
                 .ok_or_else(|| ProviderError::not_found(self.id()));
         }
-        self.patch(native_id, changes).await
+        self.patch(native_id, &changes).await
     }
 
     /// `DELETE /v1/contacts/{id}`.
@@ -278,16 +248,13 @@ impl Provider for Consuelo {
             );
         };
         let e164 = phone_text(phone);
-        let mut body = Map::new();
-        if let Some(workspace) = non_empty(Some(&self.workspace_id)) {
-            body.insert("workspaceId".into(), json!(workspace));
-        }
-        body.insert("phone".into(), json!(e164));
-        if let Some(reason) = non_empty(request.reason.as_deref()) {
-            body.insert("reason".into(), json!(reason));
-        }
+        let body = json!(DncBody {
+            workspace_id: self.workspace(),
+            phone: e164.clone(),
+            reason: non_empty(request.reason.as_deref()),
+        });
         self.client
-            .send_expecting(Method::POST, DNC, &[], Some(&Value::Object(body)))
+            .send_expecting(Method::POST, DNC, &[], Some(&body))
             .await?;
         let mut said = format!(
             "applied: {e164} added to Consuelo's do-not-call list (write-only: Consuelo cannot report it back)"
@@ -305,9 +272,7 @@ impl Provider for Consuelo {
             return Ok(None);
         };
         let record = self.client.get_record(&path).await?;
-        record
-            .map(|r| self.contact_from(unwrap_data(&r)))
-            .transpose()
+        record.map(|r| self.contact_in(r)).transpose()
     }
 
     async fn list(
@@ -333,21 +298,12 @@ impl Provider for Consuelo {
                 .send_expecting(Method::GET, CONTACTS, &params, None)
                 .await?
         };
-        let body = &response.body;
-        let records = match unwrap_data(body) {
-            Value::Array(items) => items.as_slice(),
-            Value::Null => &[],
-            _ => {
-                return Err(ProviderError::unparseable(
-                    self.id(),
-                    "no contact array under `data`",
-                ))
-            }
-        };
-        let total = body.pointer("/meta/total").and_then(Value::as_u64);
-        let has_more = body.pointer("/meta/hasMore").and_then(Value::as_bool);
+        let answer: Answer<Records> = serde_json::from_value(response.body)
+            .map_err(|_| ProviderError::unparseable(self.id(), "no contact array under `data`"))?;
+        let records = answer.data.0.unwrap_or_default();
+        let (total, has_more) = (answer.meta.total, answer.meta.has_more);
         if !narrowed {
-            return window_from_offset(records, offset, limit, total, has_more, |r| {
+            return window_from_offset(&records, offset, limit, total, has_more, |r| {
                 self.contact_from(r)
             });
         }
@@ -381,97 +337,13 @@ impl Provider for Consuelo {
     }
 }
 
-/// consuelo.txt: answers come as `{data: …, meta: …}`; take `data` when present, else the body.
-fn unwrap_data(body: &Value) -> &Value {
-    match body.get("data") {
-        Some(data) if !data.is_null() => data,
-        _ => body,
-    }
-}
-
-/// The phone as sent: E.164 (the gateway sets it on every written phone).
-fn phone_text(phone: &Phone) -> String {
-    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
-}
-
-/// A text patch as the value to send: `None` keeps, `Some(None)` clears (blank clears too).
-fn text_change(patch: &Patch<String>) -> Option<Option<String>> {
-    patch.change().map(|v| v.and_then(|s| non_empty(Some(s))))
-}
-
-/// A list patch reduced to the one value Consuelo holds; an empty list clears.
-fn first_change<T>(
-    patch: &Patch<Vec<T>>,
-    pick: impl Fn(&[T]) -> Option<String>,
-) -> Option<Option<String>> {
-    patch.change().map(|v| v.and_then(|items| pick(items)))
-}
-
-/// Whether an answer is a contact record: an object with an id and some other field (an
-/// empty body, a 204 or an id-only acknowledgement is not).
-fn is_record(value: &Value) -> bool {
-    value.as_object().is_some_and(|record| {
-        record.contains_key("id") && record.iter().any(|(k, v)| k != "id" && !v.is_null())
-    })
-}
-
-fn workspace_group(id: String) -> Group {
-    Group {
-        id,
-        name: None,
-        kind: "workspace".into(),
-    }
-}
-
-/// Maps one Consuelo contact (consuelo.txt's list item) to the unified contact.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let text = |k: &str| non_empty(raw.get(k).and_then(Value::as_str));
-    let id = raw
-        .get("id")
-        .and_then(string_or_number)
-        .ok_or_else(|| ProviderError::unparseable(ProviderId::Consuelo, "contact without an id"))?;
-    let mut contact = Contact::new(ProviderId::Consuelo, id, raw.clone());
-    let first = text("firstName");
-    let last = text("lastName");
-    contact.name = PersonName::from_parts(first.as_deref(), None, last.as_deref());
-    if contact.name.is_empty() {
-        contact.name = PersonName::from_full(text("name").as_deref());
-    }
-    if let Some(address) = text("email") {
-        contact.emails.push(Email {
-            address,
-            kind: None,
-            primary: true,
-        });
-    }
-    if let Some(number) = raw.get("phone").and_then(string_or_number) {
-        contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
-            kind: None,
-            primary: true,
-        });
-    }
-    contact.company = text("company");
-    // consuelo.txt: `notes` is shown only on PATCH; read it when a record carries it.
-    contact.notes = text("notes");
-    if let Some(workspace) = raw.get("workspaceId").and_then(string_or_number) {
-        contact.groups.push(workspace_group(workspace));
-    }
-    if let Some(custom) = raw.get("customFields").and_then(Value::as_object) {
-        contact.custom_fields = custom.clone();
-    }
-    contact.created_at = raw.get("createdAt").and_then(parse_timestamp);
-    contact.updated_at = raw.get("updatedAt").and_then(parse_timestamp);
-    Ok(contact)
-}
-
 #[cfg(test)]
 use super::testing;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contact::{Phone, ProviderId};
 
     /// consuelo.txt, "List Contacts" response.
     fn listing() -> Value {
@@ -494,31 +366,6 @@ mod tests {
 
     fn john() -> Value {
         listing()["data"][0].clone()
-    }
-
-    #[test]
-    fn maps_the_documented_list_item() {
-        let contact = to_contact(&john(), phone::parse_region("US")).expect("maps");
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contact);
-        });
-    }
-
-    #[test]
-    fn data_is_unwrapped_when_present() {
-        let wrapped = json!({ "data": john(), "meta": { "requestId": "r1" } });
-        assert_eq!(unwrap_data(&wrapped), &john());
-        assert_eq!(unwrap_data(&john()), &john());
-        assert_eq!(unwrap_data(&listing()), &listing()["data"]);
-    }
-
-    #[test]
-    fn nulls_and_missing_fields_are_tolerated_and_an_id_is_required() {
-        let raw = json!({ "id": "contact_1", "firstName": null, "email": "", "phone": null, "extra": [1] });
-        let contact = to_contact(&raw, None).expect("maps");
-        assert!(contact.name.is_empty() && contact.emails.is_empty() && contact.phones.is_empty());
-        assert_eq!(contact.consent, None, "Consuelo's DNC cannot be read back");
-        assert!(to_contact(&json!({ "firstName": "x" }), None).is_err());
     }
 
     #[tokio::test]

@@ -7,36 +7,20 @@
 //! with the whole record as read, the patch applied (Decision 6: fields the unified contact does
 //! not hold, such as `userKnowledge`, survive). No delete and no tags (not documented).
 
-use super::http::{path_segment, records_under, UpstreamClient};
+mod mapping;
+mod wire;
+
+use super::http::{path_segment, UpstreamClient};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
-use crate::contact::{
-    non_empty, parse_timestamp, string_or_number, Contact, Email, PersonName, Phone, ProviderId,
-};
-use crate::phone;
-use crate::write::{merge_custom_fields, ContactPatch, NewContact, Patch, WriteFields};
-use phonenumber::country::Id as Region;
+use crate::contact::Contact;
+use crate::write::{ContactPatch, NewContact, WriteFields};
+use mapping::{create_body, to_contact, update_body};
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use wire::{Listing, Single, StoredContact};
 
 const CONTACTS: &str = "/v1/contacts";
-
-/// Fields of a record the server computes (magicblocks.txt response model, NOTES 1.4): never
-/// sent back on an update.
-/// Flags that may start agent workflows (NOTES 1.6.5): never sent, on create or update.
-const SIDE_EFFECTS: [&str; 3] = ["sendMessageEvents", "flowEditorName", "flowEditorLink"];
-
-const READ_ONLY: [&str; 10] = [
-    "id",
-    "firstSeen",
-    "modifiedAt",
-    "lastSeen",
-    "generatedName",
-    "primaryEmail",
-    "primaryPhone",
-    "sessionCount",
-    "link",
-    "preview",
-];
 
 pub struct MagicBlocks {
     client: UpstreamClient,
@@ -52,6 +36,17 @@ impl MagicBlocks {
         let segment = path_segment(native_id)
             .ok_or_else(|| ProviderError::no_contact(self.id(), native_id))?;
         Ok(format!("{CONTACTS}/{segment}"))
+    }
+
+    /// An answer body read as its wire type; `what` says what it failed to hold.
+    fn read<T: DeserializeOwned>(&self, body: Value, what: &str) -> Result<T, ProviderError> {
+        serde_json::from_value(body).map_err(|_| ProviderError::unparseable(self.id(), what))
+    }
+
+    /// The contact a single-record answer holds (the record, or `{data: {record}}`).
+    fn contact_in(&self, body: Value) -> Result<Contact, ProviderError> {
+        let Single(record) = self.read(body, "no contact in the answer")?;
+        to_contact(&record, self.client.region())
     }
 }
 
@@ -98,12 +93,12 @@ impl Provider for MagicBlocks {
     }
 
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        let body = create_body(input);
+        let body = json!(create_body(input));
         let response = self
             .client
             .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
             .await?;
-        to_contact(&unwrap_single(response.body), self.client.region())
+        self.contact_in(response.body)
     }
 
     async fn update(
@@ -115,16 +110,14 @@ impl Provider for MagicBlocks {
         let Some(current) = self.client.get_record(&path).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
-        let record = unwrap_single(current);
-        let record = record
-            .as_object()
-            .ok_or_else(|| ProviderError::unparseable(self.id(), "the contact is not an object"))?;
-        let body = Value::Object(merged_record(record, patch));
+        let Single(record) = self.read(current, "the contact is not an object")?;
+        let stored: StoredContact = self.read(record, "the contact is not an object")?;
+        let body = json!(update_body(stored, patch));
         let response = self
             .client
             .send_expecting(Method::PUT, &path, &[], Some(&body))
             .await?;
-        to_contact(&unwrap_single(response.body), self.client.region())
+        self.contact_in(response.body)
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
@@ -132,9 +125,7 @@ impl Provider for MagicBlocks {
             return Ok(None);
         };
         let record = self.client.get_record(&path).await?;
-        record
-            .map(|r| to_contact(&unwrap_single(r), self.client.region()))
-            .transpose()
+        record.map(|r| self.contact_in(r)).transpose()
     }
 
     async fn list(
@@ -167,9 +158,7 @@ impl Provider for MagicBlocks {
                 "the contact listing was not found",
             ));
         };
-        let listing = read_listing(&response.body).ok_or_else(|| {
-            ProviderError::unparseable(provider, "no contact array in the listing")
-        })?;
+        let listing: Listing = self.read(response.body, "no contact array in the listing")?;
         let region = self.client.region();
         if listing.single {
             // A lookup answered with the one record itself: it is the whole listing.
@@ -195,354 +184,20 @@ impl Provider for MagicBlocks {
     }
 }
 
-/// The nested create body (magicblocks.txt "Sample Request"), with only what was given. The
-/// side-effect flags `sendMessageEvents` / `flowEditor*` are never sent (NOTES 1.6.5).
-fn create_body(input: &NewContact) -> Value {
-    let mut body = Map::new();
-    let mut name = Map::new();
-    for (key, part) in [
-        ("first", &input.first_name),
-        ("middle", &input.middle_name),
-        ("last", &input.last_name),
-    ] {
-        if let Some(part) = non_empty(part.as_deref()) {
-            name.insert(key.into(), Value::String(part));
-        }
-    }
-    if !name.is_empty() {
-        body.insert("name".into(), Value::Object(name));
-    }
-    if !input.emails.is_empty() {
-        body.insert("emails".into(), emails_body(&input.emails));
-    }
-    if !input.phones.is_empty() {
-        body.insert("phones".into(), phones_body(&input.phones));
-    }
-    let mut custom = input.custom_fields.clone();
-    custom.retain(|_, v| !v.is_null());
-    if let Some(company) = &input.company {
-        custom.insert("company".into(), Value::String(company.clone()));
-    }
-    if !custom.is_empty() {
-        // magicblocks.txt: the request key is `custom` (the response's is `customFields`).
-        body.insert("custom".into(), Value::Object(custom));
-    }
-    if let Some(is_test) = input.is_test {
-        body.insert("isTest".into(), Value::Bool(is_test));
-    }
-    Value::Object(body)
-}
-
-/// `emails[{address, type, primary}]`, exactly one primary (the flagged one, else the first).
-fn emails_body(emails: &[Email]) -> Value {
-    let primary = emails.iter().position(|e| e.primary).unwrap_or(0);
-    emails
-        .iter()
-        .enumerate()
-        .map(|(i, e)| channel_item("address", &e.address, e.kind.as_deref(), i == primary))
-        .collect()
-}
-
-/// `phones[{number, type, primary}]` with the E.164 number (magicblocks.txt example
-/// "+61412345678"), exactly one primary.
-fn phones_body(phones: &[Phone]) -> Value {
-    let primary = phones.iter().position(|p| p.primary).unwrap_or(0);
-    phones
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let number = p.e164.as_deref().unwrap_or(&p.number);
-            channel_item("number", number, p.kind.as_deref(), i == primary)
-        })
-        .collect()
-}
-
-fn channel_item(key: &str, value: &str, kind: Option<&str>, primary: bool) -> Value {
-    let mut item = Map::new();
-    item.insert(key.into(), Value::String(value.to_string()));
-    if let Some(kind) = non_empty(kind) {
-        item.insert("type".into(), Value::String(kind));
-    }
-    item.insert("primary".into(), Value::Bool(primary));
-    Value::Object(item)
-}
-
-/// The PUT body: the record as read, without its read-only fields and its side-effect flags,
-/// `customFields` written back as `custom`, and the patch applied. Every other field the record
-/// carries (`userKnowledge`, `isTest`, fields this adapter does not know) is sent back
-/// unchanged, so the update is right whether PUT replaces or merges (Decision 1, Decision 6).
-/// `sendMessageEvents` and `flowEditor*` may start agent workflows (NOTES 1.6.5): like the
-/// create, the update never sends them.
-fn merged_record(record: &Map<String, Value>, patch: &ContactPatch) -> Map<String, Value> {
-    let mut body: Map<String, Value> = record
-        .iter()
-        .filter(|(k, _)| {
-            !READ_ONLY.contains(&k.as_str())
-                && !SIDE_EFFECTS.contains(&k.as_str())
-                && k.as_str() != "customFields"
-                && k.as_str() != "custom"
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-
-    if patch.changes_name() {
-        let current = name_of(record.get("name")).unwrap_or_default();
-        let part = |patch: &Patch<String>, current: Option<String>| {
-            Value::String(patch.apply(current).unwrap_or_default())
-        };
-        let mut name = Map::new();
-        name.insert("first".into(), part(&patch.first_name, current.first));
-        name.insert("middle".into(), part(&patch.middle_name, current.middle));
-        name.insert("last".into(), part(&patch.last_name, current.last));
-        body.insert("name".into(), Value::Object(name));
-    }
-    // Lists are replaced whole (NOTES 1.6.4).
-    match &patch.emails {
-        Patch::Keep => {}
-        Patch::Clear => {
-            body.insert("emails".into(), Value::Array(Vec::new()));
-        }
-        Patch::Set(emails) => {
-            body.insert("emails".into(), emails_body(emails));
-        }
-    }
-    match &patch.phones {
-        Patch::Keep => {}
-        Patch::Clear => {
-            body.insert("phones".into(), Value::Array(Vec::new()));
-        }
-        Patch::Set(phones) => {
-            body.insert("phones".into(), phones_body(phones));
-        }
-    }
-
-    let mut custom = object_of(record.get("customFields"))
-        .or_else(|| object_of(record.get("custom")))
-        .unwrap_or_default();
-    let company = custom.get("company").cloned();
-    merge_custom_fields(&mut custom, &patch.custom_fields);
-    match &patch.company {
-        // `company` is a unified field of its own: clearing the custom fields keeps it.
-        Patch::Keep => {
-            if let (Patch::Clear, Some(company)) = (&patch.custom_fields, company) {
-                custom.insert("company".into(), company);
-            }
-        }
-        Patch::Clear => {
-            custom.remove("company");
-        }
-        Patch::Set(company) => {
-            custom.insert("company".into(), Value::String(company.clone()));
-        }
-    }
-    body.insert("custom".into(), Value::Object(custom));
-
-    match patch.is_test {
-        Patch::Keep => {}
-        // A boolean cannot be absent upstream; cleared is the default, not a test contact.
-        Patch::Clear => {
-            body.insert("isTest".into(), Value::Bool(false));
-        }
-        Patch::Set(is_test) => {
-            body.insert("isTest".into(), Value::Bool(is_test));
-        }
-    }
-    body
-}
-
-/// A single-record answer, unwrapped from `data` when it came in an envelope.
-fn unwrap_single(body: Value) -> Value {
-    match body {
-        Value::Object(mut map)
-            if !map.contains_key("id") && map.get("data").is_some_and(Value::is_object) =>
-        {
-            map.remove("data").unwrap_or(Value::Null)
-        }
-        other => other,
-    }
-}
-
-/// A listing read tolerantly (Decision 1): the records, and what the body says about the rest.
-struct Listing {
-    records: Vec<Value>,
-    total: Option<u64>,
-    has_more: Option<bool>,
-    /// The body was one record, not a list (a by-email or by-phone lookup may answer so).
-    single: bool,
-}
-
-/// Where a listing keeps its records, in the order they are looked for.
-const LISTING_KEYS: [&str; 3] = ["data", "contacts", "results"];
-
-fn read_listing(body: &Value) -> Option<Listing> {
-    let listing = |records: Vec<Value>, single| Listing {
-        records,
-        total: ["/total", "/meta/total", "/count", "/meta/count"]
-            .iter()
-            .find_map(|p| body.pointer(p).and_then(as_count)),
-        has_more: ["/hasMore", "/meta/hasMore"]
-            .iter()
-            .find_map(|p| body.pointer(p).and_then(Value::as_bool)),
-        single,
-    };
-    if let Some(record) = single_record(body) {
-        return Some(listing(vec![record.clone()], true));
-    }
-    records_under(body, &LISTING_KEYS).map(|records| listing(records.to_vec(), false))
-}
-
-/// The one record a lookup may answer instead of a list: under the first listing key that
-/// holds a record or a list (when it is a record), else the body itself when no listing key
-/// holds either and the body has an `id`.
-fn single_record(body: &Value) -> Option<&Value> {
-    let map = body.as_object()?;
-    let held = LISTING_KEYS
-        .iter()
-        .find_map(|k| map.get(*k).filter(|v| v.is_array() || v.is_object()));
-    match held {
-        Some(held) => held.is_object().then_some(held),
-        None => map.contains_key("id").then_some(body),
-    }
-}
-
-fn as_count(v: &Value) -> Option<u64> {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-}
-
-/// Maps one MagicBlocks contact (the document's response model) to the unified contact.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let id = raw.get("id").and_then(string_or_number).ok_or_else(|| {
-        ProviderError::unparseable(ProviderId::Magicblocks, "contact without an id")
-    })?;
-    let mut contact = Contact::new(ProviderId::Magicblocks, id, raw.clone());
-    // magicblocks.txt: `generatedName` sits beside `name`; show `name`, else the generated one.
-    contact.name = name_of(raw.get("name"))
-        .filter(|n| !n.is_empty())
-        .or_else(|| name_of(raw.get("generatedName")))
-        .unwrap_or_default();
-    contact.emails = entries(raw, "emails", "primaryEmail", "address")
-        .into_iter()
-        .map(|e| Email {
-            address: e.value,
-            kind: e.kind,
-            primary: e.primary,
-        })
-        .collect();
-    contact.phones = entries(raw, "phones", "primaryPhone", "number")
-        .into_iter()
-        .map(|p| Phone {
-            e164: phone::to_e164(&p.value, region),
-            number: p.value,
-            kind: p.kind,
-            primary: p.primary,
-        })
-        .collect();
-    // magicblocks.txt: the request writes `custom`, the response reads `customFields`.
-    contact.custom_fields = object_of(raw.get("customFields"))
-        .or_else(|| object_of(raw.get("custom")))
-        .unwrap_or_default();
-    contact.company = contact
-        .custom_fields
-        .get("company")
-        .and_then(string_or_number);
-    contact.is_test = raw.get("isTest").and_then(Value::as_bool);
-    // magicblocks.txt: `firstSeen` and `modifiedAt` are epoch seconds.
-    contact.created_at = raw.get("firstSeen").and_then(parse_timestamp);
-    contact.updated_at = raw.get("modifiedAt").and_then(parse_timestamp);
-    Ok(contact)
-}
-
-fn name_of(value: Option<&Value>) -> Option<PersonName> {
-    match value? {
-        Value::Object(parts) => {
-            let part = |k: &str| parts.get(k).and_then(Value::as_str);
-            Some(PersonName::from_parts(
-                part("first"),
-                part("middle"),
-                part("last"),
-            ))
-        }
-        Value::String(full) => Some(PersonName::from_full(Some(full))),
-        _ => None,
-    }
-}
-
-fn object_of(value: Option<&Value>) -> Option<Map<String, Value>> {
-    value.and_then(Value::as_object).cloned()
-}
-
-/// One item of `emails[]` or `phones[]`.
-struct Entry {
-    value: String,
-    kind: Option<String>,
-    primary: bool,
-}
-
-/// The items of `list`, exactly one of them primary: the one `primary_key` names, else the first
-/// with `primary: true`, else the first (NOTES.md 1.6.8).
-fn entries(raw: &Value, list: &str, primary_key: &str, field: &str) -> Vec<Entry> {
-    let read = |v: &Value| -> Option<Entry> {
-        match v {
-            Value::String(s) => non_empty(Some(s)).map(|value| Entry {
-                value,
-                kind: None,
-                primary: false,
-            }),
-            Value::Object(item) => Some(Entry {
-                value: item.get(field).and_then(string_or_number)?,
-                kind: non_empty(item.get("type").and_then(Value::as_str)),
-                primary: item
-                    .get("primary")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            }),
-            _ => None,
-        }
-    };
-    let mut items: Vec<Entry> = raw
-        .get(list)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(read)
-        .collect();
-    let chosen = match raw.get(primary_key).and_then(read) {
-        Some(named) => match items
-            .iter()
-            .position(|e| e.value.eq_ignore_ascii_case(&named.value))
-        {
-            Some(i) => Some(i),
-            None => {
-                items.insert(0, named);
-                Some(0)
-            }
-        },
-        None => items
-            .iter()
-            .position(|e| e.primary)
-            .or((!items.is_empty()).then_some(0)),
-    };
-    for (i, item) in items.iter_mut().enumerate() {
-        item.primary = Some(i) == chosen;
-    }
-    items
-}
-
 #[cfg(test)]
 use super::testing;
 
 #[cfg(test)]
 mod tests {
+    use super::wire::READ_ONLY;
     use super::*;
-    use serde_json::json;
-
-    fn au() -> Option<Region> {
-        phone::parse_region("AU")
-    }
+    use crate::contact::{Email, Phone, ProviderId};
+    use crate::providers::ProviderError;
+    use crate::write::Patch;
+    use serde_json::{json, Map};
 
     /// magicblocks.txt, "Sample Response" of the create example.
-    fn created() -> Value {
+    pub(super) fn created() -> Value {
         json!({
             "id": "con_01HRWJ0HAN8F6X9Z7",
             "firstSeen": 1730288600,
@@ -569,133 +224,6 @@ mod tests {
             "link": "https://app.magicblocks.ai/contacts/con_01HRWJ0HAN8F6X9Z7",
             "preview": false
         })
-    }
-
-    /// magicblocks.txt, "Success response (200 OK)" of the update example.
-    fn updated() -> Value {
-        json!({
-            "id": "con_01HRW1X9F5A9QZ7",
-            "firstSeen": 1730253452,
-            "modifiedAt": 1730256720,
-            "lastSeen": 1730256720,
-            "name": { "first": "Johan", "middle": "", "last": "Greg" },
-            "generatedName": { "first": "Johan", "middle": "", "last": "Greg" },
-            "emails": [
-                { "address": "johan.greg@magicblocks.ai", "type": "work", "primary": true }
-            ],
-            "primaryEmail": { "address": "johan.greg@magicblocks.ai", "type": "work", "primary": true },
-            "phones": [ { "number": "+61412345678", "type": "mobile", "primary": true } ],
-            "primaryPhone": { "number": "+61412345678", "type": "mobile", "primary": true },
-            "isTest": false,
-            "sessionCount": 12,
-            "userKnowledge": "Imported from Founders contact list - internal test data",
-            "customFields": { "company": "MagicBlocks Pty Ltd", "plan": "Enterprise" },
-            "link": "https://app.magicblocks.ai/contacts/con_01HRW1X9F5A9QZ7",
-            "preview": false
-        })
-    }
-
-    #[test]
-    fn maps_the_documented_create_response() {
-        let contact = to_contact(&created(), au()).expect("maps");
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contact);
-        });
-    }
-
-    #[test]
-    fn maps_the_documented_update_response() {
-        let contact = to_contact(&updated(), au()).expect("maps");
-        assert_eq!(contact.company.as_deref(), Some("MagicBlocks Pty Ltd"));
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contact);
-        });
-    }
-
-    #[test]
-    fn generated_name_stands_in_for_an_empty_name() {
-        let raw = json!({
-            "id": "con_1",
-            "name": { "first": "", "middle": "", "last": "" },
-            "generatedName": { "first": "Quiet", "middle": "", "last": "Otter" }
-        });
-        let contact = to_contact(&raw, au()).expect("maps");
-        assert_eq!(contact.name.full.as_deref(), Some("Quiet Otter"));
-        assert_eq!(contact.name.first.as_deref(), Some("Quiet"));
-        let raw = json!({ "id": "con_2", "generatedName": { "first": "Only" } });
-        assert_eq!(
-            to_contact(&raw, au()).expect("maps").name.full.as_deref(),
-            Some("Only")
-        );
-    }
-
-    #[test]
-    fn custom_is_read_when_custom_fields_is_absent() {
-        let raw = json!({ "id": "con_1", "custom": { "company": "Acme", "plan": "Pro" } });
-        let contact = to_contact(&raw, au()).expect("maps");
-        assert_eq!(contact.company.as_deref(), Some("Acme"));
-        assert_eq!(contact.custom_fields.get("plan"), Some(&json!("Pro")));
-        // `customFields` wins when both arrive.
-        let raw = json!({ "id": "con_1", "custom": { "plan": "Old" }, "customFields": { "plan": "New" } });
-        let contact = to_contact(&raw, au()).expect("maps");
-        assert_eq!(contact.custom_fields.get("plan"), Some(&json!("New")));
-        assert_eq!(contact.company, None);
-    }
-
-    #[test]
-    fn primary_email_chooses_the_primary_else_the_flag_else_the_first() {
-        let raw = json!({
-            "id": "con_1",
-            "emails": [
-                { "address": "a@x.io", "primary": true },
-                { "address": "b@x.io" }
-            ],
-            "primaryEmail": { "address": "B@x.io" }
-        });
-        let contact = to_contact(&raw, au()).expect("maps");
-        let primaries: Vec<_> = contact.emails.iter().map(|e| e.primary).collect();
-        assert_eq!(primaries, [false, true]);
-        let raw = json!({ "id": "c", "emails": [ { "address": "a@x.io" }, { "address": "b@x.io", "primary": true } ] });
-        let contact = to_contact(&raw, au()).expect("maps");
-        assert_eq!(
-            contact.primary_email().map(|e| e.address.as_str()),
-            Some("b@x.io")
-        );
-        let raw = json!({ "id": "c", "emails": [ { "address": "a@x.io" }, { "address": "b@x.io" } ], "primaryEmail": null });
-        let contact = to_contact(&raw, au()).expect("maps");
-        assert!(contact.emails[0].primary && !contact.emails[1].primary);
-    }
-
-    #[test]
-    fn nulls_and_unknown_fields_are_tolerated_and_an_id_is_required() {
-        let raw = json!({
-            "id": "con_1", "name": null, "emails": null, "phones": [null, 3], "customFields": null,
-            "isTest": true, "firstSeen": null, "somethingNew": { "x": 1 }
-        });
-        let contact = to_contact(&raw, au()).expect("maps");
-        assert!(contact.name.is_empty() && contact.emails.is_empty() && contact.phones.is_empty());
-        assert_eq!(contact.is_test, Some(true));
-        assert!(to_contact(&json!({ "name": { "first": "x" } }), au()).is_err());
-    }
-
-    #[test]
-    fn listings_are_read_in_every_tolerated_shape() {
-        let bare = read_listing(&json!([{ "id": "a" }])).expect("array");
-        assert_eq!((bare.records.len(), bare.total), (1, None));
-        let data = read_listing(&json!({ "data": [{ "id": "a" }], "meta": { "total": 7 } }))
-            .expect("data");
-        assert_eq!((data.records.len(), data.total), (1, Some(7)));
-        let contacts = read_listing(&json!({ "contacts": [], "total": 0 })).expect("contacts");
-        assert_eq!(contacts.total, Some(0));
-        let results =
-            read_listing(&json!({ "results": [{ "id": "a" }], "count": "3" })).expect("results");
-        assert_eq!(results.total, Some(3));
-        assert!(
-            read_listing(&json!({ "id": "a" }))
-                .expect("one record")
-                .single
-        );
-        assert!(read_listing(&json!({ "unexpected": true })).is_none());
     }
 
     #[tokio::test]
@@ -813,7 +341,7 @@ mod tests {
         }
     }
 
-    fn custom(value: Value) -> Map<String, Value> {
+    pub(super) fn custom(value: Value) -> Map<String, Value> {
         value.as_object().expect("an object").clone()
     }
 

@@ -1,0 +1,267 @@
+//! Consuelo's documented JSON (consuelo.txt): the contact record, the `{data, meta}` envelope
+//! every answer comes in, and the bodies the adapter sends. No field of the record carries a
+//! credential (the tokens of the auth flow never appear in a contact), so `raw` keeps it whole.
+
+use crate::providers::wire;
+use chrono::{DateTime, Utc};
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A contact: consuelo.txt's "List Contacts" item (get, create and PATCH answer the same shape
+/// under `data`). Every field is optional and read leniently; the mapping requires the id.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactRecord {
+    #[serde(default, deserialize_with = "wire::string_or_number")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "wire::text")]
+    pub first_name: Option<String>,
+    #[serde(default, deserialize_with = "wire::text")]
+    pub last_name: Option<String>,
+    /// Not in consuelo.txt: one name string, read only when the parts are absent.
+    #[serde(default, deserialize_with = "wire::text")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "wire::text")]
+    pub email: Option<String>,
+    /// E.164 text in consuelo.txt; a number is read as its digits.
+    #[serde(default, deserialize_with = "wire::string_or_number")]
+    pub phone: Option<String>,
+    #[serde(default, deserialize_with = "wire::text")]
+    pub company: Option<String>,
+    /// consuelo.txt shows `notes` only on PATCH: read when a record carries it.
+    #[serde(default, deserialize_with = "wire::text")]
+    pub notes: Option<String>,
+    /// Not on the documented record (list is scoped by the query's `workspaceId`).
+    #[serde(default, deserialize_with = "wire::string_or_number")]
+    pub workspace_id: Option<String>,
+    /// Not documented; an object when present, anything else reads as absent.
+    #[serde(default, deserialize_with = "lenient")]
+    pub custom_fields: Option<Map<String, Value>>,
+    /// ISO-8601 `…Z` in consuelo.txt.
+    #[serde(default, deserialize_with = "wire::timestamp")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "wire::timestamp")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl ContactRecord {
+    /// The record a JSON value holds: only an object is one (a derived struct would also read
+    /// an array positionally).
+    pub fn read(raw: &Value) -> Option<ContactRecord> {
+        raw.as_object()?;
+        ContactRecord::deserialize(raw).ok()
+    }
+}
+
+/// Whether an answer is a contact record: an object with an id and some other field (an empty
+/// body, a 204 or an id-only acknowledgement is not).
+pub fn is_record(raw: &Value) -> bool {
+    raw.as_object().is_some_and(|record| {
+        record.contains_key("id") && record.iter().any(|(k, v)| k != "id" && !v.is_null())
+    })
+}
+
+/// An answer: consuelo.txt wraps every one as `{data: …, meta: …}`. `data` is taken when
+/// present and not null, else the body as-is (NOTES 2.5.5: the single-record envelopes are not
+/// shown). `meta` is read from the body, and is empty when absent or of another type.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub data: T,
+    pub meta: Meta,
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Answer<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut body = Value::deserialize(d)?;
+        let meta = match body.get("meta") {
+            Some(meta @ Value::Object(_)) => Meta::deserialize(meta).map_err(D::Error::custom)?,
+            _ => Meta::default(),
+        };
+        let data = match body.get_mut("data") {
+            Some(data) if !data.is_null() => data.take(),
+            _ => body,
+        };
+        let data = T::deserialize(data).map_err(D::Error::custom)?;
+        Ok(Answer { data, meta })
+    }
+}
+
+/// consuelo.txt's list `meta`: `{total, hasMore}` (`{requestId}` on other answers).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    #[serde(default, deserialize_with = "lenient")]
+    pub total: Option<u64>,
+    #[serde(default, deserialize_with = "wire::flag")]
+    pub has_more: Option<bool>,
+}
+
+/// The contacts of a listing or search answer, each as received (it becomes the contact's
+/// `raw`); no body at all is no contacts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Records(pub Option<Vec<Value>>);
+
+/// `POST /v1/contacts` (consuelo.txt "Create Contact"): only the given keys are sent.
+#[derive(Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// E.164.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+}
+
+/// `PATCH /v1/contacts/{id}` (consuelo.txt "Update Contact"): only the changed keys are sent.
+/// On every field `None` keeps the value (the key is left out) and `Some(None)` sends an
+/// explicit `null`, which clears it.
+#[derive(Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company: Option<Option<String>>,
+    /// Documented only here, on PATCH.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<Option<String>>,
+    /// E.164.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<Option<String>>,
+}
+
+impl PatchBody {
+    /// Nothing changes.
+    pub fn is_empty(&self) -> bool {
+        *self == PatchBody::default()
+    }
+}
+
+/// `POST /v1/contacts/search` (consuelo.txt "Search Contacts"): `{workspaceId, query,
+/// filters: {company}, limit}`; no offset is documented.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<SearchFilters>,
+    pub limit: u64,
+}
+
+/// The only search filter consuelo.txt shows.
+#[derive(Debug, Serialize)]
+pub struct SearchFilters {
+    pub company: String,
+}
+
+/// `POST /v1/dnc` (consuelo.txt "Do Not Call"): `{workspaceId, phone (E.164), reason}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DncBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    pub phone: String,
+    /// Sent when given: consuelo.txt does not say it is required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Any `T`, read as absent when the JSON holds something else.
+// A private copy of a rule asked of `crate::providers::wire` (MagicBlocks needs it too).
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.and_then(|v| T::deserialize(v).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_is_unwrapped_when_present() {
+        let john = json!({ "id": "contact_123", "firstName": "John" });
+        let wrapped = json!({ "data": john, "meta": { "requestId": "r1" } });
+        let answer: Answer<Value> = serde_json::from_value(wrapped).unwrap();
+        assert_eq!(answer.data, john);
+        let answer: Answer<Value> = serde_json::from_value(john.clone()).unwrap();
+        assert_eq!(answer.data, john);
+        let null = json!({ "data": null, "id": "contact_1" });
+        let answer: Answer<Value> = serde_json::from_value(null.clone()).unwrap();
+        assert_eq!(answer.data, null, "a null `data` is no envelope");
+        let listing = json!({ "data": [john], "meta": { "total": 150, "hasMore": true } });
+        let answer: Answer<Records> = serde_json::from_value(listing).unwrap();
+        assert_eq!(answer.data.0, Some(vec![john]));
+        assert_eq!(
+            (answer.meta.total, answer.meta.has_more),
+            (Some(150), Some(true))
+        );
+    }
+
+    #[test]
+    fn a_listing_without_an_array_is_unreadable_and_odd_meta_reads_as_absent() {
+        let answer: Answer<Records> = serde_json::from_value(Value::Null).unwrap();
+        assert_eq!(answer.data.0, None);
+        let answer: Answer<Records> =
+            serde_json::from_value(json!({ "data": [], "meta": { "total": "7", "hasMore": 1 } }))
+                .unwrap();
+        assert_eq!((answer.meta.total, answer.meta.has_more), (None, None));
+        let answer: Answer<Records> =
+            serde_json::from_value(json!({ "data": [], "meta": "soon" })).unwrap();
+        assert_eq!(answer.meta.total, None);
+        assert!(
+            serde_json::from_value::<Answer<Records>>(json!({ "data": { "id": "x" } })).is_err()
+        );
+        assert!(serde_json::from_value::<Answer<Records>>(json!({ "items": [] })).is_err());
+    }
+
+    #[test]
+    fn a_record_is_an_object_and_odd_fields_read_as_absent() {
+        let record = ContactRecord::read(&json!({
+            "id": 42, "firstName": 3, "phone": 14155551234_u64, "customFields": "x",
+            "createdAt": "soon"
+        }))
+        .expect("an object");
+        assert_eq!(record.id.as_deref(), Some("42"));
+        assert_eq!(record.phone.as_deref(), Some("14155551234"));
+        assert!(record.first_name.is_none() && record.custom_fields.is_none());
+        assert!(record.created_at.is_none());
+        assert!(ContactRecord::read(&json!(["contact_1"])).is_none());
+    }
+
+    #[test]
+    fn a_patch_body_sends_only_changes_and_null_to_clear() {
+        let body = PatchBody {
+            first_name: Some(Some("Liv".into())),
+            notes: Some(None),
+            ..Default::default()
+        };
+        assert_eq!(json!(body), json!({ "firstName": "Liv", "notes": null }));
+        assert!(PatchBody::default().is_empty() && !body.is_empty());
+    }
+
+    #[test]
+    fn answers_are_records_only_with_an_id_and_more() {
+        assert!(is_record(&json!({ "id": "c", "firstName": "A" })));
+        assert!(!is_record(&json!({ "id": "c" })));
+        assert!(!is_record(&json!({ "id": "c", "email": null })));
+        assert!(!is_record(&Value::Null));
+    }
+}
