@@ -72,17 +72,26 @@ impl MaiAgent {
         if let Some(search) = search {
             params.push(("search", search.to_string()));
         }
-        let Some(response) = self
-            .client
-            .send(Method::GET, CONTACTS, &params, None)
-            .await?
-        else {
-            // A page past the end answers 404 ("Invalid page."): nothing follows.
-            return Ok(NumberedPage {
-                contacts: Vec::new(),
-                total: None,
-                has_more: Some(false),
-            });
+        let response = if page == 1 {
+            // The first page always exists (empty when nothing matches): a 404 here is no
+            // listing at all (a wrong `base_url`), never an empty one.
+            self.client
+                .send_expecting(Method::GET, CONTACTS, &params, None)
+                .await?
+        } else {
+            let Some(response) = self
+                .client
+                .send(Method::GET, CONTACTS, &params, None)
+                .await?
+            else {
+                // A page past the end answers 404 ("Invalid page."): nothing follows.
+                return Ok(NumberedPage {
+                    contacts: Vec::new(),
+                    total: None,
+                    has_more: Some(false),
+                });
+            };
+            response
         };
         let list = ContactList::deserialize(&response.body)
             .map_err(|_| ProviderError::unparseable(self.id(), "no `results` array"))?;
@@ -345,6 +354,32 @@ mod tests {
             .collect();
         assert_eq!(pages, ["1", "2", "3"]);
         assert!(requests.iter().all(|r| r.path.ends_with('/')));
+    }
+
+    #[tokio::test]
+    async fn a_404_on_the_first_page_is_an_error_and_on_a_later_page_the_end() {
+        // A wrong base_url: every path answers 404.
+        let up = testing::spawn(ProviderId::Maiagent, "TW", |_| {
+            (404, json!({ "detail": "Not found." }))
+        })
+        .await;
+        let adapter = MaiAgent::new(up.client.clone());
+        let first = adapter.list(&ListQuery::default(), 0, 2).await;
+        assert!(
+            matches!(first, Err(ProviderError::Rejected { status: 404, .. })),
+            "{first:?}"
+        );
+        let later = adapter
+            .list(&ListQuery::default(), 2, 2)
+            .await
+            .expect("page 2: past the end");
+        assert!(later.contacts.is_empty() && later.exhausted);
+        let pages: Vec<_> = up
+            .requests()
+            .iter()
+            .map(|r| r.param("page").unwrap_or("").to_string())
+            .collect();
+        assert_eq!(pages, ["1", "2"]);
     }
 
     // ---- writes, against the sandbox simulator (written from maiagent.txt, not from here) ----
