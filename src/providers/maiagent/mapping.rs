@@ -1,7 +1,7 @@
 //! MaiAgent wire ↔ unified: a record to a `Contact`, and the unified write input to the body
 //! of a create or a partial update.
 
-use super::wire::{ContactRecord, ContactWrite, InboxRef};
+use super::wire::{ContactRecord, ContactWrite, InboxRef, CREDENTIAL_FIELDS};
 use crate::contact::{Contact, Email, Group, PersonName, Phone, ProviderId};
 use crate::phone;
 use crate::providers::ProviderError;
@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// Maps one MaiAgent contact (maiagent.txt's response model) to the unified contact. `raw` is
-/// the record as received; `avatar`, `sourceId` and `queryMetadata` stay there only. A record
-/// without an id (or not an object) is unparseable.
+/// the record as received minus `CREDENTIAL_FIELDS`; `avatar`, `sourceId` and `queryMetadata`
+/// stay there only. A record without an id (or not an object) is unparseable.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
     let record = raw
         .is_object()
@@ -22,7 +22,7 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
     let id = record
         .id
         .ok_or_else(|| ProviderError::unparseable(ProviderId::Maiagent, "contact without an id"))?;
-    let mut contact = Contact::new(ProviderId::Maiagent, id, raw.clone());
+    let mut contact = Contact::new(ProviderId::Maiagent, id, without_credentials(raw));
     contact.name = PersonName::from_full(record.name.as_deref());
     if let Some(address) = record.email {
         contact.emails.push(Email {
@@ -58,6 +58,17 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
     contact.created_at = record.created_at;
     contact.updated_at = record.updated_at;
     Ok(contact)
+}
+
+/// The record without the fields that carry credentials (Decision 6).
+fn without_credentials(raw: &Value) -> Value {
+    let mut raw = raw.clone();
+    if let Value::Object(fields) = &mut raw {
+        for key in CREDENTIAL_FIELDS {
+            fields.remove(*key);
+        }
+    }
+    raw
 }
 
 /// `POST /api/contacts/ {name, phoneNumber, email, inboxes: [{id}]}`: the given keys only.
@@ -233,6 +244,19 @@ pub(super) mod tests {
         assert_eq!(contact.raw["sourceId"], json!("self defined source id"));
         assert!(to_contact(&json!({ "name": "no id" }), tw()).is_err());
         assert!(to_contact(&json!(["user1_uuid"]), tw()).is_err());
+    }
+
+    #[test]
+    fn mcp_credentials_never_reach_raw() {
+        let mut record = detail();
+        record["mcpCredentials"] = json!("mcp-secret-token");
+        let contact = to_contact(&record, tw()).expect("maps");
+        assert!(
+            contact.raw.get("mcpCredentials").is_none(),
+            "{}",
+            contact.raw
+        );
+        assert_eq!(contact.raw, detail(), "the rest of the record as received");
     }
 
     #[test]

@@ -7,6 +7,10 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+/// Fields of a record that carry credentials: never passed on in `raw` (Decision 6).
+/// maiagent.txt: `mcpCredentials`, "List of the contact's MCP credentials".
+pub const CREDENTIAL_FIELDS: &[&str] = &["mcpCredentials"];
+
 /// A contact as answered by list, get, create and update (maiagent.txt's response schema).
 /// `avatar`, `sourceId` and `queryMetadata` are not read: they stay in `raw`.
 #[derive(Debug, Default, Deserialize)]
