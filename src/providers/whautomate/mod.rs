@@ -144,12 +144,12 @@ impl Whautomate {
         }
         if add {
             for tag in &wanted {
-                if !current.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+                if !current.contains(tag) {
                     current.push(tag.clone());
                 }
             }
         } else {
-            current.retain(|t| !wanted.iter().any(|w| w.eq_ignore_ascii_case(t)));
+            current.retain(|t| !wanted.contains(t));
         }
         let patch = ContactPatch {
             tags: Patch::Set(current),
@@ -170,11 +170,11 @@ impl Whautomate {
     }
 }
 
-/// Whether `tags` shows the change: every added tag present, every removed tag absent.
+/// Whether `tags` shows the change: every added tag present, every removed tag absent. Tag
+/// names are exact, as Whautomate's own `tags` filter and the gateway's filter match them:
+/// `VIP` is not `vip`.
 fn tags_applied(tags: &[String], changed: &[String], add: bool) -> bool {
-    changed
-        .iter()
-        .all(|c| tags.iter().any(|t| t.eq_ignore_ascii_case(c)) == add)
+    changed.iter().all(|c| tags.contains(c) == add)
 }
 
 #[async_trait::async_trait]
@@ -919,6 +919,64 @@ mod tests {
                 "customFields": { "plan": "gold" },
                 "tags": ["old", "new"]
             }))
+        );
+    }
+
+    #[tokio::test]
+    async fn tag_names_are_exact_on_remove_and_add() {
+        // A stand-in whose tag answer ignores the body, so the add goes through the fallback.
+        let up = testing::spawn(ProviderId::Whautomate, "US", |req| {
+            match (req.method.as_str(), req.path.as_str()) {
+                ("POST", _) => (200, json!({ "id": "c_1", "tags": ["vip"] })),
+                ("PUT", _) => {
+                    let mut echo = req.body.clone().unwrap_or_default();
+                    echo["id"] = json!("c_1");
+                    (200, echo)
+                }
+                _ => (
+                    200,
+                    json!({ "id": "c_1", "name": "Ann", "phoneNumber": "+1234567890",
+                            "tags": ["vip"] }),
+                ),
+            }
+        })
+        .await;
+        let adapter = Whautomate::new(up.client.clone());
+        let tags = adapter
+            .remove_tags("c_1", &["VIP".into()])
+            .await
+            .expect("removed");
+        assert_eq!(tags, ["vip"], "`VIP` was never there; `vip` stays");
+        assert_eq!(up.requests().len(), 1, "the answer shows it: no fallback");
+
+        let tags = adapter
+            .add_tags("c_1", &["VIP".into()])
+            .await
+            .expect("added");
+        assert_eq!(tags, ["vip", "VIP"], "`vip` does not make `VIP` present");
+        let requests = up.requests();
+        let put = requests.last().expect("a PUT");
+        assert_eq!(put.method, Method::PUT);
+        assert_eq!(
+            put.body.as_ref().map(|b| b["tags"].clone()),
+            Some(json!(["vip", "VIP"]))
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_a_tag_in_another_case_keeps_the_stored_one() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Whautomate);
+        let tags = adapter
+            .remove_tags(CHEN, &["VIP".into()])
+            .await
+            .expect("nothing to remove");
+        assert_eq!(tags, ["vip", "line"]);
+        let methods: Vec<_> = control.requests().into_iter().map(|r| r.method).collect();
+        assert_eq!(methods, ["POST"], "no fallback PUT");
+        assert_eq!(
+            stored(&sandbox, CHEN).expect("stored")["tags"],
+            json!(["vip", "line"])
         );
     }
 }
