@@ -328,7 +328,7 @@ pub fn maiagent() -> Vec<(Value, u32)> {
             let created: i64 = 1_735_700_000_000 + i as i64 * 90_000_000;
             let updated = created + 3_600_000 * (i as i64 % 5);
             let (inbox_id, inbox_name) = MAIAGENT_INBOXES[inbox];
-            let record = json!({
+            let mut record = json!({
                 "id": maiagent_id(i as u64 + 1),
                 "inboxes": [{"id": inbox_id, "name": inbox_name}],
                 "name": name,
@@ -342,6 +342,11 @@ pub fn maiagent() -> Vec<(Value, u32)> {
                 "createdAt": created.to_string(),
                 "updatedAt": updated.to_string(),
             });
+            // maiagent.txt's response schema: "mcpCredentials": string, "List of the contact's
+            // MCP credentials"; its examples leave the key out. Every third contact has one.
+            if i % 3 == 0 {
+                record["mcpCredentials"] = json!(format!("mcp-cred-{:04}-7f3a9c2e", i + 1));
+            }
             (record, conversations)
         })
         .collect()

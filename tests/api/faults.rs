@@ -104,3 +104,52 @@ async fn each_fault_gives_its_code_while_the_others_return() {
         }
     }
 }
+
+/// A `base_url` with a wrong prefix answers 404 on every path. For MaiAgent, whose listing ends
+/// with a 404 past its last page, that 404 on the first page is an error too, the same one
+/// Whautomate gives (`PROVIDER_REJECTED`, status 404), never zero contacts; the other providers'
+/// contacts still come back.
+#[tokio::test]
+async fn a_wrong_base_url_is_an_error_not_an_empty_listing() {
+    for failing in [ProviderId::Maiagent, ProviderId::Whautomate] {
+        let app = spawn_app_with(|c| {
+            let config = c.providers.get_mut(&failing).unwrap();
+            config.base_url = format!("{}/wrong-prefix", config.base_url);
+        })
+        .await;
+        let body = app
+            .graphql(
+                "{ contacts(first: 100, noCache: true) { nodes { id provider } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            error_codes(&body),
+            ["PROVIDER_REJECTED"],
+            "{failing}: {body}"
+        );
+        let error = &body["errors"][0];
+        assert_eq!(error["extensions"]["provider"], json!(enum_name(failing)));
+        assert_eq!(
+            error["extensions"]["status"],
+            json!(404),
+            "{failing}: {body}"
+        );
+        assert_eq!(error["path"], json!(["contacts"]));
+        let returned = providers_of(&body);
+        assert!(!returned.contains(&enum_name(failing)), "{failing}");
+        assert_eq!(
+            returned.len(),
+            3,
+            "{failing}: the others return: {returned:?}"
+        );
+        let requests = app.sandbox.control(failing).requests();
+        assert!(!requests.is_empty(), "{failing} was asked");
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.path.starts_with("/wrong-prefix/")),
+            "{failing}: the simulator answered the wrong path"
+        );
+    }
+}

@@ -120,8 +120,13 @@ async fn every_listing_provider_pages_through_all_its_records_and_gets_each_by_i
             let data = app.data(&query, json!({ "id": global })).await;
             let contact = &data["contact"];
             assert_eq!(contact["id"], json!(global));
+            // Minus the fields that carry credentials (Decision 6: MaiAgent `mcpCredentials`).
+            let mut expected = record.clone();
+            if let Some(fields) = expected.as_object_mut() {
+                fields.remove("mcpCredentials");
+            }
             assert_eq!(
-                contact["raw"], *record,
+                contact["raw"], expected,
                 "{global}: raw is the record as the provider holds it"
             );
         }
@@ -317,4 +322,44 @@ async fn each_adapter_pushes_searches_down_as_documented() {
             }
         }
     }
+}
+
+/// Decision 6: `raw` is the provider's record minus the fields that carry credentials, so
+/// MaiAgent's `mcpCredentials` ("the contact's MCP credentials") reaches no client, by id or
+/// in a listing, while the rest of the record does.
+#[tokio::test]
+async fn maiagent_mcp_credentials_never_reach_raw() {
+    let app = spawn_app().await;
+    let record = app
+        .sandbox
+        .control(ProviderId::Maiagent)
+        .records()
+        .into_iter()
+        .find(|r| r.get("mcpCredentials").is_some())
+        .expect("the simulator has a contact with MCP credentials");
+    let secret = record["mcpCredentials"].as_str().unwrap().to_string();
+    let global = format!("maiagent:{}", record["id"].as_str().unwrap());
+
+    let data = app
+        .data(
+            "query($id: ID!) { contact(id: $id, noCache: true) { raw } }",
+            json!({ "id": global }),
+        )
+        .await;
+    let raw = &data["contact"]["raw"];
+    assert!(raw.get("mcpCredentials").is_none(), "{raw}");
+    assert!(!raw.to_string().contains(&secret), "{raw}");
+    let mut expected = record.clone();
+    expected.as_object_mut().unwrap().remove("mcpCredentials");
+    assert_eq!(*raw, expected, "the rest of the record as received");
+
+    let data = app
+        .data(
+            "{ contacts(providers: [MAIAGENT], first: 100, noCache: true) { nodes { raw } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = data["contacts"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 34);
+    assert!(!data.to_string().contains("mcpCredentials"), "{data}");
 }

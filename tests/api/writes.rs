@@ -1052,3 +1052,41 @@ async fn upsert_on_magicblocks_and_maiagent() {
         .await;
     assert_eq!(data["upsertContact"]["created"], true);
 }
+
+/// Tag names are exact everywhere (README: the `tags` filter matches exact names, as the
+/// providers' own filters do): `removeTags(["VIP"])` on a Whautomate contact tagged `vip`
+/// removes nothing, and Whautomate keeps `vip`.
+#[tokio::test]
+async fn removing_a_tag_in_another_case_keeps_the_contacts_tag() {
+    let app = spawn_app().await;
+    let remove = format!(
+        "mutation($id: ID!, $t: [String!]!) {{ removeTags(id: $id, tags: $t) {{ {PAYLOAD} }} }}"
+    );
+    let native = "64f1a2b3c4d5e6f7a8b9c001";
+    let before = stored(&app, ProviderId::Whautomate, native).unwrap();
+    assert_eq!(before["tags"], json!(["vip", "line"]));
+    reset_all(&app);
+    let data = app
+        .data(
+            &remove,
+            json!({ "id": format!("whautomate:{native}"), "t": ["VIP"] }),
+        )
+        .await;
+    no_user_errors(&data["removeTags"]);
+    assert_eq!(
+        data["removeTags"]["contact"]["tags"],
+        json!(["vip", "line"])
+    );
+    assert!(
+        sent(&app, ProviderId::Whautomate)
+            .iter()
+            .all(|r| r.method != "PUT"),
+        "no fallback rewrites the tags"
+    );
+    let after = stored(&app, ProviderId::Whautomate, native).unwrap();
+    assert_eq!(
+        after["tags"],
+        json!(["vip", "line"]),
+        "the simulator still has `vip`"
+    );
+}

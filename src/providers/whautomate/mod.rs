@@ -5,27 +5,25 @@
 //! merged onto the record as read, `PUT` of the whole record, since PUT needs `name` and
 //! `phoneNumber` and replaces); `DELETE /v1/contacts/{id}`; tags through
 //! `POST /v1/contacts/{id}/tags/add|remove` with `{"tags": [..]}`, checked, with a PUT fallback.
+//! Its JSON is in `wire`, the mapping in `mapping`.
+
+mod mapping;
+mod wire;
 
 use super::http::{path_segment, records_under, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
-use crate::contact::{
-    json_or_encoded, non_empty, parse_timestamp, string_or_number, Contact, Group, PersonName,
-    Phone, ProviderId,
-};
+use crate::contact::{non_empty, Contact};
 use crate::phone;
-use crate::write::{join_name, merge_custom_fields, ContactPatch, NewContact, Patch, WriteFields};
-use phonenumber::country::Id as Region;
+use crate::write::{ContactPatch, NewContact, Patch, WriteFields};
+use mapping::{create_body, merged_body, to_contact};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::json;
+use wire::{ContactBody, DeleteAnswer, TagsAnswer, TagsChange};
 
 const CONTACTS: &str = "/v1/contacts";
-
-/// Fields of a record the server owns: never sent back on PUT. whautomate.txt: the path id is
-/// the one that counts (NOTES 3.5.2); the timestamps come from the webhook payload, not the
-/// documented request body.
-const READ_ONLY: [&str; 4] = ["id", "createdAt", "updatedAt", "lastActivity"];
 
 pub struct Whautomate {
     client: UpstreamClient,
@@ -71,29 +69,25 @@ impl Whautomate {
         Ok(format!("{CONTACTS}/{segment}"))
     }
 
-    /// The record as the provider holds it; a missing one is `Rejected { status: 404 }`.
-    async fn record(
-        &self,
-        path: &str,
-        native_id: &str,
-    ) -> Result<Map<String, Value>, ProviderError> {
+    /// The record as the provider holds it, read as a PUT body; a missing one is
+    /// `Rejected { status: 404 }`.
+    async fn record(&self, path: &str, native_id: &str) -> Result<ContactBody, ProviderError> {
         let Some(record) = self.client.get_record(path).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
-        match record {
-            Value::Object(record) => Ok(record),
-            _ => Err(ProviderError::unparseable(
-                self.id(),
-                "the contact is not an object",
-            )),
+        let not_an_object =
+            || ProviderError::unparseable(self.id(), "the contact is not an object");
+        if !record.is_object() {
+            return Err(not_an_object());
         }
+        ContactBody::deserialize(&record).map_err(|_| not_an_object())
     }
 
     /// `PUT` of a whole record; the answer mapped.
-    async fn put(&self, path: &str, body: Map<String, Value>) -> Result<Contact, ProviderError> {
+    async fn put(&self, path: &str, body: &ContactBody) -> Result<Contact, ProviderError> {
         let response = self
             .client
-            .send_expecting(Method::PUT, path, &[], Some(&Value::Object(body)))
+            .send_expecting(Method::PUT, path, &[], Some(&json!(body)))
             .await?;
         to_contact(&response.body, self.client.region())
     }
@@ -116,7 +110,7 @@ impl Whautomate {
         if wanted.is_empty() {
             // Nothing to change: the contact's tags as they are.
             let record = self.record(&path, native_id).await?;
-            return Ok(record.get("tags").map(tags_of).unwrap_or_default());
+            return Ok(record.tags.unwrap_or_default());
         }
         let action = if add { "add" } else { "remove" };
         let response = self
@@ -125,10 +119,13 @@ impl Whautomate {
                 Method::POST,
                 &format!("{path}/tags/{action}"),
                 &[],
-                Some(&json!({ "tags": wanted })),
+                Some(&json!(TagsChange { tags: &wanted })),
             )
             .await?;
-        if let Some(answered) = response.body.get("tags").map(tags_of) {
+        let answered = TagsAnswer::deserialize(&response.body)
+            .ok()
+            .and_then(|answer| answer.tags);
+        if let Some(answered) = answered {
             if tags_applied(&answered, &wanted, add) {
                 return Ok(answered);
             }
@@ -141,25 +138,25 @@ impl Whautomate {
             "the tag answer did not show the change; falling back to PUT"
         );
         let record = self.record(&path, native_id).await?;
-        let mut current = record.get("tags").map(tags_of).unwrap_or_default();
+        let mut current = record.tags.clone().unwrap_or_default();
         if tags_applied(&current, &wanted, add) {
             return Ok(current);
         }
         if add {
             for tag in &wanted {
-                if !current.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+                if !current.contains(tag) {
                     current.push(tag.clone());
                 }
             }
         } else {
-            current.retain(|t| !wanted.iter().any(|w| w.eq_ignore_ascii_case(t)));
+            current.retain(|t| !wanted.contains(t));
         }
         let patch = ContactPatch {
             tags: Patch::Set(current),
             ..Default::default()
         };
-        let body = merged_record(&record, &patch).map_err(|m| self.rejected(400, m))?;
-        let contact = self.put(&path, body).await?;
+        let body = merged_body(record, &patch).map_err(|m| self.rejected(400, m))?;
+        let contact = self.put(&path, &body).await?;
         if !tags_applied(&contact.tags, &wanted, add) {
             return Err(ProviderError::Unavailable {
                 provider: self.id(),
@@ -173,11 +170,11 @@ impl Whautomate {
     }
 }
 
-/// Whether `tags` shows the change: every added tag present, every removed tag absent.
+/// Whether `tags` shows the change: every added tag present, every removed tag absent. Tag
+/// names are exact, as Whautomate's own `tags` filter and the gateway's filter match them:
+/// `VIP` is not `vip`.
 fn tags_applied(tags: &[String], changed: &[String], add: bool) -> bool {
-    changed
-        .iter()
-        .all(|c| tags.iter().any(|t| t.eq_ignore_ascii_case(c)) == add)
+    changed.iter().all(|c| tags.contains(c) == add)
 }
 
 #[async_trait::async_trait]
@@ -223,7 +220,7 @@ impl Provider for Whautomate {
     }
 
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        let body = create_body(input);
+        let body = json!(create_body(input));
         let response = self
             .client
             .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
@@ -238,8 +235,8 @@ impl Provider for Whautomate {
     ) -> Result<Contact, ProviderError> {
         let path = self.contact_path(native_id)?;
         let record = self.record(&path, native_id).await?;
-        let body = merged_record(&record, patch).map_err(|m| self.rejected(400, m))?;
-        self.put(&path, body).await
+        let body = merged_body(record, patch).map_err(|m| self.rejected(400, m))?;
+        self.put(&path, &body).await
     }
 
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
@@ -248,7 +245,8 @@ impl Provider for Whautomate {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
         // whautomate.txt: 200 `{"success": true}`.
-        if response.body.get("success") == Some(&Value::Bool(false)) {
+        let answer = DeleteAnswer::deserialize(&response.body).unwrap_or_default();
+        if answer.success == Some(false) {
             return Err(self.rejected(
                 response.status,
                 "Whautomate answered success: false to the delete",
@@ -310,294 +308,15 @@ impl Provider for Whautomate {
     }
 }
 
-/// The create body (whautomate.txt: `name` and `phoneNumber` required; `stage`, `notes`,
-/// `customFields`, `tags`; `location{id}` from the example body). Never an `id`.
-fn create_body(input: &NewContact) -> Value {
-    let mut body = Map::new();
-    // A missing name or phone is left to the provider's 400 (`requires_name`/`requires_phone`
-    // make the gateway refuse it first).
-    if let Some(name) = input.full_name() {
-        body.insert("name".into(), Value::String(name));
-    }
-    if let Some(phone) = input.primary_phone() {
-        body.insert("phoneNumber".into(), Value::String(phone_number(phone)));
-    }
-    if let Some(id) = input.group_ids.first() {
-        body.insert("location".into(), json!({ "id": id }));
-    }
-    if let Some(stage) = &input.stage {
-        body.insert("stage".into(), Value::String(stage.clone()));
-    }
-    if let Some(notes) = &input.notes {
-        body.insert("notes".into(), Value::String(notes.clone()));
-    }
-    let mut custom = input.custom_fields.clone();
-    custom.retain(|_, v| !v.is_null());
-    if !custom.is_empty() {
-        body.insert("customFields".into(), Value::Object(custom));
-    }
-    if !input.tags.is_empty() {
-        body.insert("tags".into(), json!(input.tags));
-    }
-    Value::Object(body)
-}
-
-/// The number as sent: E.164 ("with country code", NOTES 3.3).
-fn phone_number(phone: &Phone) -> String {
-    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
-}
-
-const NEEDS_NAME: &str = "a Whautomate contact needs a name: it cannot be cleared";
-
-/// The PUT body: the record as read (without the server-owned fields and nulls), `tags` and
-/// `customFields` decoded from JSON-encoded strings to real JSON, and the patch applied. Every
-/// field the patch does not name (`location`, `stage`, `tags`, custom field keys, fields this
-/// adapter does not know) is sent back, since PUT replaces the record (Decision 3, Decision 6).
-fn merged_record(
-    record: &Map<String, Value>,
-    patch: &ContactPatch,
-) -> Result<Map<String, Value>, String> {
-    let mut body: Map<String, Value> = record
-        .iter()
-        .filter(|(k, v)| !READ_ONLY.contains(&k.as_str()) && !v.is_null())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-
-    if patch.changes_name() {
-        let current = PersonName::from_full(record.get("name").and_then(Value::as_str));
-        let name = join_name(
-            patch.first_name.apply(current.first).as_deref(),
-            patch.middle_name.apply(current.middle).as_deref(),
-            patch.last_name.apply(current.last).as_deref(),
-        )
-        .ok_or_else(|| NEEDS_NAME.to_string())?;
-        body.insert("name".into(), Value::String(name));
-    }
-    if let Patch::Set(phones) = &patch.phones {
-        let primary = phones.iter().find(|p| p.primary).or(phones.first());
-        if let Some(phone) = primary {
-            body.insert("phoneNumber".into(), Value::String(phone_number(phone)));
-        }
-    }
-    for (key, field) in [("notes", &patch.notes), ("stage", &patch.stage)] {
-        match field {
-            Patch::Keep => {}
-            // PUT replaces the record: a field left out is cleared.
-            Patch::Clear => {
-                body.remove(key);
-            }
-            Patch::Set(value) => {
-                body.insert(key.into(), Value::String(value.clone()));
-            }
-        }
-    }
-    match &patch.group_ids {
-        Patch::Keep => {}
-        Patch::Clear => {
-            body.remove("location");
-        }
-        Patch::Set(ids) => match ids.first() {
-            None => {
-                body.remove("location");
-            }
-            Some(id) => {
-                let same = record
-                    .get("location")
-                    .and_then(|l| l.get("id"))
-                    .and_then(string_or_number)
-                    .is_some_and(|current| current == *id);
-                if !same {
-                    body.insert("location".into(), json!({ "id": id }));
-                }
-            }
-        },
-    }
-    match &patch.tags {
-        Patch::Keep => {
-            if let Some(tags) = record.get("tags").filter(|t| !t.is_null()) {
-                body.insert("tags".into(), json!(tags_of(tags)));
-            }
-        }
-        Patch::Clear => {
-            body.insert("tags".into(), json!([]));
-        }
-        Patch::Set(tags) => {
-            body.insert("tags".into(), json!(tags));
-        }
-    }
-    // `customFields` as an object, decoded when it arrived as a JSON-encoded string. One that
-    // decodes to no object is sent back as it came unless the patch changes the custom fields.
-    let current = match record.get("customFields") {
-        None | Some(Value::Null) => Some(Map::new()),
-        Some(value) => match json_or_encoded(value) {
-            Value::Object(fields) => Some(fields),
-            _ => None,
-        },
-    };
-    match (current, &patch.custom_fields) {
-        (None, Patch::Keep) => {}
-        (current, change) => {
-            let mut fields = current.unwrap_or_default();
-            merge_custom_fields(&mut fields, change);
-            // A record without the key gets none unless the patch gives some.
-            let untouched_absent = change.is_keep() && !record.contains_key("customFields");
-            if !untouched_absent {
-                body.insert("customFields".into(), Value::Object(fields));
-            }
-        }
-    }
-    Ok(body)
-}
-
-/// Maps one Whautomate contact (whautomate.txt's contact, plus the webhook's timestamps) to the
-/// unified contact.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let text = |k: &str| non_empty(raw.get(k).and_then(Value::as_str));
-    let id = raw.get("id").and_then(string_or_number).ok_or_else(|| {
-        ProviderError::unparseable(ProviderId::Whautomate, "contact without an id")
-    })?;
-    let mut contact = Contact::new(ProviderId::Whautomate, id, raw.clone());
-    contact.name = PersonName::from_full(text("name").as_deref());
-    if let Some(number) = raw.get("phoneNumber").and_then(string_or_number) {
-        contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
-            kind: None,
-            primary: true,
-        });
-    }
-    if let Some(location) = raw.get("location").and_then(Value::as_object) {
-        if let Some(id) = location.get("id").and_then(string_or_number) {
-            contact.groups.push(Group {
-                id,
-                name: non_empty(location.get("title").and_then(Value::as_str)),
-                kind: "location".into(),
-            });
-        }
-    }
-    // whautomate.txt: `stage` is an enum whose values the page does not show; pass it through.
-    contact.stage = text("stage");
-    contact.notes = text("notes");
-    contact.tags = raw.get("tags").map(tags_of).unwrap_or_default();
-    // whautomate webhooks send `customFields` as a JSON-encoded string.
-    if let Some(Value::Object(custom)) = raw.get("customFields").map(json_or_encoded) {
-        contact.custom_fields = custom;
-    }
-    contact.created_at = raw.get("createdAt").and_then(parse_timestamp);
-    contact.updated_at = raw.get("updatedAt").and_then(parse_timestamp);
-    Ok(contact)
-}
-
-/// whautomate webhooks send `tags` as a JSON-encoded string; read an array, an encoded array, or
-/// (not valid JSON) a comma list.
-fn tags_of(value: &Value) -> Vec<String> {
-    let tag = |v: &Value| match v {
-        Value::Object(t) => ["name", "title", "tag"]
-            .iter()
-            .find_map(|k| t.get(*k).and_then(string_or_number)),
-        other => string_or_number(other),
-    };
-    match (json_or_encoded(value), value) {
-        (Value::Array(items), _) => items.iter().filter_map(tag).collect(),
-        (Value::String(one), _) => non_empty(Some(&one)).into_iter().collect(),
-        (Value::Null, Value::String(list)) => {
-            list.split(',').filter_map(|t| non_empty(Some(t))).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 use super::testing;
 
 #[cfg(test)]
 mod tests {
+    use super::mapping::tests::webhook;
     use super::*;
-    use serde_json::json;
-
-    /// whautomate.txt, the contact of every example response.
-    fn documented() -> Value {
-        json!({
-            "id": "text",
-            "name": "text",
-            "phoneNumber": "text",
-            "location": { "id": "text", "title": "text" },
-            "stage": "Subscriber",
-            "notes": "text",
-            "customFields": {},
-            "tags": [ "text" ]
-        })
-    }
-
-    /// The webhook's shape (NOTES.md 3.3): timestamps, and tags/customFields JSON-encoded.
-    fn webhook() -> Value {
-        json!({
-            "id": "c_81",
-            "name": "Maria de la Cruz",
-            "phoneNumber": "+1234567890",
-            "location": { "id": "loc_1", "title": "Downtown" },
-            "stage": "Lead",
-            "notes": "called twice",
-            "customFields": "{\"plan\":\"gold\",\"visits\":3}",
-            "tags": "[\"vip\",\"spring\"]",
-            "channel": "Whatsapp",
-            "createdAt": "2024-03-01T09:00:00.000Z",
-            "updatedAt": "2024-03-02T10:30:00.000Z"
-        })
-    }
-
-    #[test]
-    fn maps_the_documented_contact() {
-        let contact = to_contact(&documented(), phone::parse_region("US")).expect("maps");
-        assert_eq!(contact.phones[0].e164, None, "`text` is no phone");
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contact);
-        });
-    }
-
-    #[test]
-    fn maps_a_webhook_shaped_contact() {
-        let contact = to_contact(&webhook(), phone::parse_region("US")).expect("maps");
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contact);
-        });
-    }
-
-    #[test]
-    fn encoded_tags_and_custom_fields_are_decoded() {
-        let contact = to_contact(&webhook(), None).expect("maps");
-        assert_eq!(contact.tags, ["vip", "spring"]);
-        assert_eq!(contact.custom_fields.get("plan"), Some(&json!("gold")));
-        assert_eq!(contact.custom_fields.get("visits"), Some(&json!(3)));
-        assert_eq!(tags_of(&json!("a, b")), ["a", "b"]);
-        assert_eq!(tags_of(&json!("\"solo\"")), ["solo"]);
-        assert_eq!(tags_of(&json!(null)), Vec::<String>::new());
-        assert_eq!(tags_of(&json!([{ "name": "x" }, "y", null])), ["x", "y"]);
-    }
-
-    #[test]
-    fn names_split_and_groups_come_from_the_location() {
-        let contact = to_contact(&webhook(), None).expect("maps");
-        assert_eq!(contact.name.first.as_deref(), Some("Maria"));
-        assert_eq!(contact.name.last.as_deref(), Some("Cruz"));
-        assert_eq!(contact.groups[0].kind, "location");
-        assert_eq!(contact.groups[0].name.as_deref(), Some("Downtown"));
-        assert_eq!(contact.stage.as_deref(), Some("Lead"));
-        assert!(contact.emails.is_empty());
-        assert!(contact.created_at.is_some() && contact.updated_at.is_some());
-    }
-
-    #[test]
-    fn nulls_are_tolerated_and_an_id_is_required() {
-        let raw = json!({ "id": "c", "name": null, "location": null, "tags": null, "customFields": "not json" });
-        let contact = to_contact(&raw, None).expect("maps");
-        assert!(
-            contact.tags.is_empty()
-                && contact.custom_fields.is_empty()
-                && contact.groups.is_empty()
-        );
-        assert!(to_contact(&json!({ "name": "x" }), None).is_err());
-    }
+    use crate::contact::{Phone, ProviderId};
+    use serde_json::{json, Value};
 
     fn numbered(n: usize, from: usize) -> Value {
         Value::Array(
@@ -1200,6 +919,64 @@ mod tests {
                 "customFields": { "plan": "gold" },
                 "tags": ["old", "new"]
             }))
+        );
+    }
+
+    #[tokio::test]
+    async fn tag_names_are_exact_on_remove_and_add() {
+        // A stand-in whose tag answer ignores the body, so the add goes through the fallback.
+        let up = testing::spawn(ProviderId::Whautomate, "US", |req| {
+            match (req.method.as_str(), req.path.as_str()) {
+                ("POST", _) => (200, json!({ "id": "c_1", "tags": ["vip"] })),
+                ("PUT", _) => {
+                    let mut echo = req.body.clone().unwrap_or_default();
+                    echo["id"] = json!("c_1");
+                    (200, echo)
+                }
+                _ => (
+                    200,
+                    json!({ "id": "c_1", "name": "Ann", "phoneNumber": "+1234567890",
+                            "tags": ["vip"] }),
+                ),
+            }
+        })
+        .await;
+        let adapter = Whautomate::new(up.client.clone());
+        let tags = adapter
+            .remove_tags("c_1", &["VIP".into()])
+            .await
+            .expect("removed");
+        assert_eq!(tags, ["vip"], "`VIP` was never there; `vip` stays");
+        assert_eq!(up.requests().len(), 1, "the answer shows it: no fallback");
+
+        let tags = adapter
+            .add_tags("c_1", &["VIP".into()])
+            .await
+            .expect("added");
+        assert_eq!(tags, ["vip", "VIP"], "`vip` does not make `VIP` present");
+        let requests = up.requests();
+        let put = requests.last().expect("a PUT");
+        assert_eq!(put.method, Method::PUT);
+        assert_eq!(
+            put.body.as_ref().map(|b| b["tags"].clone()),
+            Some(json!(["vip", "VIP"]))
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_a_tag_in_another_case_keeps_the_stored_one() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Whautomate);
+        let tags = adapter
+            .remove_tags(CHEN, &["VIP".into()])
+            .await
+            .expect("nothing to remove");
+        assert_eq!(tags, ["vip", "line"]);
+        let methods: Vec<_> = control.requests().into_iter().map(|r| r.method).collect();
+        assert_eq!(methods, ["POST"], "no fallback PUT");
+        assert_eq!(
+            stored(&sandbox, CHEN).expect("stored")["tags"],
+            json!(["vip", "line"])
         );
     }
 }

@@ -1,21 +1,23 @@
 //! MaiAgent (maiagent.txt): `GET /api/contacts/?page=&pageSize=&search=`,
 //! `GET /api/contacts/{id}/`; writes `POST /api/contacts/`, `PATCH /api/contacts/{id}/`,
 //! `DELETE /api/contacts/{id}/`. Every path ends in `/`; `phoneNumber` is sent as an E.164
-//! string (NOTES.md Decision 4).
+//! string (NOTES.md Decision 4). Its JSON is in `wire`, the mapping in `mapping`.
+
+mod mapping;
+mod wire;
 
 use super::http::{path_segment, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
-use crate::contact::{
-    non_empty, parse_timestamp, string_or_number, Contact, Email, Group, PersonName, Phone,
-    ProviderId,
-};
+use crate::contact::{Contact, PersonName};
 use crate::phone;
-use crate::write::{join_name, ContactPatch, NewContact, Patch, WriteFields};
-use phonenumber::country::Id as Region;
+use crate::write::{join_name, ContactPatch, NewContact, WriteFields};
+use mapping::{create_body, patch_body, to_contact};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::json;
+use wire::ContactList;
 
 const CONTACTS: &str = "/api/contacts/";
 
@@ -70,31 +72,40 @@ impl MaiAgent {
         if let Some(search) = search {
             params.push(("search", search.to_string()));
         }
-        let Some(response) = self
-            .client
-            .send(Method::GET, CONTACTS, &params, None)
-            .await?
-        else {
-            // A page past the end answers 404 ("Invalid page."): nothing follows.
-            return Ok(NumberedPage {
-                contacts: Vec::new(),
-                total: None,
-                has_more: Some(false),
-            });
+        let response = if page == 1 {
+            // The first page always exists (empty when nothing matches): a 404 here is no
+            // listing at all (a wrong `base_url`), never an empty one.
+            self.client
+                .send_expecting(Method::GET, CONTACTS, &params, None)
+                .await?
+        } else {
+            let Some(response) = self
+                .client
+                .send(Method::GET, CONTACTS, &params, None)
+                .await?
+            else {
+                // A page past the end answers 404 ("Invalid page."): nothing follows.
+                return Ok(NumberedPage {
+                    contacts: Vec::new(),
+                    total: None,
+                    has_more: Some(false),
+                });
+            };
+            response
         };
-        let body = &response.body;
-        let records = records_of(body)
-            .ok_or_else(|| ProviderError::unparseable(self.id(), "no `results` array"))?;
+        let list = ContactList::deserialize(&response.body)
+            .map_err(|_| ProviderError::unparseable(self.id(), "no `results` array"))?;
         let region = self.client.region();
-        let contacts = records
+        let contacts = list
+            .records
             .iter()
             .map(|r| to_contact(r, region))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(NumberedPage {
             contacts,
-            total: body.get("count").and_then(Value::as_u64),
+            total: list.count,
             // maiagent.txt: `next` points at another host; read it only as "more follow".
-            has_more: body.get("next").map(|next| !next.is_null()),
+            has_more: list.has_next,
         })
     }
 }
@@ -142,22 +153,10 @@ impl Provider for MaiAgent {
     /// the given keys. The contact is answered as MaiAgent stored it: the gateway compares it
     /// with the input and warns about what is missing (NOTES 4.5.5).
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        let mut body = Map::new();
-        if let Some(name) = input.full_name() {
-            body.insert("name".into(), json!(name));
-        }
-        if let Some(phone) = input.primary_phone() {
-            body.insert("phoneNumber".into(), json!(phone_text(phone)));
-        }
-        if let Some(email) = input.primary_email() {
-            body.insert("email".into(), json!(email.address));
-        }
-        if !input.group_ids.is_empty() {
-            body.insert("inboxes".into(), inboxes(&input.group_ids));
-        }
+        let body = json!(create_body(input));
         let response = self
             .client
-            .send_expecting(Method::POST, CONTACTS, &[], Some(&Value::Object(body)))
+            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
             .await?;
         // The contact exists: answer it as MaiAgent stored it. The gateway compares it with
         // the input and warns (FIELD_NOT_STORED) about anything missing; never an error here.
@@ -168,43 +167,19 @@ impl Provider for MaiAgent {
     /// parts reads the current name first. `phoneNumber` and `email` are missing from the
     /// document's update table but in its examples: they are sent, and the answer is returned
     /// as is; the gateway warns (FIELD_NOT_STORED) when it lacks them (NOTES 4.5.5), since
-    /// the update happened. A cleared phone or email is sent as `""`
-    /// (NOTES 4.5.6), cleared inboxes as `[]`. An empty patch sends nothing and answers the
-    /// contact as it is.
+    /// the update happened. An empty patch sends nothing and answers the contact as it is.
     async fn update(
         &self,
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
         let path = self.contact_path(native_id)?;
-        let mut body = Map::new();
-        if patch.changes_name() {
-            let name = self.patched_name(native_id, patch).await?;
-            body.insert("name".into(), json!(name));
-        }
-        if let Some(email) = patch.emails.change() {
-            let email = email.and_then(|list| list.iter().find(|e| e.primary).or(list.first()));
-            body.insert(
-                "email".into(),
-                json!(email.map(|e| e.address.clone()).unwrap_or_default()),
-            );
-        }
-        if let Some(phone) = patch.phones.change() {
-            let phone = phone.and_then(|list| list.iter().find(|p| p.primary).or(list.first()));
-            body.insert(
-                "phoneNumber".into(),
-                json!(phone.map(phone_text).unwrap_or_default()),
-            );
-        }
-        match &patch.group_ids {
-            Patch::Keep => {}
-            Patch::Clear => {
-                body.insert("inboxes".into(), json!([]));
-            }
-            Patch::Set(ids) => {
-                body.insert("inboxes".into(), inboxes(ids));
-            }
-        }
+        let name = if patch.changes_name() {
+            Some(self.patched_name(native_id, patch).await?)
+        } else {
+            None
+        };
+        let body = patch_body(patch, name);
         if body.is_empty() {
             return self
                 .get(native_id)
@@ -213,7 +188,7 @@ impl Provider for MaiAgent {
         }
         let response = self
             .client
-            .send_expecting(Method::PATCH, &path, &[], Some(&Value::Object(body)))
+            .send_expecting(Method::PATCH, &path, &[], Some(&json!(body)))
             .await?;
         // The update happened: a field missing from the answer is the gateway's warning.
         to_contact(&response.body, self.client.region())
@@ -274,16 +249,6 @@ impl Provider for MaiAgent {
     }
 }
 
-/// The phone as sent: an E.164 string (Decision 4; the gateway sets `e164` on written phones).
-fn phone_text(phone: &Phone) -> String {
-    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
-}
-
-/// maiagent.txt: `inboxes: [{id}]`.
-fn inboxes(ids: &[String]) -> Value {
-    Value::Array(ids.iter().map(|id| json!({ "id": id })).collect())
-}
-
 /// 8-4-4-4-12 hex digits.
 fn uuid_like(id: &str) -> bool {
     let groups: Vec<&str> = id.split('-').collect();
@@ -302,212 +267,16 @@ fn national_digits(e164: &str) -> String {
         .unwrap_or_else(|| phone::digits(e164))
 }
 
-/// The records of a list answer. maiagent.txt: the example nests `results` (`[[{…},{…}]]`)
-/// where the schema says a flat array; flatten one level. Not `http::records_under`: only
-/// `results` is read, `results: null` is no records, and an empty body is no listing.
-fn records_of(body: &Value) -> Option<Vec<Value>> {
-    let results = match body {
-        Value::Array(_) => body,
-        Value::Object(map) => map.get("results")?,
-        _ => return None,
-    };
-    match results {
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .flat_map(|item| match item {
-                    Value::Array(inner) => inner.clone(),
-                    one => vec![one.clone()],
-                })
-                .filter(|item| !item.is_null())
-                .collect(),
-        ),
-        Value::Null => Some(Vec::new()),
-        _ => None,
-    }
-}
-
-/// Maps one MaiAgent contact (maiagent.txt's response model) to the unified contact.
-/// `sourceId` and `queryMetadata` stay in `raw` only.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let text = |k: &str| non_empty(raw.get(k).and_then(Value::as_str));
-    let id = raw
-        .get("id")
-        .and_then(string_or_number)
-        .ok_or_else(|| ProviderError::unparseable(ProviderId::Maiagent, "contact without an id"))?;
-    let mut contact = Contact::new(ProviderId::Maiagent, id, raw.clone());
-    contact.name = PersonName::from_full(text("name").as_deref());
-    if let Some(address) = text("email") {
-        contact.emails.push(Email {
-            address,
-            kind: None,
-            primary: true,
-        });
-    }
-    // maiagent.txt: phoneNumber arrives as an integer; read its digits in the default region.
-    if let Some(number) = raw.get("phoneNumber").and_then(string_or_number) {
-        contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
-            kind: None,
-            primary: true,
-        });
-    }
-    // maiagent.txt: `inbox` is the legacy single inbox, ignored when `inboxes` is present.
-    let inboxes: Vec<&Value> = match raw.get("inboxes") {
-        Some(Value::Array(items)) => items.iter().collect(),
-        _ => raw.get("inbox").into_iter().collect(),
-    };
-    contact.groups = inboxes
-        .into_iter()
-        .filter_map(|inbox| {
-            Some(Group {
-                id: inbox.get("id").and_then(string_or_number)?,
-                name: non_empty(inbox.get("name").and_then(Value::as_str)),
-                kind: "inbox".into(),
-            })
-        })
-        .collect();
-    // maiagent.txt: timestamps are epoch milliseconds as strings ("1751875361000").
-    contact.created_at = raw.get("createdAt").and_then(parse_timestamp);
-    contact.updated_at = raw.get("updatedAt").and_then(parse_timestamp);
-    Ok(contact)
-}
-
 #[cfg(test)]
 use super::testing;
 
 #[cfg(test)]
 mod tests {
+    use super::mapping::tests::detail;
     use super::*;
+    use crate::contact::ProviderId;
     use crate::write::{ContactPatch, NewContact, Patch};
-
-    fn tw() -> Option<Region> {
-        phone::parse_region("TW")
-    }
-
-    /// maiagent.txt, "List Contacts" response example, nested `results` and all.
-    fn listing() -> Value {
-        json!({
-            "count": 123,
-            "next": "http://api.example.org/accounts/?page=4",
-            "previous": "http://api.example.org/accounts/?page=2",
-            "results": [
-                [
-                    {
-                        "id": "user1_uuid",
-                        "inboxes": [ { "id": "inbox_uuid", "name": "inbox_name" } ],
-                        "name": "user1",
-                        "avatar": "",
-                        "sourceId": null,
-                        "queryMetadata": null,
-                        "createdAt": "1751875361000",
-                        "updatedAt": "1751875361000"
-                    },
-                    {
-                        "id": "user2_uuid",
-                        "inboxes": [ { "id": "inbox_uuid", "name": "inbox_name" } ],
-                        "name": "user2",
-                        "avatar": "avatar_url",
-                        "sourceId": "self defined source id",
-                        "queryMetadata": "self defined query metadata",
-                        "createdAt": "1751875400000",
-                        "updatedAt": "1751875400000"
-                    }
-                ]
-            ]
-        })
-    }
-
-    /// maiagent.txt, the get/create/update "Response Example Value" (its email is shown
-    /// redacted as "[email protected]" in the document; kept as printed).
-    fn detail() -> Value {
-        json!({
-            "id": "user1_uuid",
-            "inboxes": [ { "id": "inbox_uuid", "name": "inbox_name" } ],
-            "name": "user1",
-            "avatar": "",
-            "phoneNumber": 912345678,
-            "email": "[email protected]",
-            "sourceId": null,
-            "queryMetadata": null,
-            "createdAt": "1751875361000",
-            "updatedAt": "1751875361000"
-        })
-    }
-
-    #[test]
-    fn maps_the_documented_contact() {
-        let contact = to_contact(&detail(), tw()).expect("maps");
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contact);
-        });
-    }
-
-    #[test]
-    fn maps_the_documented_listing() {
-        let records = records_of(&listing()).expect("records");
-        let contacts = records
-            .iter()
-            .map(|r| to_contact(r, tw()))
-            .collect::<Result<Vec<_>, _>>()
-            .expect("maps");
-        insta::with_settings!({ sort_maps => true }, {
-            insta::assert_json_snapshot!(contacts);
-        });
-    }
-
-    #[test]
-    fn nested_results_are_flattened() {
-        let ids: Vec<_> = records_of(&listing())
-            .expect("records")
-            .iter()
-            .map(|r| r["id"].clone())
-            .collect();
-        assert_eq!(ids, [json!("user1_uuid"), json!("user2_uuid")]);
-        let flat = json!({ "count": 1, "next": null, "results": [ { "id": "a" } ] });
-        assert_eq!(records_of(&flat).expect("flat").len(), 1);
-        assert!(records_of(&json!({ "detail": "x" })).is_none());
-    }
-
-    #[test]
-    fn an_integer_phone_becomes_e164_in_the_default_region() {
-        let contact = to_contact(&detail(), tw()).expect("maps");
-        assert_eq!(contact.phones[0].number, "912345678");
-        assert_eq!(contact.phones[0].e164.as_deref(), Some("+886912345678"));
-        let raw = json!({ "id": "x", "phoneNumber": "+886912345678" });
-        let contact = to_contact(&raw, phone::parse_region("US")).expect("maps");
-        assert_eq!(contact.phones[0].e164.as_deref(), Some("+886912345678"));
-    }
-
-    #[test]
-    fn epoch_millisecond_strings_are_timestamps() {
-        let contact = to_contact(&detail(), tw()).expect("maps");
-        let created = contact.created_at.expect("createdAt");
-        assert_eq!(created.timestamp_millis(), 1_751_875_361_000);
-    }
-
-    #[test]
-    fn inbox_is_read_when_inboxes_is_absent() {
-        let raw = json!({ "id": "x", "inbox": { "id": "in_1", "name": "Web" } });
-        let contact = to_contact(&raw, tw()).expect("maps");
-        assert_eq!(contact.groups.len(), 1);
-        assert_eq!(contact.groups[0].id, "in_1");
-        assert_eq!(contact.groups[0].kind, "inbox");
-        let both = json!({ "id": "x", "inbox": { "id": "old" }, "inboxes": [ { "id": "new" } ] });
-        let contact = to_contact(&both, tw()).expect("maps");
-        let ids: Vec<_> = contact.groups.iter().map(|g| g.id.as_str()).collect();
-        assert_eq!(ids, ["new"]);
-    }
-
-    #[test]
-    fn source_id_and_query_metadata_stay_in_raw() {
-        let records = records_of(&listing()).expect("records");
-        let contact = to_contact(&records[1], tw()).expect("maps");
-        assert!(contact.custom_fields.is_empty());
-        assert_eq!(contact.raw["sourceId"], json!("self defined source id"));
-        assert!(to_contact(&json!({ "name": "no id" }), tw()).is_err());
-    }
+    use serde_json::{json, Value};
 
     #[test]
     fn a_phone_search_sends_the_national_digits() {
@@ -585,6 +354,32 @@ mod tests {
             .collect();
         assert_eq!(pages, ["1", "2", "3"]);
         assert!(requests.iter().all(|r| r.path.ends_with('/')));
+    }
+
+    #[tokio::test]
+    async fn a_404_on_the_first_page_is_an_error_and_on_a_later_page_the_end() {
+        // A wrong base_url: every path answers 404.
+        let up = testing::spawn(ProviderId::Maiagent, "TW", |_| {
+            (404, json!({ "detail": "Not found." }))
+        })
+        .await;
+        let adapter = MaiAgent::new(up.client.clone());
+        let first = adapter.list(&ListQuery::default(), 0, 2).await;
+        assert!(
+            matches!(first, Err(ProviderError::Rejected { status: 404, .. })),
+            "{first:?}"
+        );
+        let later = adapter
+            .list(&ListQuery::default(), 2, 2)
+            .await
+            .expect("page 2: past the end");
+        assert!(later.contacts.is_empty() && later.exhausted);
+        let pages: Vec<_> = up
+            .requests()
+            .iter()
+            .map(|r| r.param("page").unwrap_or("").to_string())
+            .collect();
+        assert_eq!(pages, ["1", "2"]);
     }
 
     // ---- writes, against the sandbox simulator (written from maiagent.txt, not from here) ----
