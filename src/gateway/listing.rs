@@ -200,10 +200,10 @@ impl Gateway {
             // forever: stop with an error rather than loop or repeat contacts.
             let first = window.contacts.first().map(|c| c.native_id.clone());
             if first.is_some() && first == previous_first {
-                return Err(ProviderError::Unavailable {
-                    provider: provider.id(),
-                    reason: "the listing repeated a page instead of advancing".into(),
-                });
+                return Err(ProviderError::unavailable(
+                    provider.id(),
+                    "the listing repeated a page instead of advancing",
+                ));
             }
             previous_first = first;
             for (i, contact) in window.contacts.iter().enumerate() {

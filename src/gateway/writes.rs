@@ -58,17 +58,9 @@ impl From<Vec<UserError>> for WriteError {
 /// provider failing.
 fn refused(error: ProviderError, id_path: &[&str], refusal_code: UserErrorCode) -> WriteError {
     match error {
-        ProviderError::Rejected {
-            status: 404,
-            provider,
-            message,
-        } => {
+        ProviderError::NotFound { provider, detail } => {
             // Keep what the provider said (Mainbrainer says which contact it created instead).
-            let detail = if message.is_empty() || message == "not found" {
-                String::new()
-            } else {
-                format!(": {message}")
-            };
+            let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
             WriteError::User(vec![UserError::new(
                 id_path,
                 UserErrorCode::NotFound,

@@ -15,7 +15,7 @@ pub fn code(error: &ProviderError) -> &'static str {
         ProviderError::Unsupported { .. } => "UNSUPPORTED_BY_PROVIDER",
         ProviderError::NotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
         // A 4xx other than auth and rate limiting on a read: the provider refused the request.
-        ProviderError::Rejected { .. } => "PROVIDER_REJECTED",
+        ProviderError::Rejected { .. } | ProviderError::NotFound { .. } => "PROVIDER_REJECTED",
     }
 }
 
@@ -30,7 +30,9 @@ pub fn provider_error(error: &ProviderError) -> Error {
                 retry_after_secs: Some(secs),
                 ..
             } => ext.set("retryAfterSecs", *secs),
-            ProviderError::Rejected { status, .. } => ext.set("status", *status),
+            ProviderError::Rejected { .. } | ProviderError::NotFound { .. } => {
+                ext.set("status", error.status().unwrap_or_default())
+            }
             _ => {}
         }
     })
@@ -45,12 +47,7 @@ pub fn bad_user_input(message: impl Into<String>) -> Error {
 /// (a timeout, a dropped connection) may have been applied: the message says so, and the
 /// gateway did not retry it (`extensions.mayHaveBeenApplied`).
 pub fn write_error(error: &ProviderError) -> Error {
-    let unanswered = match error {
-        ProviderError::Timeout { .. } => true,
-        ProviderError::Unavailable { reason, .. } => reason.contains("dropped"),
-        _ => false,
-    };
-    if !unanswered {
+    if !error.may_have_been_applied() {
         return provider_error(error);
     }
     let message = format!(

@@ -106,10 +106,7 @@ impl UpstreamClient {
             .in_flight
             .acquire()
             .await
-            .map_err(|_| ProviderError::Unavailable {
-                provider,
-                reason: "client shut down".into(),
-            })?;
+            .map_err(|_| ProviderError::unavailable(provider, "client shut down"))?;
         let url = format!("{}{}", self.base_url, path);
         let mut request = self
             .http
@@ -189,6 +186,10 @@ impl UpstreamClient {
                 ProviderError::Unavailable {
                     provider,
                     reason: describe_transport_error(&e),
+                    retryable: true,
+                    // Refused before connecting: nothing was sent. Otherwise the request may
+                    // have reached the provider before the connection dropped.
+                    may_have_been_applied: !e.is_connect(),
                 }
             }
         };
@@ -216,6 +217,8 @@ impl UpstreamClient {
             500..=599 => ProviderError::Unavailable {
                 provider,
                 reason: format!("HTTP {status}"),
+                retryable: true,
+                may_have_been_applied: false,
             },
             _ => ProviderError::Rejected {
                 provider,

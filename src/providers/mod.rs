@@ -114,13 +114,20 @@ impl Capabilities {
     }
 }
 
-/// Why a provider call failed. Each variant has one GraphQL code (`graphql/errors.rs`).
+/// Why a provider call failed. Each variant has one GraphQL code (`graphql/errors.rs`); what
+/// a caller decides on (retry a read? might a write have happened?) is data, set where the
+/// fact is known, never read from a message.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("{provider} is unavailable: {reason}")]
     Unavailable {
         provider: ProviderId,
         reason: String,
+        /// A read may be tried again (a 5xx or a connection failure).
+        retryable: bool,
+        /// The request may have reached the provider and been applied: no usable answer came
+        /// (the connection dropped after sending, or a 2xx answer could not be read).
+        may_have_been_applied: bool,
     },
     #[error("{provider} did not answer within {timeout_ms} ms")]
     Timeout {
@@ -141,6 +148,13 @@ pub enum ProviderError {
     },
     #[error("{provider} is not configured")]
     NotConfigured { provider: ProviderId },
+    /// No such record (HTTP 404, or an id no record can have). `detail` is what the provider
+    /// said beyond that, when it matters (Mainbrainer names the record it created instead).
+    #[error("{provider} answered HTTP 404 (not found){}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    NotFound {
+        provider: ProviderId,
+        detail: Option<String>,
+    },
     /// The provider answered 4xx to what we sent (validation and the like).
     #[error("{provider} rejected the request (HTTP {status}): {message}")]
     Rejected {
@@ -159,7 +173,41 @@ impl ProviderError {
             | ProviderError::AuthFailed { provider, .. }
             | ProviderError::Unsupported { provider, .. }
             | ProviderError::NotConfigured { provider }
+            | ProviderError::NotFound { provider, .. }
             | ProviderError::Rejected { provider, .. } => *provider,
+        }
+    }
+
+    /// Whether a read may be tried again: a 5xx, a timeout, a connection failure.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProviderError::Unavailable { retryable, .. } => *retryable,
+            ProviderError::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a write that failed so may still have been applied upstream (so it is not
+    /// retried, and the caller is told to check).
+    pub fn may_have_been_applied(&self) -> bool {
+        match self {
+            ProviderError::Unavailable {
+                may_have_been_applied,
+                ..
+            } => *may_have_been_applied,
+            ProviderError::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status the provider answered, for the errors that carry one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProviderError::Rejected { status, .. } | ProviderError::AuthFailed { status, .. } => {
+                Some(*status)
+            }
+            ProviderError::NotFound { .. } => Some(404),
+            _ => None,
         }
     }
 
@@ -172,22 +220,39 @@ impl ProviderError {
         }
     }
 
-    /// No such contact, in the plain words the gateway shows as "has no such contact".
+    /// No such contact.
     pub fn not_found(provider: ProviderId) -> Self {
-        ProviderError::rejected(provider, 404, "not found")
+        ProviderError::NotFound {
+            provider,
+            detail: None,
+        }
     }
 
     /// No contact `native_id`, naming it (MagicBlocks, Whautomate).
     pub fn no_contact(provider: ProviderId, native_id: &str) -> Self {
-        let name = provider.display_name();
-        ProviderError::rejected(provider, 404, format!("{name} has no contact {native_id}"))
+        ProviderError::NotFound {
+            provider,
+            detail: Some(format!("no contact {native_id}")),
+        }
     }
 
-    /// A response body the adapter could not read.
+    /// The provider answered in a way the gateway cannot use (not worth retrying).
+    pub fn unavailable(provider: ProviderId, reason: impl Into<String>) -> Self {
+        ProviderError::Unavailable {
+            provider,
+            reason: reason.into(),
+            retryable: false,
+            may_have_been_applied: false,
+        }
+    }
+
+    /// A 2xx body the adapter could not read: the request was taken, so a write happened.
     pub fn unparseable(provider: ProviderId, what: impl std::fmt::Display) -> Self {
         ProviderError::Unavailable {
             provider,
             reason: format!("unparseable response: {what}"),
+            retryable: false,
+            may_have_been_applied: true,
         }
     }
 }

@@ -1090,3 +1090,43 @@ async fn removing_a_tag_in_another_case_keeps_the_contacts_tag() {
         "the simulator still has `vip`"
     );
 }
+
+/// Whether a failed write may have happened is known where it failed, and said only then: a
+/// dropped connection after sending may have been applied; a 500 or a refused connection not.
+#[tokio::test]
+async fn a_failed_write_says_it_may_have_been_applied_only_when_it_may() {
+    let app = spawn_app_with(|c| {
+        // Nothing listens on port 9 of loopback: the connection is refused, nothing is sent.
+        c.providers.get_mut(&ProviderId::Maiagent).unwrap().base_url = "http://127.0.0.1:9".into();
+    })
+    .await;
+    let create = |provider: &str| json!({ "input": { "provider": provider, "firstName": "Ada", "emails": [{ "address": "ada.maybe@example.com" }] } });
+    let consuelo = app.sandbox.control(ProviderId::Consuelo);
+    for (fault, may) in [
+        (Fault::DropConnection, Some(true)),
+        (Fault::Status(500), None),
+    ] {
+        consuelo.set_fault(Some(fault.clone()));
+        let body = app.graphql(&create_mutation(), create("CONSUELO")).await;
+        assert_eq!(
+            error_codes(&body),
+            ["PROVIDER_UNAVAILABLE"],
+            "{fault:?}: {body}"
+        );
+        assert_eq!(
+            body["errors"][0]["extensions"]
+                .get("mayHaveBeenApplied")
+                .and_then(|v| v.as_bool()),
+            may,
+            "{fault:?}: {body}"
+        );
+    }
+    let body = app.graphql(&create_mutation(), create("MAIAGENT")).await;
+    assert_eq!(error_codes(&body), ["PROVIDER_UNAVAILABLE"], "{body}");
+    assert!(
+        body["errors"][0]["extensions"]
+            .get("mayHaveBeenApplied")
+            .is_none(),
+        "a refused connection sent nothing: {body}"
+    );
+}

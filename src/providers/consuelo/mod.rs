@@ -317,13 +317,13 @@ impl Provider for Consuelo {
         // A search answer shorter than asked while Consuelo says more match: it capped
         // `limit`, and without an offset the rest cannot be reached. Say so, never end early.
         if received < asked && (has_more == Some(true) || total.is_some_and(|t| t > received)) {
-            return Err(ProviderError::Unavailable {
-                provider: self.id(),
-                reason: format!(
+            return Err(ProviderError::unavailable(
+                self.id(),
+                format!(
                     "its search returns at most {received} matches and documents no offset; \
                      narrow the filter to page further"
                 ),
-            });
+            ));
         }
         // The answer starts at the first match, so `total` is compared with all it holds.
         let exhausted =
@@ -892,17 +892,17 @@ mod tests {
         };
         assert!(matches!(
             adapter.update("contact_nope", &patch).await,
-            Err(ProviderError::Rejected { status: 404, .. })
+            Err(ProviderError::NotFound { .. })
         ));
         assert!(matches!(
             adapter
                 .update("contact_nope", &ContactPatch::default())
                 .await,
-            Err(ProviderError::Rejected { status: 404, .. })
+            Err(ProviderError::NotFound { .. })
         ));
         assert!(matches!(
             adapter.delete("contact_nope").await,
-            Err(ProviderError::Rejected { status: 404, .. })
+            Err(ProviderError::NotFound { .. })
         ));
     }
 

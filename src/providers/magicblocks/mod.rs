@@ -618,10 +618,7 @@ mod tests {
         };
         for id in ["con_nope", ".."] {
             let err = adapter.update(id, &patch).await.expect_err("unknown");
-            assert!(
-                matches!(err, ProviderError::Rejected { status: 404, .. }),
-                "{err:?}"
-            );
+            assert!(matches!(err, ProviderError::NotFound { .. }), "{err:?}");
         }
         let requests = sandbox.control(ProviderId::Magicblocks).requests();
         assert_eq!(requests.len(), 1, "only the GET; `..` made no call");

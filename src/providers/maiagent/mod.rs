@@ -366,7 +366,7 @@ mod tests {
         let adapter = MaiAgent::new(up.client.clone());
         let first = adapter.list(&ListQuery::default(), 0, 2).await;
         assert!(
-            matches!(first, Err(ProviderError::Rejected { status: 404, .. })),
+            matches!(first, Err(ProviderError::NotFound { .. })),
             "{first:?}"
         );
         let later = adapter
@@ -572,12 +572,12 @@ mod tests {
         for patch in [phone_patch, name_patch, ContactPatch::default()] {
             assert!(matches!(
                 adapter.update(&missing, &patch).await,
-                Err(ProviderError::Rejected { status: 404, .. })
+                Err(ProviderError::NotFound { .. })
             ));
         }
         assert!(matches!(
             adapter.delete(&missing).await,
-            Err(ProviderError::Rejected { status: 404, .. })
+            Err(ProviderError::NotFound { .. })
         ));
         assert!(control.requests().iter().all(|r| r.path.ends_with('/')));
     }

@@ -173,19 +173,22 @@ impl Provider for Mainbrainer {
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
         let Ok(contact_id) = native_id.trim().parse::<i64>() else {
-            return Err(self.rejected(404, "not found (Mainbrainer ids are integers)"));
+            return Err(ProviderError::NotFound {
+                provider: self.id(),
+                detail: Some("Mainbrainer ids are integers".into()),
+            });
         };
         let body = update_body(contact_id, patch)?;
         let answer = self.send(&body).await?;
         let id = &answer.id;
         if *id != contact_id.to_string() {
-            return Err(self.rejected(
-                404,
-                format!(
+            return Err(ProviderError::NotFound {
+                provider: self.id(),
+                detail: Some(format!(
                     "Mainbrainer has no contact {contact_id}; by its matching rules it created \
                      contact {id} instead"
-                ),
-            ));
+                )),
+            });
         }
         self.written(&body, &answer)
     }
@@ -529,17 +532,16 @@ mod tests {
             ..Default::default()
         };
         match adapter.update("999999", &patch).await {
-            Err(ProviderError::Rejected {
-                status: 404,
-                message,
+            Err(ProviderError::NotFound {
+                detail: Some(detail),
                 ..
-            }) => assert!(message.contains("created contact"), "{message}"),
+            }) => assert!(detail.contains("created contact"), "{detail}"),
             other => panic!("expected a 404, got {other:?}"),
         }
         control.reset_requests();
         assert!(matches!(
             adapter.update("not-a-number", &patch).await,
-            Err(ProviderError::Rejected { status: 404, .. })
+            Err(ProviderError::NotFound { .. })
         ));
         assert_eq!(control.request_count(), 0, "no call for an impossible id");
         assert!(matches!(

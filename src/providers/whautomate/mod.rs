@@ -158,12 +158,15 @@ impl Whautomate {
         let body = merged_body(record, &patch).map_err(|m| self.rejected(400, m))?;
         let contact = self.put(&path, &body).await?;
         if !tags_applied(&contact.tags, &wanted, add) {
+            // The PUT was taken: the change may be there in part.
             return Err(ProviderError::Unavailable {
                 provider: self.id(),
                 reason: format!(
                     "Whautomate did not store the tag change ({action} {})",
                     wanted.join(", ")
                 ),
+                retryable: false,
+                may_have_been_applied: true,
             });
         }
         Ok(contact.tags)
@@ -728,10 +731,7 @@ mod tests {
             ..Default::default()
         };
         let is_404 = |r: Result<(), ProviderError>| {
-            assert!(
-                matches!(r, Err(ProviderError::Rejected { status: 404, .. })),
-                "{r:?}"
-            )
+            assert!(matches!(r, Err(ProviderError::NotFound { .. })), "{r:?}")
         };
         is_404(adapter.update("nope", &patch).await.map(|_| ()));
         is_404(adapter.delete("nope").await);
