@@ -74,7 +74,7 @@ impl FromStr for ProviderId {
 }
 
 /// `"<provider>:<nativeId>"`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GlobalId {
     pub provider: ProviderId,
     pub native_id: String,

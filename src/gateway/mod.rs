@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub struct Gateway {
     pub registry: Registry,
     pub cache: ReadCache,
-    write_locks: writes::ContactLocks,
+    write_locks: writes::WriteLocks,
 }
 
 impl Gateway {

@@ -8,20 +8,30 @@ use super::Gateway;
 use crate::contact::{Contact, GlobalId, ProviderId};
 use crate::providers::{Capability, Provider, ProviderError};
 use crate::write::{
-    ContactDraft, ContactPatch, DoNotContact, NewContact, Patch, UserError, UserErrorCode,
+    ContactDraft, ContactPatch, DoNotContact, Field, NewContact, Patch, UserError, UserErrorCode,
 };
 use futures::future::join_all;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-/// One write at a time per contact. Whautomate and MagicBlocks updates are read-merge-write
-/// (their PUT replaces the record), so two concurrent patches of one contact would otherwise
-/// lose one of them (NOTES 3.5.1). Within this process; several gateways still race.
-#[derive(Default)]
-pub struct ContactLocks(std::sync::Mutex<HashMap<GlobalId, Weak<tokio::sync::Mutex<()>>>>);
+/// What a write holds while it runs, so writes that would race take turns (within this
+/// process; several gateways can still race until the store holds these claims).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WriteKey {
+    /// One contact: Whautomate and MagicBlocks updates are read-merge-write (their PUT
+    /// replaces the record), so two concurrent patches would otherwise lose one (NOTES 3.5.1).
+    Contact(GlobalId),
+    /// A match key of a provider (normalized email or E.164): two upserts finding no match for
+    /// the same new email would otherwise both create.
+    Match(ProviderId, String),
+}
 
-impl ContactLocks {
-    pub async fn lock(&self, id: &GlobalId) -> tokio::sync::OwnedMutexGuard<()> {
+/// One writer at a time per `WriteKey`.
+#[derive(Default)]
+pub struct WriteLocks(std::sync::Mutex<HashMap<WriteKey, Weak<tokio::sync::Mutex<()>>>>);
+
+impl WriteLocks {
+    pub async fn lock(&self, id: &WriteKey) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
             // Drop the entries of contacts nobody is writing, so the map stays small.
@@ -184,7 +194,8 @@ impl Gateway {
         id: &GlobalId,
         patch: &ContactPatch,
     ) -> Result<Written, WriteError> {
-        let _one_writer = self.write_locks.lock(id).await;
+        let _one_writer = self.write_locks.lock(&WriteKey::Contact(id.clone())).await;
+        self.keeps_a_name(provider, id, patch).await?;
         let result = provider.update(&id.native_id, patch).await;
         self.cache.invalidate(id).await;
         let contact =
@@ -193,13 +204,57 @@ impl Gateway {
         Ok(Written { contact, warnings })
     }
 
+    /// A patch that clears name parts must leave a name where the provider requires one. The
+    /// gateway checks it against the current name before any write, for every provider alike
+    /// (MaiAgent would otherwise be sent `name: ""`, Whautomate a PUT without a name).
+    async fn keeps_a_name(
+        &self,
+        provider: &dyn Provider,
+        id: &GlobalId,
+        patch: &ContactPatch,
+    ) -> Result<(), WriteError> {
+        let parts = [
+            (&patch.first_name, Field::FirstName),
+            (&patch.middle_name, Field::MiddleName),
+            (&patch.last_name, Field::LastName),
+        ];
+        let Some(cleared) = parts.iter().find(|(p, _)| matches!(p, Patch::Clear)) else {
+            return Ok(());
+        };
+        let sets_one = parts.iter().any(|(p, _)| matches!(p, Patch::Set(_)));
+        if !provider.write_fields().requires_name || sets_one {
+            return Ok(());
+        }
+        // A missing contact is the update's to report.
+        let Some(current) = self.lookup(id, true).await.map_err(WriteError::Provider)? else {
+            return Ok(());
+        };
+        let name = &current.name;
+        let kept = |patch: &Patch<String>, part: &Option<String>| patch.is_keep() && part.is_some();
+        if kept(&patch.first_name, &name.first)
+            || kept(&patch.middle_name, &name.middle)
+            || kept(&patch.last_name, &name.last)
+        {
+            return Ok(());
+        }
+        let field = cleared.1.input_name();
+        Err(WriteError::User(vec![UserError::new(
+            &["input", field],
+            UserErrorCode::Required,
+            format!(
+                "{} requires a name: clearing `{field}` would leave the contact without one",
+                id.provider.display_name()
+            ),
+        )]))
+    }
+
     pub async fn delete_contact(&self, id: &GlobalId) -> Result<(), WriteError> {
         let provider = self
             .registry
             .capable(id.provider, Capability::Delete)
             .map_err(WriteError::Provider)?;
         check_native_id(provider.as_ref(), id)?;
-        let _one_writer = self.write_locks.lock(id).await;
+        let _one_writer = self.write_locks.lock(&WriteKey::Contact(id.clone())).await;
         let result = provider.delete(&id.native_id).await;
         self.cache.invalidate(id).await;
         result.map_err(|e| refused(e, &["id"], UserErrorCode::CannotDelete))
@@ -245,7 +300,7 @@ impl Gateway {
                 "give at least one tag",
             )]));
         };
-        let _one_writer = self.write_locks.lock(id).await;
+        let _one_writer = self.write_locks.lock(&WriteKey::Contact(id.clone())).await;
         let result = if add {
             provider.add_tags(&id.native_id, &tags).await
         } else {
@@ -293,6 +348,18 @@ impl Gateway {
                 UserErrorCode::Required,
                 "an upsert matches by email or phone: give one of those it matches by",
             )]));
+        }
+        // Upserts sharing an email or phone take turns, so the later one finds what the
+        // earlier created. Keys are taken in one order: two upserts never wait crosswise.
+        let mut keys: Vec<WriteKey> = [email.clone(), phone.clone()]
+            .into_iter()
+            .flatten()
+            .map(|key| WriteKey::Match(id, key))
+            .collect();
+        keys.sort();
+        let mut _turns = Vec::with_capacity(keys.len());
+        for key in &keys {
+            _turns.push(self.write_locks.lock(key).await);
         }
         if provider.capabilities().native_upsert {
             // A native upsert may create (no consent may be assumed) or update (a default

@@ -1130,3 +1130,86 @@ async fn a_failed_write_says_it_may_have_been_applied_only_when_it_may() {
         "a refused connection sent nothing: {body}"
     );
 }
+
+/// Two upserts of one new email at once: the second waits for the first and updates what it
+/// created, so the provider gets one create.
+#[tokio::test]
+async fn concurrent_upserts_of_one_new_email_make_one_contact() {
+    let app = spawn_app().await;
+    let consuelo = app.sandbox.control(ProviderId::Consuelo);
+    // Slow enough that both upserts look for a match before either has created one.
+    consuelo.set_latency(std::time::Duration::from_millis(150));
+    reset_all(&app);
+    let input = |notes: &str| {
+        json!({ "input": { "provider": "CONSUELO", "firstName": "Twice", "notes": notes,
+                           "emails": [{ "address": "twice.at.once@example.com" }] } })
+    };
+    let mutation = upsert_mutation();
+    let (a, b) = tokio::join!(
+        app.data(&mutation, input("first")),
+        app.data(&mutation, input("second"))
+    );
+    let (a, b) = (&a["upsertContact"], &b["upsertContact"]);
+    assert_eq!(a["contact"]["id"], b["contact"]["id"], "{a} {b}");
+    let mut created = [a["created"].clone(), b["created"].clone()];
+    created.sort_by_key(|v| v.to_string());
+    assert_eq!(created, [json!(false), json!(true)]);
+    let creates = consuelo
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/contacts")
+        .count();
+    assert_eq!(creates, 1, "{:?}", consuelo.requests());
+}
+
+/// Clearing the only name part a contact has is refused by the gateway, for every provider
+/// that requires a name, with the field's path and before any write is sent.
+#[tokio::test]
+async fn clearing_the_last_name_part_is_refused_before_any_write() {
+    let app = spawn_app().await;
+    for (provider, extra) in [
+        ("MAIAGENT", json!({})),
+        (
+            "WHAUTOMATE",
+            json!({ "phones": [{ "number": "+14155550199" }] }),
+        ),
+    ] {
+        let mut input = json!({ "provider": provider, "firstName": "Solo" });
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let created = app
+            .data(&create_mutation(), json!({ "input": input }))
+            .await;
+        let id = created["createContact"]["contact"]["id"].clone();
+        assert!(id.is_string(), "{created}");
+        reset_all(&app);
+        let data = app
+            .data(
+                &update_mutation(),
+                json!({ "id": id, "input": { "firstName": null } }),
+            )
+            .await;
+        let errors = &data["updateContact"]["userErrors"];
+        assert_eq!(errors[0]["code"], "REQUIRED", "{provider}: {data}");
+        assert_eq!(errors[0]["field"], json!(["input", "firstName"]), "{data}");
+        let writes: Vec<_> = app
+            .sandbox
+            .control(provider.to_lowercase().parse().unwrap())
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .collect();
+        assert!(writes.is_empty(), "{provider}: nothing written: {writes:?}");
+        // Replacing the name is fine.
+        let data = app
+            .data(
+                &update_mutation(),
+                json!({ "id": id, "input": { "firstName": null, "lastName": "Other" } }),
+            )
+            .await;
+        assert_eq!(data["updateContact"]["userErrors"], json!([]), "{data}");
+        assert_eq!(data["updateContact"]["contact"]["displayName"], "Other");
+    }
+}
