@@ -363,3 +363,43 @@ async fn maiagent_mcp_credentials_never_reach_raw() {
     assert_eq!(nodes.len(), 34);
     assert!(!data.to_string().contains("mcpCredentials"), "{data}");
 }
+
+/// A national number read in a region where it is not valid is served as received, never as
+/// a wrong E.164 (MaiAgent's `912345678` read as US would be `+1912345678`).
+#[tokio::test]
+async fn a_phone_invalid_in_the_providers_region_is_served_as_received() {
+    for (region, expect_e164) in [("TW", true), ("US", false)] {
+        let app = crate::helpers::spawn_app_with(|c| {
+            c.providers
+                .get_mut(&ProviderId::Maiagent)
+                .unwrap()
+                .default_region = region.into();
+        })
+        .await;
+        let record = app
+            .sandbox
+            .control(ProviderId::Maiagent)
+            .records()
+            .into_iter()
+            .find(|r| r["phoneNumber"].is_number())
+            .expect("a seeded contact with an integer phone");
+        let digits = record["phoneNumber"].to_string();
+        let id = format!("maiagent:{}", record["id"].as_str().unwrap());
+        let data = app
+            .data(
+                "query($id: ID!) { contact(id: $id) { primaryPhone phones { number e164 } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        let contact = &data["contact"];
+        assert_eq!(contact["phones"][0]["number"], json!(digits));
+        if expect_e164 {
+            let e164 = format!("+886{digits}");
+            assert_eq!(contact["primaryPhone"], json!(e164), "{region}: {data}");
+            assert_eq!(contact["phones"][0]["e164"], json!(e164));
+        } else {
+            assert_eq!(contact["primaryPhone"], json!(digits), "{region}: {data}");
+            assert_eq!(contact["phones"][0]["e164"], Value::Null);
+        }
+    }
+}
