@@ -95,6 +95,10 @@ pub struct LimitsConfig {
     pub max_depth: usize,
     /// Largest query complexity (each field 1; list fields times their `first`).
     pub max_complexity: usize,
+    /// Errors one response holds at most; past it one `TOO_MANY_ERRORS` replaces the rest.
+    pub max_errors: usize,
+    /// Directives one field may carry (a body of repeated `@include` is refused whole).
+    pub max_directives_per_field: usize,
 }
 
 impl Default for LimitsConfig {
@@ -103,6 +107,8 @@ impl Default for LimitsConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_depth: 16,
             max_complexity: 5_000,
+            max_errors: 100,
+            max_directives_per_field: 8,
         }
     }
 }
@@ -222,6 +228,9 @@ impl Config {
         }
         if raw.limits.max_complexity == 0 {
             return Err(invalid("limits.max_complexity", "must be at least 1"));
+        }
+        if raw.limits.max_errors == 0 {
+            return Err(invalid("limits.max_errors", "must be at least 1"));
         }
         let mut providers = BTreeMap::new();
         for (name, raw) in raw.providers {

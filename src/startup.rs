@@ -54,6 +54,7 @@ impl Application {
                 schema,
                 gateway,
                 documents: Default::default(),
+                max_errors: config.limits.max_errors,
             },
             &config.limits,
         );

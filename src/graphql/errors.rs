@@ -2,7 +2,16 @@
 //! `extensions.code`, and provider failures name the provider.
 
 use crate::providers::ProviderError;
-use async_graphql::{Error, ErrorExtensions};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextResolve,
+    NextValidation, ResolveInfo,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    Error, ErrorExtensions, ServerError, ServerResult, ValidationResult, Variables,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 
@@ -58,4 +67,93 @@ pub fn write_error(error: &ProviderError) -> Error {
         ext.set("provider", error.provider().as_str().to_ascii_uppercase());
         ext.set("mayHaveBeenApplied", true);
     })
+}
+
+/// Set when a request starts executing: one that never got there was refused as a whole
+/// (parse, validation, variables), which the HTTP edge answers differently.
+#[derive(Clone, Default)]
+pub struct Executed(Arc<AtomicBool>);
+
+impl Executed {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Gives every error a code by where it arose — parsing, validation, or a field's arguments
+/// during execution (the resolvers' own errors already carry theirs) — and marks execution.
+pub struct EdgeCodes;
+
+impl ExtensionFactory for EdgeCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(EdgeCodes)
+    }
+}
+
+/// The error with `code` unless it has one.
+fn coded(mut error: ServerError, code: &str) -> ServerError {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some());
+    if !has_code {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+    error
+}
+
+#[async_trait::async_trait]
+impl Extension for EdgeCodes {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| coded(e, "GRAPHQL_PARSE_FAILED"))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| coded(e, "GRAPHQL_VALIDATION_FAILED"))
+                .collect()
+        })
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        if let Some(executed) = ctx.data_opt::<Executed>() {
+            executed.0.store(true, Ordering::Release);
+        }
+        next.run(ctx, operation_name).await
+    }
+
+    /// A resolver's own errors have codes; one without is an argument the schema could not
+    /// read (an `Int` out of range, say).
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        next.run(ctx, info)
+            .await
+            .map_err(|e| coded(e, BAD_USER_INPUT))
+    }
 }

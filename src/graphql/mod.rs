@@ -22,7 +22,9 @@ pub fn build_schema(
 ) -> AppSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .enable_federation()
+        .extension(errors::EdgeCodes)
         .limit_depth(limits.max_depth)
+        .limit_directives(limits.max_directives_per_field)
         .limit_complexity(limits.max_complexity)
         .data(gateway)
         .data(QuerySettings {

@@ -1,22 +1,24 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL), `/healthz`, and the request limits.
 
+pub mod graphql_http;
+
+use graphql_http::{EdgeError, MediaType};
+
 use crate::config::LimitsConfig;
 use crate::gateway::{loader, Gateway};
-use crate::graphql::errors::BAD_USER_INPUT;
+use crate::graphql::errors::Executed;
 use crate::graphql::AppSchema;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
-use async_graphql::ErrorExtensions;
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -30,6 +32,8 @@ pub struct AppState {
     pub schema: AppSchema,
     pub gateway: Arc<Gateway>,
     pub documents: ParsedDocuments,
+    /// `[limits] max_errors`.
+    pub max_errors: usize,
 }
 
 impl AppState {
@@ -103,7 +107,8 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        // Read by the `Bytes` extractor, whose refusal the handler answers as JSON.
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -117,41 +122,98 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .with_state(state)
 }
 
-async fn graphql_post(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    let mut request = request.into_inner();
-    state.documents.prepare(&mut request);
-    state.execute(request).await.into()
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let media = MediaType::accepted(&headers);
+    let body = match body {
+        Ok(body) => body,
+        // Over `max_body_bytes` (declared or streamed): 413, as JSON like every refusal.
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "BAD_REQUEST"
+            };
+            return EdgeError::new(status, code, rejection.body_text()).respond(media);
+        }
+    };
+    match graphql_http::post_request(&headers, &body) {
+        Ok(request) => state.answer(request, media).await,
+        Err(refused) => refused.respond(media),
+    }
 }
 
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
 async fn graphql_get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: Result<GraphQLRequest, GraphQLRejection>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    let request = match request {
+    let media = MediaType::accepted(&headers);
+    let request = match graphql_http::get_request(params) {
         Ok(request) if !wants_html => request,
         // A browser, or a bare GET without a query: the playground.
-        _ => return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response(),
+        _ if wants_html || headers.get(header::ACCEPT).is_none() => {
+            return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response()
+        }
+        Err(refused) => return refused.respond(media),
+        Ok(_) => unreachable!("handled above"),
     };
-    let mut request = request.into_inner();
+    let mut request = request;
     state.documents.prepare(&mut request);
     if is_mutation(&mut request) {
-        let error = async_graphql::Error::new("mutations are accepted only by POST")
-            .extend_with(|_, ext| ext.set("code", BAD_USER_INPUT))
-            .into_server_error(Default::default());
-        let response = async_graphql::Response::from_errors(vec![error]);
-        return (
+        let mut response = EdgeError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            GraphQLResponse::from(response),
+            "METHOD_NOT_ALLOWED",
+            "mutations are accepted only by POST",
         )
-            .into_response();
+        .respond(media);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
     }
-    GraphQLResponse::from(state.execute(request).await).into_response()
+    state.answer(request, media).await
+}
+
+impl AppState {
+    /// Runs a request and answers it in `media`: request errors without `data` (400 under
+    /// `application/graphql-response+json`), at most `max_errors` errors.
+    async fn answer(&self, mut request: async_graphql::Request, media: MediaType) -> Response {
+        self.documents.prepare(&mut request);
+        let executed = Executed::default();
+        let request = request.data(executed.clone());
+        let mut response = self.execute(request).await;
+        cap_errors(&mut response, self.max_errors);
+        graphql_http::graphql_response(response, executed.get(), media)
+    }
+}
+
+/// Past `max` errors, one `TOO_MANY_ERRORS` replaces the rest (a query of repeated failing
+/// fields must not produce megabytes of errors).
+fn cap_errors(response: &mut async_graphql::Response, max: usize) {
+    if response.errors.len() <= max {
+        return;
+    }
+    let dropped = response.errors.len() - max;
+    response.errors.truncate(max);
+    let mut error = async_graphql::ServerError::new(
+        format!("{dropped} more errors were left out (`limits.max_errors` is {max})"),
+        None,
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "TOO_MANY_ERRORS");
+    response.errors.push(error);
 }
 
 fn is_mutation(request: &mut async_graphql::Request) -> bool {
