@@ -4,14 +4,14 @@
 use super::wire::{ContactRecord, CreateBody, PatchBody};
 use crate::contact::{non_empty, Contact, Email, Group, PersonName, Phone, ProviderId};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
 use serde_json::Value;
 
 /// Maps one Consuelo contact (consuelo.txt's list item), as received, to the unified contact.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = ContactRecord::read(raw).unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record
         .id
         .ok_or_else(|| ProviderError::unparseable(ProviderId::Consuelo, "contact without an id"))?;

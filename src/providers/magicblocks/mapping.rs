@@ -7,7 +7,7 @@ use super::wire::{
 };
 use crate::contact::{non_empty, string_or_number, Contact, Email, PersonName, Phone, ProviderId};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{merge_custom_fields, ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use serde_json::Value;
 /// Maps one MagicBlocks contact (the document's response model), as received, to the unified
 /// contact.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = ContactRecord::read(raw).unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record.id.ok_or_else(|| {
         ProviderError::unparseable(ProviderId::Magicblocks, "contact without an id")
     })?;

@@ -4,21 +4,16 @@
 use super::wire::{ContactRecord, ContactWrite, InboxRef, CREDENTIAL_FIELDS};
 use crate::contact::{Contact, Email, Group, PersonName, Phone, ProviderId};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// Maps one MaiAgent contact (maiagent.txt's response model) to the unified contact. `raw` is
 /// the record as received minus `CREDENTIAL_FIELDS`; `avatar`, `sourceId` and `queryMetadata`
 /// stay there only. A record without an id (or not an object) is unparseable.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = raw
-        .is_object()
-        .then(|| ContactRecord::deserialize(raw).ok())
-        .flatten()
-        .unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record
         .id
         .ok_or_else(|| ProviderError::unparseable(ProviderId::Maiagent, "contact without an id"))?;
@@ -125,6 +120,7 @@ pub(super) mod tests {
     use super::super::wire::ContactList;
     use super::*;
     use crate::providers::testing;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn tw() -> Option<Region> {

@@ -4,21 +4,16 @@
 use super::wire::{ContactBody, ContactRecord, Location, READ_ONLY};
 use crate::contact::{json_or_encoded, Contact, Group, PersonName, Phone, ProviderId};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{join_name, merge_custom_fields, ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Maps one Whautomate contact (whautomate.txt's contact, plus the webhook's timestamps) to the
 /// unified contact. `raw` is the record as received. A record without an id (or not an
 /// object) is unparseable.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = raw
-        .is_object()
-        .then(|| ContactRecord::deserialize(raw).ok())
-        .flatten()
-        .unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record.id.ok_or_else(|| {
         ProviderError::unparseable(ProviderId::Whautomate, "contact without an id")
     })?;
@@ -157,6 +152,7 @@ pub fn merged_body(mut body: ContactBody, patch: &ContactPatch) -> Result<Contac
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
 
     /// whautomate.txt, the contact of every example response.

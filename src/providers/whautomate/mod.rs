@@ -75,12 +75,8 @@ impl Whautomate {
         let Some(record) = self.client.get_record(path).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
-        let not_an_object =
-            || ProviderError::unparseable(self.id(), "the contact is not an object");
-        if !record.is_object() {
-            return Err(not_an_object());
-        }
-        ContactBody::deserialize(&record).map_err(|_| not_an_object())
+        crate::providers::wire::from_object(&record)
+            .ok_or_else(|| ProviderError::unparseable(self.id(), "the contact is not an object"))
     }
 
     /// `PUT` of a whole record; the answer mapped.
