@@ -10,7 +10,7 @@
 mod mapping;
 mod wire;
 
-use super::http::{path_segment, records_under, UpstreamClient};
+use super::http::{records_under, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
@@ -62,13 +62,6 @@ impl Whautomate {
         })
     }
 
-    /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
-    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
-        let segment = path_segment(native_id)
-            .ok_or_else(|| ProviderError::no_contact(self.id(), native_id))?;
-        Ok(format!("{CONTACTS}/{segment}"))
-    }
-
     /// The record as the provider holds it, read as a PUT body; a missing one is
     /// `Rejected { status: 404 }`.
     async fn record(&self, path: &str, native_id: &str) -> Result<ContactBody, ProviderError> {
@@ -96,7 +89,7 @@ impl Whautomate {
         tags: &[String],
         add: bool,
     ) -> Result<Vec<String>, ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let mut wanted: Vec<String> = Vec::new();
         for tag in tags.iter().filter_map(|t| non_empty(Some(t))) {
             if !wanted.contains(&tag) {
@@ -232,14 +225,14 @@ impl Provider for Whautomate {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let record = self.record(&path, native_id).await?;
         let body = merged_body(record, patch).map_err(|m| self.rejected(400, m))?;
         self.put(&path, &body).await
     }
 
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let Some(response) = self.client.send(Method::DELETE, &path, &[], None).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
@@ -271,13 +264,10 @@ impl Provider for Whautomate {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Ok(path) = self.contact_path(native_id) else {
-            return Ok(None);
-        };
-        let record = self.client.get_record(&path).await?;
-        record
-            .map(|r| to_contact(&r, self.client.region()))
-            .transpose()
+        let region = self.client.region();
+        self.client
+            .get_contact(CONTACTS, native_id, |r| to_contact(&r, region))
+            .await
     }
 
     async fn list(
