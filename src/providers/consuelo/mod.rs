@@ -10,7 +10,7 @@ use super::http::{UpstreamClient, UpstreamResponse};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::{non_empty, Contact};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
-use mapping::{create_body, patch_body, phone_text, to_contact, workspace_group};
+use mapping::{create_body, patch_body, to_contact, workspace_group};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -241,7 +241,7 @@ impl Provider for Consuelo {
                 self.unsupported("do-not-contact by email (Consuelo's DNC is a phone list)")
             );
         };
-        let e164 = phone_text(phone);
+        let e164 = phone.best().to_string();
         let body = json!(DncBody {
             workspace_id: self.workspace(),
             phone: e164.clone(),

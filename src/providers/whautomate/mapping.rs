@@ -2,7 +2,7 @@
 //! a patch merged onto the record as read into the replace (`PUT`) body.
 
 use super::wire::{ContactBody, ContactRecord, Location, READ_ONLY};
-use crate::contact::{json_or_encoded, Contact, Group, PersonName, Phone, ProviderId};
+use crate::contact::{json_or_encoded, primary, Contact, Group, PersonName, Phone, ProviderId};
 use crate::phone;
 use crate::providers::{wire, ProviderError};
 use crate::write::{join_name, merge_custom_fields, ContactPatch, NewContact, Patch};
@@ -59,7 +59,8 @@ pub fn create_body(input: &NewContact) -> ContactBody {
     custom.retain(|_, v| !v.is_null());
     ContactBody {
         name: input.full_name(),
-        phone_number: input.primary_phone().map(phone_number),
+        // E.164 ("with country code", NOTES 3.3).
+        phone_number: input.primary_phone().map(|p| p.best().to_string()),
         location: input.group_ids.first().map(|id| Location {
             id: Some(id.clone()),
             title: None,
@@ -70,11 +71,6 @@ pub fn create_body(input: &NewContact) -> ContactBody {
         tags: (!input.tags.is_empty()).then(|| input.tags.clone()),
         other: Map::new(),
     }
-}
-
-/// The number as sent: E.164 ("with country code", NOTES 3.3).
-fn phone_number(phone: &Phone) -> String {
-    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
 }
 
 const NEEDS_NAME: &str = "a Whautomate contact needs a name: it cannot be cleared";
@@ -99,8 +95,8 @@ pub fn merged_body(mut body: ContactBody, patch: &ContactPatch) -> Result<Contac
         body.name = Some(name);
     }
     if let Patch::Set(phones) = &patch.phones {
-        if let Some(phone) = phones.iter().find(|p| p.primary).or(phones.first()) {
-            body.phone_number = Some(phone_number(phone));
+        if let Some(phone) = primary(phones, |p| p.primary) {
+            body.phone_number = Some(phone.best().to_string());
         }
     }
     // PUT replaces the record: a cleared field is left out.
