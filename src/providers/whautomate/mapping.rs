@@ -51,17 +51,18 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
 }
 
 /// The create body (whautomate.txt: `name` and `phoneNumber` required; `stage`, `notes`,
-/// `customFields`, `tags`; `location{id}` from the example body). Never an `id`. A missing
-/// name or phone is left to the provider's 400 (`requires_name`/`requires_phone` make the
-/// gateway refuse it first).
-pub fn create_body(input: &NewContact) -> ContactBody {
+/// `customFields`, `tags`; `location{id}` from the example body: the input's group id, else
+/// `location_id`, the configured one, NOTES 3.5.3). Never an `id`. A missing name or phone is
+/// left to the provider's 400 (`requires_name`/`requires_phone` make the gateway refuse it
+/// first).
+pub fn create_body(input: &NewContact, location_id: Option<&String>) -> ContactBody {
     let mut custom = input.custom_fields.clone();
     custom.retain(|_, v| !v.is_null());
     ContactBody {
         name: input.full_name(),
         // E.164 ("with country code", NOTES 3.3).
         phone_number: input.primary_phone().map(|p| p.best().to_string()),
-        location: input.group_ids.first().map(|id| Location {
+        location: input.group_ids.first().or(location_id).map(|id| Location {
             id: Some(id.clone()),
             title: None,
         }),
@@ -295,5 +296,29 @@ pub(super) mod tests {
         };
         let refused = merged_body(body(json!({ "name": "Cher", "phoneNumber": "+1" })), &patch);
         assert_eq!(refused.err().as_deref(), Some(NEEDS_NAME));
+    }
+
+    #[test]
+    fn a_create_joins_the_configured_location_unless_the_input_names_one() {
+        let configured = "loc_sf".to_string();
+        let mut input = NewContact {
+            first_name: Some("Ada".into()),
+            ..Default::default()
+        };
+        let sent = json!(create_body(&input, Some(&configured)));
+        assert_eq!(sent["location"], json!({ "id": "loc_sf" }));
+        input.group_ids = vec!["loc_london".into()];
+        let sent = json!(create_body(&input, Some(&configured)));
+        assert_eq!(
+            sent["location"],
+            json!({ "id": "loc_london" }),
+            "groupIds win"
+        );
+        input.group_ids.clear();
+        let sent = json!(create_body(&input, None));
+        assert!(
+            sent.get("location").is_none(),
+            "nothing configured, none sent"
+        );
     }
 }
