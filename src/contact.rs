@@ -283,7 +283,15 @@ impl Contact {
 
 /// The item marked primary, else the first.
 pub fn primary<T>(items: &[T], is_primary: impl Fn(&T) -> bool) -> Option<&T> {
-    items.iter().find(|i| is_primary(i)).or(items.first())
+    primary_index(items, is_primary).map(|i| &items[i])
+}
+
+/// Where `primary` is in `items` (to mark exactly one item primary).
+pub fn primary_index<T>(items: &[T], is_primary: impl Fn(&T) -> bool) -> Option<usize> {
+    items
+        .iter()
+        .position(is_primary)
+        .or((!items.is_empty()).then_some(0))
 }
 
 /// `Some(trimmed)` unless the string is absent or blank.
@@ -347,6 +355,17 @@ pub fn json_or_encoded(value: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_primary_item_is_the_flagged_one_else_the_first() {
+        let flags = [false, true, true];
+        assert_eq!(primary_index(&flags, |f| *f), Some(1));
+        assert_eq!(primary_index(&[false, false], |f| *f), Some(0));
+        assert_eq!(primary_index(&[] as &[bool], |f| *f), None);
+        let names = ["a", "b"];
+        assert_eq!(primary(&names, |n| *n == "b"), Some(&"b"));
+        assert_eq!(primary(&names, |n| *n == "z"), Some(&"a"));
+    }
 
     #[test]
     fn global_ids_round_trip_and_reject_garbage() {

@@ -3,7 +3,7 @@
 
 use super::{Auth, ProviderError};
 use crate::config::{ProviderConfig, Secret};
-use crate::contact::ProviderId;
+use crate::contact::{Contact, ProviderId};
 use crate::phone;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::Method;
@@ -170,6 +170,27 @@ impl UpstreamClient {
         Ok(response.map(|r| r.body))
     }
 
+    /// The contact `native_id` of `collection` (`record_path`), its answer read by `to_contact`:
+    /// `None` when the provider answers 404, or for an id no record can have (nothing is sent).
+    pub async fn get_contact(
+        &self,
+        collection: &str,
+        native_id: &str,
+        to_contact: impl FnOnce(Value) -> Result<Contact, ProviderError>,
+    ) -> Result<Option<Contact>, ProviderError> {
+        let Some(path) = record_path(collection, native_id) else {
+            return Ok(None);
+        };
+        let record = self.get_record(&path).await?;
+        record.map(to_contact).transpose()
+    }
+
+    /// The path of contact `native_id` in `collection` (`record_path`), for a write: an id no
+    /// record can have is `NotFound`, as a 404 from `send_expecting` would be.
+    pub fn contact_path(&self, collection: &str, native_id: &str) -> Result<String, ProviderError> {
+        record_path(collection, native_id).ok_or_else(|| ProviderError::not_found(self.provider))
+    }
+
     async fn read(
         &self,
         request: reqwest::RequestBuilder,
@@ -238,6 +259,18 @@ pub fn path_segment(id: &str) -> Option<String> {
     // form-urlencoding keeps only [A-Za-z0-9*-._] and writes a space as `+`.
     let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
     Some(encoded.replace('+', "%20"))
+}
+
+/// The path of record `native_id` in `collection`, in the collection's style: `/v1/contacts`
+/// gives `/v1/contacts/{id}`, and a collection written with a trailing `/` (MaiAgent's
+/// `/api/contacts/`, whose paths all end in one) gives `/api/contacts/{id}/`. `None` for an id
+/// no record can have (`path_segment`).
+pub fn record_path(collection: &str, native_id: &str) -> Option<String> {
+    let segment = path_segment(native_id)?;
+    Some(match collection.strip_suffix('/') {
+        Some(collection) => format!("{collection}/{segment}/"),
+        None => format!("{collection}/{segment}"),
+    })
 }
 
 /// The records of a list answer read tolerantly: a bare array, no body (none), or the array
@@ -362,6 +395,45 @@ mod tests {
         let text = br#"{"note": "a, }", "list": [1, 2,]}"#;
         assert_eq!(parse_json(text).unwrap()["note"], "a, }");
         assert!(parse_json(b"{not json").is_err());
+    }
+
+    #[test]
+    fn a_record_path_keeps_the_collection_style_and_refuses_impossible_ids() {
+        assert_eq!(
+            record_path("/v1/contacts", "c 1/x").as_deref(),
+            Some("/v1/contacts/c%201%2Fx")
+        );
+        assert_eq!(
+            record_path("/api/contacts/", "user1_uuid").as_deref(),
+            Some("/api/contacts/user1_uuid/")
+        );
+        for impossible in ["", ".", ".."] {
+            assert_eq!(
+                record_path("/v1/contacts", impossible),
+                None,
+                "{impossible:?}"
+            );
+        }
+        assert_eq!(
+            record_path("/v1/contacts", "...x").as_deref(),
+            Some("/v1/contacts/...x")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_impossible_id_is_no_contact_and_sends_nothing() {
+        // Nothing listens on port 9: a request would fail as `Unavailable`.
+        let config = ProviderConfig::new("http://127.0.0.1:9", Secret::new("k"));
+        let client = UpstreamClient::new(ProviderId::Consuelo, &config);
+        for impossible in ["", ".", ".."] {
+            let read = client.get_contact("/v1/contacts", impossible, |_| unreachable!());
+            assert!(matches!(read.await, Ok(None)), "{impossible:?}");
+            let write = client.contact_path("/v1/contacts", impossible);
+            assert!(
+                matches!(write, Err(ProviderError::NotFound { .. })),
+                "{impossible:?}"
+            );
+        }
     }
 
     #[test]

@@ -544,8 +544,16 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
         id: ProviderId::Whautomate,
         // whautomate.txt: `x-api-key` header on every operation.
         auth: Auth::Header("x-api-key"),
-        settings: &[],
-        adapter: |client, _| Arc::new(whautomate::Whautomate::new(client)),
+        settings: &[Setting {
+            key: "location_id",
+            required: false,
+            about: "the Whautomate location new contacts join when they name none (for accounts \
+                    that require one)",
+        }],
+        adapter: |client, config| {
+            let location = config.setting("location_id").map(str::to_string);
+            Arc::new(whautomate::Whautomate::new(client, location))
+        },
         simulator: crate::sandbox::whautomate::SIMULATOR,
     },
     Descriptor {

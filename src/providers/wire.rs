@@ -5,8 +5,45 @@
 //! (the record as received stays in `raw`), never as a failed response.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+
+/// Any `T`; a value that does not read as one is `None`. A `String` is kept as received
+/// (untrimmed, blank kept), unlike `text`.
+pub fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.and_then(|v| T::deserialize(v).ok()))
+}
+
+/// A list of `T`, skipping items of another shape; anything but an array reads as empty.
+pub fn items<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(match value {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| T::deserialize(v).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// One object read as `T`; anything else is `None` (see `from_object`).
+pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.as_ref().and_then(from_object))
+}
+
+/// The `T` a JSON object holds; anything else is `None`. Only an object is a record: a derived
+/// struct would also read an array positionally (`["c_1", "Ada"]` as `{id, name}`).
+pub fn from_object<T: DeserializeOwned>(value: &Value) -> Option<T> {
+    value
+        .is_object()
+        .then(|| T::deserialize(value).ok())
+        .flatten()
+}
 
 /// Ids and phones that arrive as a string or a number, as a string; blank or other types → `None`.
 pub fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -81,5 +118,61 @@ mod tests {
         assert!(p.tags.is_none() && p.at.is_none());
         let p: Probe = serde_json::from_value(json!({})).unwrap();
         assert!(p.id.is_none() && p.tags.is_none());
+    }
+
+    #[derive(Deserialize, Debug, Default, PartialEq)]
+    struct Item {
+        #[serde(default, deserialize_with = "text")]
+        name: Option<String>,
+    }
+
+    #[derive(Deserialize, Debug, Default)]
+    struct Shapes {
+        #[serde(default, deserialize_with = "lenient")]
+        total: Option<u64>,
+        #[serde(default, deserialize_with = "items")]
+        list: Vec<Item>,
+        #[serde(default, deserialize_with = "object")]
+        one: Option<Item>,
+    }
+
+    fn shapes(value: Value) -> Shapes {
+        serde_json::from_value(value).expect("lenient")
+    }
+
+    #[test]
+    fn lenient_reads_its_type_else_absent() {
+        assert_eq!(shapes(json!({ "total": 7 })).total, Some(7));
+        for odd in [json!("7"), json!(-1), json!([7]), Value::Null] {
+            assert_eq!(shapes(json!({ "total": odd })).total, None, "{odd}");
+        }
+        assert_eq!(shapes(json!({})).total, None);
+    }
+
+    #[test]
+    fn items_skip_what_has_another_shape() {
+        let read = shapes(json!({ "list": [{ "name": "a" }, 3, "b", null, {}] })).list;
+        let names: Vec<_> = read.iter().map(|i| i.name.as_deref()).collect();
+        assert_eq!(names, [Some("a"), None]);
+        assert!(shapes(json!({ "list": { "name": "a" } })).list.is_empty());
+        assert!(shapes(json!({ "list": null })).list.is_empty());
+    }
+
+    #[test]
+    fn only_an_object_is_a_record() {
+        let one = shapes(json!({ "one": { "name": "Ada" } })).one;
+        assert_eq!(one.and_then(|i| i.name).as_deref(), Some("Ada"));
+        for odd in [json!(["Ada"]), json!("Ada"), json!(1), Value::Null] {
+            assert!(shapes(json!({ "one": odd })).one.is_none(), "{odd}");
+            assert_eq!(from_object::<Item>(&odd), None, "{odd}");
+        }
+        // What the guard is for: a derived struct reads an array positionally.
+        assert!(serde_json::from_value::<Item>(json!(["Ada"])).is_ok());
+        assert_eq!(
+            from_object::<Item>(&json!({ "name": " Ada " })),
+            Some(Item {
+                name: Some("Ada".into())
+            })
+        );
     }
 }

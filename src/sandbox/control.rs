@@ -14,7 +14,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,6 +72,7 @@ struct Settings {
     fault: Option<Fault>,
     latency: Duration,
     log: VecDeque<RecordedRequest>,
+    account: BTreeSet<String>,
 }
 
 /// Per-simulator knobs and observations.
@@ -111,6 +112,23 @@ impl SimControl {
     /// A delay added before every API answer (faulted ones too).
     pub fn set_latency(&self, latency: Duration) {
         self.settings().latency = latency;
+    }
+
+    /// Turns a setting of the simulated account on or off (every one is off until set): a
+    /// behaviour the provider shows for some accounts and not others, which no request shows
+    /// (Whautomate: `WHAUTOMATE_LOCATION_REQUIRED`).
+    pub fn set_account_setting(&self, name: &str, on: bool) {
+        let mut s = self.settings();
+        if on {
+            s.account.insert(name.to_string());
+        } else {
+            s.account.remove(name);
+        }
+    }
+
+    /// Whether a setting of the simulated account is on.
+    pub fn account_setting(&self, name: &str) -> bool {
+        self.settings().account.contains(name)
     }
 
     /// API requests received since start or the last `reset_requests` (faulted ones too;

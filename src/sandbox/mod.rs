@@ -45,6 +45,9 @@ use tokio::task::JoinHandle;
 pub const CONSUELO_WORKSPACE_ID: &str = "ws_sandbox";
 /// Mainbrainer's list in the sandbox.
 pub const MAINBRAINER_LIST_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+/// The Whautomate account setting (`SimControl::set_account_setting`) under which a create
+/// without a `location` is a 400 (NOTES 3.5.3: a third-party connector marks it required).
+pub const WHAUTOMATE_LOCATION_REQUIRED: &str = "locationRequired";
 
 /// What the sandbox needs to run one provider's simulator and point a gateway at it; each
 /// simulator module has one, registered with its provider in `providers::DESCRIPTORS`.

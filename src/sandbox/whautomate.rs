@@ -6,6 +6,8 @@
 //! - `POST /v1/contacts` (200, as documented), `GET/PUT/DELETE /v1/contacts/{id}`; PUT
 //!   replaces the record and needs `name` and `phoneNumber`.
 //! - `POST /v1/contacts/{id}/tags/add` and `/tags/remove`, body `{"tags": [..]}` → `{id, tags}`.
+//! - An account may require a `location` on create (NOTES 3.5.3; off unless
+//!   `WHAUTOMATE_LOCATION_REQUIRED` is set): a create without one is a 400.
 //! - Contacts have no email field. Some seeded records carry `tags`/`customFields` as
 //!   JSON-encoded strings (the webhook quirk).
 //! - Error bodies are not documented; the `proxy` path parameter hints at AWS API Gateway,
@@ -14,7 +16,7 @@
 use super::control::SimControl;
 use super::{body_object, contains_ci, digits, header, json, lock, now_iso, seed, uint_param};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -85,6 +87,7 @@ fn build() -> (Router, Arc<SimControl>) {
             error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
         .layer(middleware::from_fn(auth))
+        .layer(Extension(control.clone()))
         .with_state(store);
     (router, control)
 }
@@ -269,12 +272,21 @@ fn record_from(
 }
 
 /// whautomate.txt create: 200 with the contact. A body `id` is used when free (the schema
-/// lists it as optional), else one is generated.
-async fn create(State(store): State<Shared>, body: Bytes) -> Response {
+/// lists it as optional), else one is generated. An account that requires a location refuses
+/// a body without one.
+async fn create(
+    State(store): State<Shared>,
+    Extension(control): Extension<Arc<SimControl>>,
+    body: Bytes,
+) -> Response {
     let body = match body_object(&body) {
         Ok(b) => b,
         Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
+    let located = body.get("location").is_some_and(|l| !l.is_null());
+    if !located && control.account_setting(super::WHAUTOMATE_LOCATION_REQUIRED) {
+        return error(StatusCode::BAD_REQUEST, "location is required");
+    }
     let mut store = lock(&store);
     let id = match body
         .get("id")

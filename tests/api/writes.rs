@@ -4,7 +4,7 @@
 
 use crate::helpers::{error_codes, spawn_app, spawn_app_with, TestApp};
 use contact_gateway::contact::ProviderId;
-use contact_gateway::sandbox::{Fault, RecordedRequest};
+use contact_gateway::sandbox::{Fault, RecordedRequest, WHAUTOMATE_LOCATION_REQUIRED};
 use serde_json::{json, Map, Value};
 
 const PAYLOAD: &str = "contact { id provider nativeId displayName name { first middle last } emails { address } phones { e164 }
@@ -1212,4 +1212,52 @@ async fn clearing_the_last_name_part_is_refused_before_any_write() {
         assert_eq!(data["updateContact"]["userErrors"], json!([]), "{data}");
         assert_eq!(data["updateContact"]["contact"]["displayName"], "Other");
     }
+}
+
+/// NOTES 3.5.3: a Whautomate account may require a location on create. Without one its 400 is
+/// a userError naming the config key; with `location_id` set the contact joins that location.
+#[tokio::test]
+async fn a_whautomate_account_that_requires_a_location_takes_the_configured_one() {
+    let input = json!({ "input": { "provider": "WHAUTOMATE", "firstName": "Nora", "lastName": "Quinn",
+        "phones": [{ "number": "+44 7911 123457" }] } });
+    let app = spawn_app().await;
+    let whautomate = app.sandbox.control(ProviderId::Whautomate);
+    whautomate.set_account_setting(WHAUTOMATE_LOCATION_REQUIRED, true);
+    let data = app.data(&create_mutation(), input.clone()).await;
+    let payload = &data["createContact"];
+    assert_eq!(payload["contact"], Value::Null, "{payload:#}");
+    let error = &payload["userErrors"][0];
+    assert_eq!(error["code"], "PROVIDER_VALIDATION", "{payload:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("providers.whautomate.location_id"),
+        "{message}"
+    );
+    assert!(sent(&app, ProviderId::Whautomate)[0]
+        .body
+        .get("location")
+        .is_none());
+
+    let app = spawn_app_with(|c| {
+        let whautomate = c.providers.get_mut(&ProviderId::Whautomate).unwrap();
+        whautomate
+            .settings
+            .insert("location_id".into(), "loc_london".into());
+    })
+    .await;
+    let whautomate = app.sandbox.control(ProviderId::Whautomate);
+    whautomate.set_account_setting(WHAUTOMATE_LOCATION_REQUIRED, true);
+    let data = app.data(&create_mutation(), input).await;
+    let payload = &data["createContact"];
+    no_user_errors(payload);
+    assert_eq!(
+        payload["contact"]["groups"],
+        json!([{ "id": "loc_london", "kind": "LOCATION" }])
+    );
+    let native = payload["contact"]["nativeId"].as_str().unwrap();
+    let record = stored(&app, ProviderId::Whautomate, native).expect("stored");
+    assert_eq!(
+        record["location"],
+        json!({ "id": "loc_london", "title": "London Wellness Centre" })
+    );
 }

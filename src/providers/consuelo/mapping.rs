@@ -2,16 +2,16 @@
 //! `patch_body` write the unified input as the documented bodies.
 
 use super::wire::{ContactRecord, CreateBody, PatchBody};
-use crate::contact::{non_empty, Contact, Email, Group, PersonName, Phone, ProviderId};
+use crate::contact::{non_empty, primary, Contact, Email, Group, PersonName, Phone, ProviderId};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
 use serde_json::Value;
 
 /// Maps one Consuelo contact (consuelo.txt's list item), as received, to the unified contact.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = ContactRecord::read(raw).unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record
         .id
         .ok_or_else(|| ProviderError::unparseable(ProviderId::Consuelo, "contact without an id"))?;
@@ -66,7 +66,7 @@ pub fn create_body(input: &NewContact, workspace_id: Option<String>) -> CreateBo
         workspace_id,
         first_name: non_empty(input.first_name.as_deref()),
         last_name: non_empty(input.last_name.as_deref()),
-        phone: input.primary_phone().map(phone_text),
+        phone: input.primary_phone().map(|p| p.best().to_string()),
         email: input.primary_email().map(|e| e.address.clone()),
         company: non_empty(input.company.as_deref()),
     }
@@ -82,25 +82,12 @@ pub fn patch_body(patch: &ContactPatch) -> PatchBody {
         company: text_change(&patch.company),
         notes: text_change(&patch.notes),
         email: first_change(&patch.emails, |emails| {
-            emails
-                .iter()
-                .find(|e| e.primary)
-                .or(emails.first())
-                .map(|e| e.address.clone())
+            primary(emails, |e| e.primary).map(|e| e.address.clone())
         }),
         phone: first_change(&patch.phones, |phones| {
-            phones
-                .iter()
-                .find(|p| p.primary)
-                .or(phones.first())
-                .map(phone_text)
+            primary(phones, |p| p.primary).map(|p| p.best().to_string())
         }),
     }
-}
-
-/// The phone as sent: E.164 (the gateway sets it on every written phone).
-pub fn phone_text(phone: &Phone) -> String {
-    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
 }
 
 /// A text patch as the value to send: `None` keeps, `Some(None)` clears (blank clears too).

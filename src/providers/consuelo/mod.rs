@@ -6,11 +6,11 @@
 mod mapping;
 mod wire;
 
-use super::http::{path_segment, UpstreamClient, UpstreamResponse};
+use super::http::{UpstreamClient, UpstreamResponse};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::{non_empty, Contact};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
-use mapping::{create_body, patch_body, phone_text, to_contact, workspace_group};
+use mapping::{create_body, patch_body, to_contact, workspace_group};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -58,12 +58,6 @@ impl Consuelo {
         self.contact_from(&answer.data)
     }
 
-    /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
-    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
-        let segment = path_segment(native_id).ok_or_else(|| ProviderError::not_found(self.id()))?;
-        Ok(format!("{CONTACTS}/{segment}"))
-    }
-
     /// The contact, with the configured workspace as its group when the record names none.
     fn contact_from(&self, record: &Value) -> Result<Contact, ProviderError> {
         let mut contact = to_contact(record, self.client.region())?;
@@ -80,7 +74,7 @@ impl Consuelo {
     /// gateway compares the answer with the patch and warns (FIELD_NOT_STORED, NOTES 4.5 /
     /// 7.3). An answer that is not a record (empty, 204, or only an id) is followed by a GET.
     async fn patch(&self, native_id: &str, changes: &PatchBody) -> Result<Contact, ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let response = self
             .client
             .send_expecting(Method::PATCH, &path, &[], Some(&json!(changes)))
@@ -230,7 +224,7 @@ impl Provider for Consuelo {
 
     /// `DELETE /v1/contacts/{id}`.
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         self.client
             .send_expecting(Method::DELETE, &path, &[], None)
             .await?;
@@ -247,7 +241,7 @@ impl Provider for Consuelo {
                 self.unsupported("do-not-contact by email (Consuelo's DNC is a phone list)")
             );
         };
-        let e164 = phone_text(phone);
+        let e164 = phone.best().to_string();
         let body = json!(DncBody {
             workspace_id: self.workspace(),
             phone: e164.clone(),
@@ -268,11 +262,9 @@ impl Provider for Consuelo {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Ok(path) = self.contact_path(native_id) else {
-            return Ok(None);
-        };
-        let record = self.client.get_record(&path).await?;
-        record.map(|r| self.contact_in(r)).transpose()
+        self.client
+            .get_contact(CONTACTS, native_id, |r| self.contact_in(r))
+            .await
     }
 
     async fn list(

@@ -36,22 +36,13 @@ pub struct ContactRecord {
     #[serde(default, deserialize_with = "wire::string_or_number")]
     pub workspace_id: Option<String>,
     /// Not documented; an object when present, anything else reads as absent.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub custom_fields: Option<Map<String, Value>>,
     /// ISO-8601 `…Z` in consuelo.txt.
     #[serde(default, deserialize_with = "wire::timestamp")]
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "wire::timestamp")]
     pub updated_at: Option<DateTime<Utc>>,
-}
-
-impl ContactRecord {
-    /// The record a JSON value holds: only an object is one (a derived struct would also read
-    /// an array positionally).
-    pub fn read(raw: &Value) -> Option<ContactRecord> {
-        raw.as_object()?;
-        ContactRecord::deserialize(raw).ok()
-    }
 }
 
 /// Whether an answer is a contact record: an object with an id and some other field (an empty
@@ -91,7 +82,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Answer<T> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub total: Option<u64>,
     #[serde(default, deserialize_with = "wire::flag")]
     pub has_more: Option<bool>,
@@ -183,13 +174,6 @@ pub struct DncBody {
     pub reason: Option<String>,
 }
 
-/// Any `T`, read as absent when the JSON holds something else.
-// A private copy of a rule asked of `crate::providers::wire` (MagicBlocks needs it too).
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    Ok(value.and_then(|v| T::deserialize(v).ok()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_record_is_an_object_and_odd_fields_read_as_absent() {
-        let record = ContactRecord::read(&json!({
+        let record = wire::from_object::<ContactRecord>(&json!({
             "id": 42, "firstName": 3, "phone": 14155551234_u64, "customFields": "x",
             "createdAt": "soon"
         }))
@@ -243,7 +227,7 @@ mod tests {
         assert_eq!(record.phone.as_deref(), Some("14155551234"));
         assert!(record.first_name.is_none() && record.custom_fields.is_none());
         assert!(record.created_at.is_none());
-        assert!(ContactRecord::read(&json!(["contact_1"])).is_none());
+        assert!(wire::from_object::<ContactRecord>(&json!(["contact_1"])).is_none());
     }
 
     #[test]

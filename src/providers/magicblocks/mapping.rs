@@ -5,9 +5,11 @@ use super::wire::{
     Channel, ContactRecord, CreateBody, EmailBody, Name, NameBody, PhoneBody, StoredContact,
     UpdateBody, READ_ONLY, SIDE_EFFECTS,
 };
-use crate::contact::{non_empty, string_or_number, Contact, Email, PersonName, Phone, ProviderId};
+use crate::contact::{
+    non_empty, primary_index, string_or_number, Contact, Email, PersonName, Phone, ProviderId,
+};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{merge_custom_fields, ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
 use serde::Deserialize;
@@ -16,7 +18,7 @@ use serde_json::Value;
 /// Maps one MagicBlocks contact (the document's response model), as received, to the unified
 /// contact.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = ContactRecord::read(raw).unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record.id.ok_or_else(|| {
         ProviderError::unparseable(ProviderId::Magicblocks, "contact without an id")
     })?;
@@ -113,10 +115,7 @@ fn entries(
                 Some(0)
             }
         },
-        None => items
-            .iter()
-            .position(|e| e.primary)
-            .or((!items.is_empty()).then_some(0)),
+        None => primary_index(&items, |e| e.primary),
     };
     for (i, item) in items.iter_mut().enumerate() {
         item.primary = Some(i) == chosen;
@@ -218,14 +217,14 @@ pub fn update_body(stored: StoredContact, patch: &ContactPatch) -> UpdateBody {
 
 /// `emails[{address, type, primary}]`, exactly one primary (the flagged one, else the first).
 fn emails_body(emails: &[Email]) -> Vec<EmailBody> {
-    let primary = emails.iter().position(|e| e.primary).unwrap_or(0);
+    let chosen = primary_index(emails, |e| e.primary);
     emails
         .iter()
         .enumerate()
         .map(|(i, e)| EmailBody {
             address: e.address.clone(),
             kind: non_empty(e.kind.as_deref()),
-            primary: i == primary,
+            primary: Some(i) == chosen,
         })
         .collect()
 }
@@ -233,14 +232,14 @@ fn emails_body(emails: &[Email]) -> Vec<EmailBody> {
 /// `phones[{number, type, primary}]` with the E.164 number (magicblocks.txt example
 /// "+61412345678"), exactly one primary.
 fn phones_body(phones: &[Phone]) -> Vec<PhoneBody> {
-    let primary = phones.iter().position(|p| p.primary).unwrap_or(0);
+    let chosen = primary_index(phones, |p| p.primary);
     phones
         .iter()
         .enumerate()
         .map(|(i, p)| PhoneBody {
-            number: p.e164.clone().unwrap_or_else(|| p.number.clone()),
+            number: p.best().to_string(),
             kind: non_empty(p.kind.as_deref()),
-            primary: i == primary,
+            primary: Some(i) == chosen,
         })
         .collect()
 }

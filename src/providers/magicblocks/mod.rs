@@ -10,7 +10,7 @@
 mod mapping;
 mod wire;
 
-use super::http::{path_segment, UpstreamClient};
+use super::http::UpstreamClient;
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::Contact;
 use crate::write::{ContactPatch, NewContact, WriteFields};
@@ -29,13 +29,6 @@ pub struct MagicBlocks {
 impl MagicBlocks {
     pub fn new(client: UpstreamClient) -> Self {
         MagicBlocks { client }
-    }
-
-    /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
-    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
-        let segment = path_segment(native_id)
-            .ok_or_else(|| ProviderError::no_contact(self.id(), native_id))?;
-        Ok(format!("{CONTACTS}/{segment}"))
     }
 
     /// An answer body read as its wire type; `what` says what it failed to hold.
@@ -106,7 +99,7 @@ impl Provider for MagicBlocks {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let Some(current) = self.client.get_record(&path).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
@@ -121,11 +114,9 @@ impl Provider for MagicBlocks {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Ok(path) = self.contact_path(native_id) else {
-            return Ok(None);
-        };
-        let record = self.client.get_record(&path).await?;
-        record.map(|r| self.contact_in(r)).transpose()
+        self.client
+            .get_contact(CONTACTS, native_id, |r| self.contact_in(r))
+            .await
     }
 
     async fn list(

@@ -6,7 +6,7 @@
 
 use crate::providers::wire;
 use chrono::{DateTime, Utc};
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -35,24 +35,24 @@ pub const SIDE_EFFECTS: [&str; 3] = ["sendMessageEvents", "flowEditorName", "flo
 pub struct ContactRecord {
     #[serde(default, deserialize_with = "wire::string_or_number")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub name: Option<Name>,
     /// Shown when `name` is empty (NOTES 1.6.6).
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub generated_name: Option<Name>,
-    #[serde(default, deserialize_with = "items")]
+    #[serde(default, deserialize_with = "wire::items")]
     pub emails: Vec<Channel>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub primary_email: Option<Channel>,
-    #[serde(default, deserialize_with = "items")]
+    #[serde(default, deserialize_with = "wire::items")]
     pub phones: Vec<Channel>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub primary_phone: Option<Channel>,
     /// The response key (magicblocks.txt)…
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub custom_fields: Option<Map<String, Value>>,
     /// …and the request key, read when the response has no `customFields` (NOTES 1.6.3).
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub custom: Option<Map<String, Value>>,
     #[serde(default, deserialize_with = "wire::flag")]
     pub is_test: Option<bool>,
@@ -61,15 +61,6 @@ pub struct ContactRecord {
     pub first_seen: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "wire::timestamp")]
     pub modified_at: Option<DateTime<Utc>>,
-}
-
-impl ContactRecord {
-    /// The record a JSON value holds: only an object is one (a derived struct would also read
-    /// an array positionally).
-    pub fn read(raw: &Value) -> Option<ContactRecord> {
-        raw.as_object()?;
-        ContactRecord::deserialize(raw).ok()
-    }
 }
 
 /// `name` and `generatedName`: `{first, middle, last}` in magicblocks.txt; one string is
@@ -200,7 +191,7 @@ struct Paging {
     count: Option<u64>,
     #[serde(deserialize_with = "wire::flag")]
     has_more: Option<bool>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "wire::lenient")]
     meta: Option<Box<Paging>>,
 }
 
@@ -211,9 +202,9 @@ struct Paging {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredContact {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub custom_fields: Option<Map<String, Value>>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub custom: Option<Map<String, Value>>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -288,28 +279,8 @@ pub struct PhoneBody {
     pub primary: bool,
 }
 
-// Rules asked of `crate::providers::wire` (Consuelo and Mainbrainer need them too): private
-// copies until they move there.
-
-/// Any `T`, read as absent when the JSON holds something else.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    Ok(value.and_then(|v| T::deserialize(v).ok()))
-}
-
-/// A list of `T`, skipping items of another shape; anything but an array reads as empty.
-fn items<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    Ok(match value {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|v| T::deserialize(v).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
-}
-
-/// A count: a non-negative integer, or a string of one.
+/// A count: a non-negative integer, or a string of one. MagicBlocks' own rule: its counts are
+/// undocumented, where Consuelo's and MaiAgent's are documented numbers (`wire::lenient`).
 fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let value = Option::<Value>::deserialize(d)?;
     Ok(value.and_then(|v| {
@@ -368,7 +339,7 @@ mod tests {
 
     #[test]
     fn odd_items_and_fields_read_as_absent() {
-        let record = ContactRecord::read(&json!({
+        let record = wire::from_object::<ContactRecord>(&json!({
             "id": "con_1", "name": 3, "emails": [null, 3, "a@x.io", { "type": "work" }],
             "phones": { "number": "+1" }, "customFields": [1], "isTest": "no"
         }))
@@ -376,7 +347,7 @@ mod tests {
         assert!(record.name.is_none() && record.custom_fields.is_none());
         assert_eq!(record.emails.len(), 2, "the string and the object");
         assert!(record.phones.is_empty() && record.is_test.is_none());
-        assert!(ContactRecord::read(&json!(["con_1"])).is_none());
+        assert!(wire::from_object::<ContactRecord>(&json!(["con_1"])).is_none());
     }
 
     #[test]

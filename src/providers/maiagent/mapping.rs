@@ -2,23 +2,18 @@
 //! of a create or a partial update.
 
 use super::wire::{ContactRecord, ContactWrite, InboxRef, CREDENTIAL_FIELDS};
-use crate::contact::{Contact, Email, Group, PersonName, Phone, ProviderId};
+use crate::contact::{primary, Contact, Email, Group, PersonName, Phone, ProviderId};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// Maps one MaiAgent contact (maiagent.txt's response model) to the unified contact. `raw` is
 /// the record as received minus `CREDENTIAL_FIELDS`; `avatar`, `sourceId` and `queryMetadata`
 /// stay there only. A record without an id (or not an object) is unparseable.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = raw
-        .is_object()
-        .then(|| ContactRecord::deserialize(raw).ok())
-        .flatten()
-        .unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record
         .id
         .ok_or_else(|| ProviderError::unparseable(ProviderId::Maiagent, "contact without an id"))?;
@@ -75,7 +70,7 @@ fn without_credentials(raw: &Value) -> Value {
 pub fn create_body(input: &NewContact) -> ContactWrite {
     ContactWrite {
         name: input.full_name(),
-        phone_number: input.primary_phone().map(phone_text),
+        phone_number: input.primary_phone().map(|p| p.best().to_string()),
         email: input.primary_email().map(|e| e.address.clone()),
         inboxes: (!input.group_ids.is_empty()).then(|| inbox_refs(&input.group_ids)),
     }
@@ -87,14 +82,14 @@ pub fn create_body(input: &NewContact) -> ContactWrite {
 pub fn patch_body(patch: &ContactPatch, name: Option<String>) -> ContactWrite {
     let email = patch.emails.change().map(|emails| {
         emails
-            .and_then(|list| list.iter().find(|e| e.primary).or(list.first()))
+            .and_then(|list| primary(list, |e| e.primary))
             .map(|e| e.address.clone())
             .unwrap_or_default()
     });
     let phone_number = patch.phones.change().map(|phones| {
         phones
-            .and_then(|list| list.iter().find(|p| p.primary).or(list.first()))
-            .map(phone_text)
+            .and_then(|list| primary(list, |p| p.primary))
+            .map(|p| p.best().to_string())
             .unwrap_or_default()
     });
     let inboxes = match &patch.group_ids {
@@ -110,11 +105,6 @@ pub fn patch_body(patch: &ContactPatch, name: Option<String>) -> ContactWrite {
     }
 }
 
-/// The phone as sent: an E.164 string (Decision 4; the gateway sets `e164` on written phones).
-fn phone_text(phone: &Phone) -> String {
-    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
-}
-
 /// maiagent.txt: `inboxes: [{id}]`.
 fn inbox_refs(ids: &[String]) -> Vec<InboxRef> {
     ids.iter().map(|id| InboxRef { id: id.clone() }).collect()
@@ -125,6 +115,7 @@ pub(super) mod tests {
     use super::super::wire::ContactList;
     use super::*;
     use crate::providers::testing;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn tw() -> Option<Region> {

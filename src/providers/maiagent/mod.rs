@@ -6,7 +6,7 @@
 mod mapping;
 mod wire;
 
-use super::http::{path_segment, UpstreamClient};
+use super::http::UpstreamClient;
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use wire::ContactList;
 
+/// With its trailing `/`, which `http::record_path` keeps on the record paths.
 const CONTACTS: &str = "/api/contacts/";
 
 pub struct MaiAgent {
@@ -28,12 +29,6 @@ pub struct MaiAgent {
 impl MaiAgent {
     pub fn new(client: UpstreamClient) -> Self {
         MaiAgent { client }
-    }
-
-    /// The `/api/contacts/{id}/` path, or a 404 for an id no record can have.
-    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
-        let segment = path_segment(native_id).ok_or_else(|| ProviderError::not_found(self.id()))?;
-        Ok(format!("{CONTACTS}{segment}/"))
     }
 
     /// The name after a patch that changes some of its parts. When a part is kept, the
@@ -173,7 +168,7 @@ impl Provider for MaiAgent {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let name = if patch.changes_name() {
             Some(self.patched_name(native_id, patch).await?)
         } else {
@@ -197,7 +192,7 @@ impl Provider for MaiAgent {
     /// `DELETE /api/contacts/{id}/` → 204. maiagent.txt: its 400 means "the contact still has
     /// associated conversations and cannot be deleted"; that reason leads the message.
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         match self
             .client
             .send_expecting(Method::DELETE, &path, &[], None)
@@ -220,13 +215,10 @@ impl Provider for MaiAgent {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Ok(path) = self.contact_path(native_id) else {
-            return Ok(None);
-        };
-        let record = self.client.get_record(&path).await?;
-        record
-            .map(|r| to_contact(&r, self.client.region()))
-            .transpose()
+        let region = self.client.region();
+        self.client
+            .get_contact(CONTACTS, native_id, |r| to_contact(&r, region))
+            .await
     }
 
     async fn list(

@@ -3,7 +3,7 @@
 //! the fields; a field of an unexpected type reads as absent.
 
 use crate::providers::wire;
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -29,7 +29,7 @@ pub struct ContactRecord {
     #[serde(default, deserialize_with = "inbox_list")]
     pub inboxes: Option<Vec<Inbox>>,
     /// maiagent.txt: the legacy single inbox, "ignored if inboxes is also provided".
-    #[serde(default, deserialize_with = "one_inbox")]
+    #[serde(default, deserialize_with = "wire::object")]
     pub inbox: Option<Inbox>,
     /// maiagent.txt: epoch milliseconds as strings ("1751875361000").
     #[serde(default, deserialize_with = "wire::timestamp")]
@@ -69,7 +69,7 @@ impl<'de> Deserialize<'de> for ContactList {
         enum Body {
             Bare(Vec<Value>),
             Page {
-                #[serde(default, deserialize_with = "lenient")]
+                #[serde(default, deserialize_with = "wire::lenient")]
                 count: Option<u64>,
                 #[serde(default, deserialize_with = "link_given")]
                 next: Option<bool>,
@@ -137,34 +137,14 @@ pub struct InboxRef {
     pub id: String,
 }
 
-/// A value of type `T`, or absent when it does not read as one. Private copy of a rule
-/// `crate::providers::wire` does not have yet.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
-}
-
-/// One inbox object; anything else is absent.
-fn one_inbox<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Inbox>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    Ok(value.and_then(inbox_of))
-}
-
-/// An array of inboxes (items that are not inbox objects dropped); anything else is absent.
+/// An array of inboxes (items that are not inbox objects dropped); anything else is absent,
+/// unlike `wire::items`, so that the legacy `inbox` is read instead.
 fn inbox_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Inbox>>, D::Error> {
     let value = Option::<Value>::deserialize(d)?;
     Ok(match value {
-        Some(Value::Array(items)) => Some(items.into_iter().filter_map(inbox_of).collect()),
+        Some(Value::Array(items)) => Some(items.iter().filter_map(wire::from_object).collect()),
         _ => None,
     })
-}
-
-fn inbox_of(value: Value) -> Option<Inbox> {
-    // Objects only: serde would also read a struct from an array of its fields.
-    value
-        .is_object()
-        .then(|| serde_json::from_value(value).ok())
-        .flatten()
 }
 
 /// Whether a link is given: `null` is "no". The link itself is not kept.

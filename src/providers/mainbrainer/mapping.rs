@@ -3,7 +3,9 @@
 //! `contactId`, `strip_invalid` drops from a sent body what Mainbrainer did not store.
 
 use super::wire::{ContactRecord, InvalidProperty, Property, UpsertBody};
-use crate::contact::{non_empty, Consent, Contact, Email, Group, PersonName, Phone, ProviderId};
+use crate::contact::{
+    non_empty, primary, Consent, Contact, Email, Group, PersonName, Phone, ProviderId,
+};
 use crate::phone;
 use crate::providers::ProviderError;
 use crate::write::{ContactPatch, NewContact, Patch};
@@ -144,23 +146,19 @@ pub fn update_body(contact_id: i64, patch: &ContactPatch) -> Result<UpsertBody, 
         Patch::Set(ids) if !ids.is_empty() => body.list_id = Some(ids[0].clone()),
         _ => return unsupported("removing a contact from its list"),
     }
-    match patch.emails.change() {
-        None => {}
-        Some(Some(list)) if !list.is_empty() => {
-            let email = list.iter().find(|e| e.primary).unwrap_or(&list[0]);
-            body.email = Some(email.address.clone());
+    if let Some(change) = patch.emails.change() {
+        match change.and_then(|list| primary(list, |e| e.primary)) {
+            Some(email) => body.email = Some(email.address.clone()),
+            None => return unsupported("clearing the email"),
         }
-        Some(_) => return unsupported("clearing the email"),
     }
-    match patch.phones.change() {
-        None => {}
-        Some(Some(list)) if !list.is_empty() => {
-            let phone = list.iter().find(|p| p.primary).unwrap_or(&list[0]);
-            let (code, number) = mobile(phone)?;
-            body.mobile_country_code = Some(code);
-            body.mobile_number = Some(number);
-        }
-        Some(_) => return unsupported("clearing the mobile"),
+    if let Some(change) = patch.phones.change() {
+        let Some(phone) = change.and_then(|list| primary(list, |p| p.primary)) else {
+            return unsupported("clearing the mobile");
+        };
+        let (code, number) = mobile(phone)?;
+        body.mobile_country_code = Some(code);
+        body.mobile_number = Some(number);
     }
     body.mobile_opt_in = opt_in(&patch.sms_opt_in);
     body.email_opt_in = opt_in(&patch.email_opt_in);
@@ -190,7 +188,7 @@ pub fn update_body(contact_id: i64, patch: &ContactPatch) -> Result<UpsertBody, 
 /// libphonenumber (NOTES 5.7.3). A national number with a leading zero (Italy) cannot be
 /// held as an integer: refused rather than stored wrong.
 pub fn mobile(phone: &Phone) -> Result<(u16, u64), ProviderError> {
-    let text = phone.e164.as_deref().unwrap_or(&phone.number);
+    let text = phone.best();
     let parsed = phonenumber::parse(None, text).map_err(|_| {
         ProviderError::rejected(
             PROVIDER,

@@ -52,11 +52,11 @@ pub struct Property {
 /// The upsert answer: mainbrainer.txt's `{status, message, data}` (read with `AnyCase`).
 #[derive(Debug, Default, Deserialize)]
 pub struct UpsertAnswer {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub message: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub data: Option<AnyCase<UpsertData>>,
 }
 
@@ -82,10 +82,10 @@ pub struct UpsertData {
     #[serde(default, deserialize_with = "wire::string_or_number")]
     pub contact_id: Option<String>,
     /// mainbrainer.txt's spelling…
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub invalid_properties: Option<Vec<InvalidProperty>>,
     /// …and the OpenAPI's, read when the first is absent.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub invalid_properties_list: Option<Vec<InvalidProperty>>,
 }
 
@@ -143,7 +143,7 @@ pub struct ContactRecord {
     #[serde(default, deserialize_with = "wire::flag")]
     pub email_opt_in: Option<bool>,
     /// Items that are not objects are skipped.
-    #[serde(default, deserialize_with = "items")]
+    #[serde(default, deserialize_with = "wire::items")]
     pub property_fields: Vec<AnyCase<PropertyItem>>,
 }
 
@@ -222,27 +222,6 @@ fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
-    })
-}
-
-// Rules asked of `crate::providers::wire` (Consuelo and MagicBlocks need them too): private
-// copies until they move there.
-
-/// Any `T`, read as absent when the JSON holds something else.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    Ok(value.and_then(|v| T::deserialize(v).ok()))
-}
-
-/// A list of `T`, skipping items of another shape; anything but an array reads as empty.
-fn items<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    Ok(match value {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|v| T::deserialize(v).ok())
-            .collect(),
-        _ => Vec::new(),
     })
 }
 

@@ -2,23 +2,18 @@
 //! a patch merged onto the record as read into the replace (`PUT`) body.
 
 use super::wire::{ContactBody, ContactRecord, Location, READ_ONLY};
-use crate::contact::{json_or_encoded, Contact, Group, PersonName, Phone, ProviderId};
+use crate::contact::{json_or_encoded, primary, Contact, Group, PersonName, Phone, ProviderId};
 use crate::phone;
-use crate::providers::ProviderError;
+use crate::providers::{wire, ProviderError};
 use crate::write::{join_name, merge_custom_fields, ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Maps one Whautomate contact (whautomate.txt's contact, plus the webhook's timestamps) to the
 /// unified contact. `raw` is the record as received. A record without an id (or not an
 /// object) is unparseable.
 pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = raw
-        .is_object()
-        .then(|| ContactRecord::deserialize(raw).ok())
-        .flatten()
-        .unwrap_or_default();
+    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
     let id = record.id.ok_or_else(|| {
         ProviderError::unparseable(ProviderId::Whautomate, "contact without an id")
     })?;
@@ -56,16 +51,18 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
 }
 
 /// The create body (whautomate.txt: `name` and `phoneNumber` required; `stage`, `notes`,
-/// `customFields`, `tags`; `location{id}` from the example body). Never an `id`. A missing
-/// name or phone is left to the provider's 400 (`requires_name`/`requires_phone` make the
-/// gateway refuse it first).
-pub fn create_body(input: &NewContact) -> ContactBody {
+/// `customFields`, `tags`; `location{id}` from the example body: the input's group id, else
+/// `location_id`, the configured one, NOTES 3.5.3). Never an `id`. A missing name or phone is
+/// left to the provider's 400 (`requires_name`/`requires_phone` make the gateway refuse it
+/// first).
+pub fn create_body(input: &NewContact, location_id: Option<&String>) -> ContactBody {
     let mut custom = input.custom_fields.clone();
     custom.retain(|_, v| !v.is_null());
     ContactBody {
         name: input.full_name(),
-        phone_number: input.primary_phone().map(phone_number),
-        location: input.group_ids.first().map(|id| Location {
+        // E.164 ("with country code", NOTES 3.3).
+        phone_number: input.primary_phone().map(|p| p.best().to_string()),
+        location: input.group_ids.first().or(location_id).map(|id| Location {
             id: Some(id.clone()),
             title: None,
         }),
@@ -75,11 +72,6 @@ pub fn create_body(input: &NewContact) -> ContactBody {
         tags: (!input.tags.is_empty()).then(|| input.tags.clone()),
         other: Map::new(),
     }
-}
-
-/// The number as sent: E.164 ("with country code", NOTES 3.3).
-fn phone_number(phone: &Phone) -> String {
-    phone.e164.clone().unwrap_or_else(|| phone.number.clone())
 }
 
 const NEEDS_NAME: &str = "a Whautomate contact needs a name: it cannot be cleared";
@@ -104,8 +96,8 @@ pub fn merged_body(mut body: ContactBody, patch: &ContactPatch) -> Result<Contac
         body.name = Some(name);
     }
     if let Patch::Set(phones) = &patch.phones {
-        if let Some(phone) = phones.iter().find(|p| p.primary).or(phones.first()) {
-            body.phone_number = Some(phone_number(phone));
+        if let Some(phone) = primary(phones, |p| p.primary) {
+            body.phone_number = Some(phone.best().to_string());
         }
     }
     // PUT replaces the record: a cleared field is left out.
@@ -157,6 +149,7 @@ pub fn merged_body(mut body: ContactBody, patch: &ContactPatch) -> Result<Contac
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
 
     /// whautomate.txt, the contact of every example response.
@@ -303,5 +296,29 @@ pub(super) mod tests {
         };
         let refused = merged_body(body(json!({ "name": "Cher", "phoneNumber": "+1" })), &patch);
         assert_eq!(refused.err().as_deref(), Some(NEEDS_NAME));
+    }
+
+    #[test]
+    fn a_create_joins_the_configured_location_unless_the_input_names_one() {
+        let configured = "loc_sf".to_string();
+        let mut input = NewContact {
+            first_name: Some("Ada".into()),
+            ..Default::default()
+        };
+        let sent = json!(create_body(&input, Some(&configured)));
+        assert_eq!(sent["location"], json!({ "id": "loc_sf" }));
+        input.group_ids = vec!["loc_london".into()];
+        let sent = json!(create_body(&input, Some(&configured)));
+        assert_eq!(
+            sent["location"],
+            json!({ "id": "loc_london" }),
+            "groupIds win"
+        );
+        input.group_ids.clear();
+        let sent = json!(create_body(&input, None));
+        assert!(
+            sent.get("location").is_none(),
+            "nothing configured, none sent"
+        );
     }
 }

@@ -10,7 +10,7 @@
 mod mapping;
 mod wire;
 
-use super::http::{path_segment, records_under, UpstreamClient};
+use super::http::{records_under, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
@@ -25,13 +25,21 @@ use wire::{ContactBody, DeleteAnswer, TagsAnswer, TagsChange};
 
 const CONTACTS: &str = "/v1/contacts";
 
+/// The config key of the location a create sends when the input names none.
+const LOCATION_SETTING: &str = "providers.whautomate.location_id";
+
 pub struct Whautomate {
     client: UpstreamClient,
+    /// The configured location a create joins when the input names none (NOTES 3.5.3).
+    location_id: Option<String>,
 }
 
 impl Whautomate {
-    pub fn new(client: UpstreamClient) -> Self {
-        Whautomate { client }
+    pub fn new(client: UpstreamClient, location_id: Option<String>) -> Self {
+        Whautomate {
+            client,
+            location_id,
+        }
     }
 
     async fn list_page(
@@ -62,25 +70,14 @@ impl Whautomate {
         })
     }
 
-    /// The `/v1/contacts/{id}` path, or a 404 for an id no record can have.
-    fn contact_path(&self, native_id: &str) -> Result<String, ProviderError> {
-        let segment = path_segment(native_id)
-            .ok_or_else(|| ProviderError::no_contact(self.id(), native_id))?;
-        Ok(format!("{CONTACTS}/{segment}"))
-    }
-
     /// The record as the provider holds it, read as a PUT body; a missing one is
     /// `Rejected { status: 404 }`.
     async fn record(&self, path: &str, native_id: &str) -> Result<ContactBody, ProviderError> {
         let Some(record) = self.client.get_record(path).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
-        let not_an_object =
-            || ProviderError::unparseable(self.id(), "the contact is not an object");
-        if !record.is_object() {
-            return Err(not_an_object());
-        }
-        ContactBody::deserialize(&record).map_err(|_| not_an_object())
+        crate::providers::wire::from_object(&record)
+            .ok_or_else(|| ProviderError::unparseable(self.id(), "the contact is not an object"))
     }
 
     /// `PUT` of a whole record; the answer mapped.
@@ -100,7 +97,7 @@ impl Whautomate {
         tags: &[String],
         add: bool,
     ) -> Result<Vec<String>, ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let mut wanted: Vec<String> = Vec::new();
         for tag in tags.iter().filter_map(|t| non_empty(Some(t))) {
             if !wanted.contains(&tag) {
@@ -222,12 +219,30 @@ impl Provider for Whautomate {
         }
     }
 
+    /// `POST /v1/contacts`, with `location: {id}` from the input's group id, else from
+    /// `location_id`. NOTES 3.5.3: some accounts require a location; a 400 to a body without
+    /// one says how to configure it.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        let body = json!(create_body(input));
+        let body = create_body(input, self.location_id.as_ref());
         let response = self
             .client
-            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
-            .await?;
+            .send_expecting(Method::POST, CONTACTS, &[], Some(&json!(body)))
+            .await
+            .map_err(|e| match e {
+                ProviderError::Rejected {
+                    provider,
+                    status: 400,
+                    message,
+                } if body.location.is_none() => ProviderError::Rejected {
+                    provider,
+                    status: 400,
+                    message: format!(
+                        "{message} (no location was sent: if the Whautomate account requires \
+                         one, set `{LOCATION_SETTING}` in the gateway config, or give a groupId)"
+                    ),
+                },
+                e => e,
+            })?;
         to_contact(&response.body, self.client.region())
     }
 
@@ -236,14 +251,14 @@ impl Provider for Whautomate {
         native_id: &str,
         patch: &ContactPatch,
     ) -> Result<Contact, ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let record = self.record(&path, native_id).await?;
         let body = merged_body(record, patch).map_err(|m| self.rejected(400, m))?;
         self.put(&path, &body).await
     }
 
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
-        let path = self.contact_path(native_id)?;
+        let path = self.client.contact_path(CONTACTS, native_id)?;
         let Some(response) = self.client.send(Method::DELETE, &path, &[], None).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
@@ -275,13 +290,10 @@ impl Provider for Whautomate {
     }
 
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
-        let Ok(path) = self.contact_path(native_id) else {
-            return Ok(None);
-        };
-        let record = self.client.get_record(&path).await?;
-        record
-            .map(|r| to_contact(&r, self.client.region()))
-            .transpose()
+        let region = self.client.region();
+        self.client
+            .get_contact(CONTACTS, native_id, |r| to_contact(&r, region))
+            .await
     }
 
     async fn list(
@@ -339,7 +351,7 @@ mod tests {
             (200, numbered(limit.min(7usize.saturating_sub(from)), from))
         })
         .await;
-        let adapter = Whautomate::new(up.client.clone());
+        let adapter = Whautomate::new(up.client.clone(), None);
         let query = ListQuery {
             phone: Some("+1 (234) 567-890".into()),
             tags: vec!["vip".into(), "spring".into()],
@@ -382,7 +394,7 @@ mod tests {
             }
         })
         .await;
-        let adapter = Whautomate::new(up.client.clone());
+        let adapter = Whautomate::new(up.client.clone(), None);
         let contact = adapter.get("c 81").await.expect("get").expect("found");
         assert_eq!(contact.native_id, "c_81");
         assert_eq!(adapter.get("gone").await.expect("404 is none"), None);
@@ -407,7 +419,7 @@ mod tests {
     async fn sandboxed() -> (Sandbox, Whautomate) {
         let sandbox = Sandbox::start().await.expect("sandbox");
         let config = sandbox.provider_configs()[&ProviderId::Whautomate].clone();
-        let adapter = Whautomate::new(UpstreamClient::new(ProviderId::Whautomate, &config));
+        let adapter = Whautomate::new(UpstreamClient::new(ProviderId::Whautomate, &config), None);
         (sandbox, adapter)
     }
 
@@ -448,7 +460,7 @@ mod tests {
             "http://127.0.0.1:9",
             crate::config::Secret::new("k"),
         );
-        let adapter = Whautomate::new(UpstreamClient::new(ProviderId::Whautomate, &config));
+        let adapter = Whautomate::new(UpstreamClient::new(ProviderId::Whautomate, &config), None);
         let fields = adapter.write_fields();
         assert!(fields.name && fields.middle_name && fields.notes && fields.tags);
         assert!(fields.stage && fields.max_groups == 1 && fields.custom_fields);
@@ -530,6 +542,33 @@ mod tests {
         rejected_400(err, "name is required");
         let requests = sandbox.control(ProviderId::Whautomate).requests();
         assert_eq!(requests[0].body, json!({ "phoneNumber": "+447700900999" }));
+    }
+
+    #[tokio::test]
+    async fn an_account_requiring_a_location_takes_the_configured_one() {
+        let (sandbox, adapter) = sandboxed().await;
+        let control = sandbox.control(ProviderId::Whautomate);
+        control.set_account_setting(crate::sandbox::WHAUTOMATE_LOCATION_REQUIRED, true);
+        let input = NewContact {
+            first_name: Some("Ada".into()),
+            phones: vec![e164("+447700900999")],
+            ..Default::default()
+        };
+        let err = adapter.create(&input).await.expect_err("no location");
+        rejected_400(err, "set `providers.whautomate.location_id`");
+        assert_eq!(control.requests()[0].body.get("location"), None);
+
+        let config = sandbox.provider_configs()[&ProviderId::Whautomate].clone();
+        let client = UpstreamClient::new(ProviderId::Whautomate, &config);
+        let located = Whautomate::new(client, Some("loc_sydney".into()));
+        let contact = located.create(&input).await.expect("created");
+        assert_eq!(
+            control.requests()[1].body["location"],
+            json!({ "id": "loc_sydney" })
+        );
+        assert_eq!(contact.groups[0].id, "loc_sydney");
+        let record = stored(&sandbox, &contact.native_id).expect("stored");
+        assert_eq!(record["location"]["id"], "loc_sydney");
     }
 
     #[tokio::test]
@@ -890,7 +929,7 @@ mod tests {
             }
         })
         .await;
-        let adapter = Whautomate::new(up.client.clone());
+        let adapter = Whautomate::new(up.client.clone(), None);
         let tags = adapter
             .add_tags("c_1", &["new".into()])
             .await
@@ -941,7 +980,7 @@ mod tests {
             }
         })
         .await;
-        let adapter = Whautomate::new(up.client.clone());
+        let adapter = Whautomate::new(up.client.clone(), None);
         let tags = adapter
             .remove_tags("c_1", &["VIP".into()])
             .await

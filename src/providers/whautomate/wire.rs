@@ -25,7 +25,7 @@ pub struct ContactRecord {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "wire::string_or_number")]
     pub phone_number: Option<String>,
-    #[serde(default, deserialize_with = "one_location")]
+    #[serde(default, deserialize_with = "wire::object")]
     pub location: Option<Location>,
     /// whautomate.txt: an enum whose values the page does not show; an open string.
     #[serde(default, deserialize_with = "wire::text")]
@@ -71,7 +71,7 @@ pub struct ContactBody {
     /// As received (untrimmed), so an untouched name goes back as it came.
     #[serde(
         default,
-        deserialize_with = "as_received",
+        deserialize_with = "wire::lenient",
         skip_serializing_if = "Option::is_none"
     )]
     pub name: Option<String>,
@@ -84,19 +84,19 @@ pub struct ContactBody {
     pub phone_number: Option<String>,
     #[serde(
         default,
-        deserialize_with = "one_location",
+        deserialize_with = "wire::object",
         skip_serializing_if = "Option::is_none"
     )]
     pub location: Option<Location>,
     #[serde(
         default,
-        deserialize_with = "as_received",
+        deserialize_with = "wire::lenient",
         skip_serializing_if = "Option::is_none"
     )]
     pub stage: Option<String>,
     #[serde(
         default,
-        deserialize_with = "as_received",
+        deserialize_with = "wire::lenient",
         skip_serializing_if = "Option::is_none"
     )]
     pub notes: Option<String>,
@@ -135,23 +135,6 @@ pub struct TagsAnswer {
 pub struct DeleteAnswer {
     #[serde(default, deserialize_with = "wire::flag")]
     pub success: Option<bool>,
-}
-
-/// A string exactly as received (untrimmed, blank kept); other types are absent.
-fn as_received<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        Some(Value::String(s)) => Ok(Some(s)),
-        _ => Ok(None),
-    }
-}
-
-/// A location object; anything else is absent.
-fn one_location<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Location>, D::Error> {
-    let value = Option::<Value>::deserialize(d)?;
-    // Objects only: serde would also read a struct from an array of its fields.
-    Ok(value
-        .filter(Value::is_object)
-        .and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// whautomate webhooks send `tags` as a JSON-encoded string: read an array, an encoded array,
