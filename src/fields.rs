@@ -8,7 +8,7 @@
 
 use crate::contact::{Contact, Email, Phone};
 use crate::phone;
-use crate::write::{Patch, UserError, UserErrorCode, WriteFields};
+use crate::write::{Patch, UserError, UserErrorCode};
 use phonenumber::country::Id as Region;
 use serde_json::{Map, Value};
 use std::fmt::Debug;
@@ -16,9 +16,9 @@ use std::str::FromStr;
 
 /// The table. Each row: the Rust name and `Field` variant, its kind (how it validates and what
 /// it holds), the GraphQL input name, the CSV column (and other header names it answers to,
-/// compared ignoring case, spaces, `_` and `-`), how many values a provider's `WriteFields`
-/// let it hold, how to read it back from the provider's answer (to warn about what was not
-/// stored; `[]` when it is not compared), and its description.
+/// compared ignoring case, spaces, `_` and `-`), how to read it back from the provider's
+/// answer (to warn about what was not stored; `[]` when it is not compared), and its
+/// description. Each adapter says in `WriteFields` how many values of each it holds.
 ///
 /// It hands the rows to `$then!`, a macro of the module that generates something from them.
 #[macro_export]
@@ -26,54 +26,49 @@ macro_rules! writable_fields {
     ($then:ident) => {
         $then! {
             first_name FirstName: $crate::fields::kind::Text<200>, "firstName",
-                csv "firstName" ["first", "givenname"], holds |w| w.name as usize, read [],
+                csv "firstName" ["first", "givenname"], read [],
                 "Given name.";
             middle_name MiddleName: $crate::fields::kind::Text<200>, "middleName",
-                csv "middleName" ["middle"], holds |w| w.middle_name as usize, read [],
+                csv "middleName" ["middle"], read [],
                 "Middle name (providers with one name string hold it joined).";
             last_name LastName: $crate::fields::kind::Text<200>, "lastName",
-                csv "lastName" ["last", "surname", "familyname"], holds |w| w.name as usize,
-                read [], "Family name.";
+                csv "lastName" ["last", "surname", "familyname"], read [], "Family name.";
             emails Emails: $crate::fields::kind::Emails, "emails",
-                csv "email" ["emailaddress"], holds |w| w.max_emails,
-                read [|c: &Contact| Some(c.emails.clone())],
+                csv "email" ["emailaddress"], read [|c: &Contact| Some(c.emails.clone())],
                 "Email addresses; one may be primary (else the first is).";
             phones Phones: $crate::fields::kind::Phones, "phones",
-                csv "phone" ["phonenumber", "mobile"], holds |w| w.max_phones,
-                read [|c: &Contact| Some(c.phones.clone())],
+                csv "phone" ["phonenumber", "mobile"], read [|c: &Contact| Some(c.phones.clone())],
                 "Phone numbers in any format; national numbers are read in the provider's `default_region`.";
             company Company: $crate::fields::kind::Text<200>, "company",
-                csv "company" ["organization", "organisation"], holds |w| w.company as usize,
-                read [|c: &Contact| c.company.clone()], "Company or organization.";
+                csv "company" ["organization", "organisation"], read [|c: &Contact| c.company.clone()], "Company or organization.";
             notes Notes: $crate::fields::kind::Text<10000>, "notes",
-                csv "notes" ["note"], holds |w| w.notes as usize,
-                read [|c: &Contact| c.notes.clone()], "Free-text notes.";
+                csv "notes" ["note"], read [|c: &Contact| c.notes.clone()], "Free-text notes.";
             tags Tags: $crate::fields::kind::Tags, "tags",
-                csv "tags" [], holds |w| if w.tags { usize::MAX } else { 0 },
-                read [|c: &Contact| Some(c.tags.clone())],
+                csv "tags" [], read [|c: &Contact| Some(c.tags.clone())],
                 "Tags, exact names (a CSV cell separates them with `;` or `|`).";
             stage Stage: $crate::fields::kind::Text<100>, "stage",
-                csv "stage" [], holds |w| w.stage as usize,
-                read [|c: &Contact| c.stage.clone()], "Lifecycle or pipeline stage.";
+                csv "stage" [], read [|c: &Contact| c.stage.clone()], "Lifecycle or pipeline stage.";
             group_ids GroupIds: $crate::fields::kind::GroupIds, "groupIds",
-                csv "groupId" ["group"], holds |w| w.max_groups, read [],
+                csv "groupId" ["group"], read [],
                 "MaiAgent inbox ids, the Whautomate location id, the Mainbrainer list id.";
             custom_fields CustomFields: $crate::fields::kind::CustomFields, "customFields",
-                csv "custom.<key>" [], holds |w| w.custom_fields as usize,
-                read [|c: &Contact| Some(c.custom_fields.clone())],
+                csv "custom.<key>" [], read [|c: &Contact| Some(c.custom_fields.clone())],
                 "A JSON object of the provider's custom fields; an update merges it key by key (`null` removes a key).";
             email_opt_in EmailOptIn: $crate::fields::kind::Consent, "emailOptIn",
-                csv "emailOptIn" [], holds |w| w.email_opt_in as usize, read [],
+                csv "emailOptIn" [], read [],
                 "Consent to email: true or false (it cannot be cleared to unknown).";
             sms_opt_in SmsOptIn: $crate::fields::kind::Consent, "smsOptIn",
-                csv "smsOptIn" [], holds |w| w.sms_opt_in as usize, read [],
+                csv "smsOptIn" [], read [],
                 "Consent to SMS: true or false (it cannot be cleared to unknown).";
             is_test IsTest: $crate::fields::kind::Flag, "isTest",
-                csv "isTest" [], holds |w| w.is_test as usize, read [],
+                csv "isTest" [], read [],
                 "Marks a test contact.";
         }
     };
 }
+
+/// In `WriteFields`: a field holds any number of values.
+pub const MANY: usize = usize::MAX;
 
 /// How one kind of field validates, what it holds, and how it is read from a CSV cell and
 /// compared with a provider's answer.
@@ -669,7 +664,7 @@ fn set<T>(patch: Patch<T>) -> Option<T> {
 macro_rules! generate {
     ($(
         $field:ident $variant:ident : $kind:ty, $input:literal,
-            csv $csv:literal [$($alias:literal),*], holds $holds:expr, read [$($read:expr)?],
+            csv $csv:literal [$($alias:literal),*], read [$($read:expr)?],
             $doc:literal;
     )*) => {
         /// A writable field of the unified contact, as writes name it.
@@ -709,12 +704,24 @@ macro_rules! generate {
             /// How many values a provider holding `fields` can keep (0: it cannot hold it).
             pub fn capacity(self, fields: &WriteFields) -> usize {
                 match self {
-                    $(Field::$variant => {
-                        let holds: fn(&WriteFields) -> usize = $holds;
-                        holds(fields)
-                    })*
+                    $(Field::$variant => fields.$field,)*
                 }
             }
+        }
+
+        /// What a provider's record can hold, so the gateway refuses (never drops) the rest
+        /// before any upstream call: per writable field, how many values (0: none, 1: one,
+        /// `MANY`: any number), and what a create requires. Each adapter fills it with
+        /// `..WriteFields::default()` (holds nothing).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct WriteFields {
+            $(pub $field: usize,)*
+            /// A create needs a name.
+            pub requires_name: bool,
+            /// A create needs a phone.
+            pub requires_phone: bool,
+            /// A create needs an email or a phone.
+            pub requires_email_or_phone: bool,
         }
 
         /// Write input as the caller gave it, before validation. For a create, `Clear` counts

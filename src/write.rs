@@ -5,7 +5,7 @@
 use crate::contact::Phone;
 use serde_json::{Map, Value};
 
-pub use crate::fields::{ContactDraft, ContactPatch, Field, NewContact};
+pub use crate::fields::{ContactDraft, ContactPatch, Field, NewContact, WriteFields, MANY};
 
 /// One field of an update: absent keeps the value, `Clear` is an explicit `null`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -69,36 +69,6 @@ pub fn merge_custom_fields(current: &mut Map<String, Value>, patch: &Patch<Map<S
             }
         }
     }
-}
-
-/// What a provider's record can hold, so the gateway refuses (never drops) the rest before
-/// any upstream call. Filled by each adapter with `..WriteFields::default()` (holds nothing).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteFields {
-    /// First and last name (one string or separate parts: the adapter joins or splits).
-    pub name: bool,
-    /// A middle name (providers with one name string take it joined; those with only first
-    /// and last parts cannot hold it).
-    pub middle_name: bool,
-    pub max_emails: usize,
-    pub max_phones: usize,
-    pub company: bool,
-    pub notes: bool,
-    pub tags: bool,
-    pub stage: bool,
-    /// Group ids a record can hold (MaiAgent inboxes: many; a Whautomate location or a
-    /// Mainbrainer list: one).
-    pub max_groups: usize,
-    pub custom_fields: bool,
-    pub email_opt_in: bool,
-    pub sms_opt_in: bool,
-    pub is_test: bool,
-    /// A create needs a name.
-    pub requires_name: bool,
-    /// A create needs a phone.
-    pub requires_phone: bool,
-    /// A create needs an email or a phone.
-    pub requires_email_or_phone: bool,
 }
 
 /// The phone (or email) a do-not-contact request names; at least one is set. The phone is

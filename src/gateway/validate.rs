@@ -170,23 +170,25 @@ pub fn do_not_contact(
 mod tests {
     use super::*;
     use crate::fields::kind::{EmailDraft, PhoneDraft};
+    use crate::write::MANY;
     use serde_json::Value;
 
     fn everything() -> WriteFields {
         WriteFields {
-            name: true,
-            middle_name: true,
-            max_emails: 2,
-            max_phones: 2,
-            company: true,
-            notes: true,
-            tags: true,
-            stage: true,
-            max_groups: 5,
-            custom_fields: true,
-            email_opt_in: true,
-            sms_opt_in: true,
-            is_test: true,
+            first_name: 1,
+            last_name: 1,
+            middle_name: 1,
+            emails: 2,
+            phones: 2,
+            company: 1,
+            notes: 1,
+            tags: MANY,
+            stage: 1,
+            group_ids: 5,
+            custom_fields: 1,
+            email_opt_in: 1,
+            sms_opt_in: 1,
+            is_test: 1,
             ..WriteFields::default()
         }
     }
@@ -251,8 +253,9 @@ mod tests {
     #[test]
     fn fields_the_provider_cannot_hold_are_refused_not_dropped() {
         let fields = WriteFields {
-            name: true,
-            max_phones: 1,
+            first_name: 1,
+            last_name: 1,
+            phones: 1,
             requires_phone: true,
             requires_name: true,
             ..Default::default()

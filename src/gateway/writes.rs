@@ -367,10 +367,13 @@ impl Gateway {
             let fields = provider.write_fields();
             let missing: Vec<&str> = [
                 (
-                    fields.email_opt_in && input.email_opt_in.is_none(),
+                    fields.email_opt_in > 0 && input.email_opt_in.is_none(),
                     "emailOptIn",
                 ),
-                (fields.sms_opt_in && input.sms_opt_in.is_none(), "smsOptIn"),
+                (
+                    fields.sms_opt_in > 0 && input.sms_opt_in.is_none(),
+                    "smsOptIn",
+                ),
             ]
             .into_iter()
             .filter_map(|(missing, name)| missing.then_some(name))

@@ -113,7 +113,7 @@ impl FromInput for kind::Flag {
 macro_rules! contact_inputs {
     ($(
         $field:ident $variant:ident : $kind:ty, $input:literal,
-            csv $csv:literal [$($alias:literal),*], holds $holds:expr, read [$($read:expr)?],
+            csv $csv:literal [$($alias:literal),*], read [$($read:expr)?],
             $doc:literal;
     )*) => {
         /// A new contact. Fields the chosen provider cannot hold are refused with a userError

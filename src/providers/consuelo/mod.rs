@@ -162,11 +162,12 @@ impl Provider for Consuelo {
     /// (the PATCH example). No middle name, one email, one phone, nothing else.
     fn write_fields(&self) -> WriteFields {
         WriteFields {
-            name: true,
-            max_emails: 1,
-            max_phones: 1,
-            company: true,
-            notes: true,
+            first_name: 1,
+            last_name: 1,
+            emails: 1,
+            phones: 1,
+            company: 1,
+            notes: 1,
             ..WriteFields::default()
         }
     }
@@ -990,8 +991,9 @@ mod tests {
     async fn write_fields_and_capabilities_are_truthful() {
         let (_sandbox, adapter) = sandboxed().await;
         let fields = adapter.write_fields();
-        assert!(fields.name && fields.notes && fields.company && !fields.middle_name);
-        assert_eq!((fields.max_emails, fields.max_phones), (1, 1));
+        assert!(fields.first_name > 0 && fields.notes > 0 && fields.company > 0);
+        assert_eq!(fields.middle_name, 0);
+        assert_eq!((fields.emails, fields.phones), (1, 1));
         let caps = adapter.capabilities();
         assert!(caps.create && caps.update && caps.delete && caps.do_not_contact);
         assert!(!caps.native_upsert);

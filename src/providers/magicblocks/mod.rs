@@ -13,7 +13,7 @@ mod wire;
 use super::http::UpstreamClient;
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::Contact;
-use crate::write::{ContactPatch, NewContact, WriteFields};
+use crate::write::{ContactPatch, NewContact, WriteFields, MANY};
 use mapping::{create_body, to_contact, update_body};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -68,15 +68,16 @@ impl Provider for MagicBlocks {
     fn write_fields(&self) -> WriteFields {
         WriteFields {
             // `name{first, middle, last}`.
-            name: true,
-            middle_name: true,
+            first_name: 1,
+            last_name: 1,
+            middle_name: 1,
             // magicblocks.txt gives no limit on `emails[]` / `phones[]`.
-            max_emails: usize::MAX,
-            max_phones: usize::MAX,
+            emails: MANY,
+            phones: MANY,
             // Stored as `custom.company`, which the read side maps back to `company`.
-            company: true,
-            custom_fields: true,
-            is_test: true,
+            company: 1,
+            custom_fields: 1,
+            is_test: 1,
             // The document only says "400 Invalid or missing data"; a contact with a name and
             // no email or phone is valid (the simulator answers 400 only when name, emails and
             // phones are all empty, which these flags cannot express): the provider decides.
@@ -344,10 +345,15 @@ mod tests {
         );
         let adapter = MagicBlocks::new(UpstreamClient::new(ProviderId::Magicblocks, &config));
         let fields = adapter.write_fields();
-        assert!(fields.name && fields.middle_name && fields.company && fields.custom_fields);
-        assert!(fields.is_test && fields.max_emails > 1 && fields.max_phones > 1);
-        assert!(!(fields.notes || fields.tags || fields.stage || fields.max_groups > 0));
-        assert!(!(fields.email_opt_in || fields.sms_opt_in));
+        let held = |n: usize| n > 0;
+        assert!(held(fields.first_name) && held(fields.middle_name) && held(fields.company));
+        assert!(held(fields.custom_fields) && held(fields.is_test));
+        assert!(fields.emails > 1 && fields.phones > 1);
+        assert_eq!(
+            fields.notes + fields.tags + fields.stage + fields.group_ids,
+            0
+        );
+        assert_eq!(fields.email_opt_in + fields.sms_opt_in, 0);
         assert!(!(fields.requires_name || fields.requires_phone || fields.requires_email_or_phone));
         let caps = adapter.capabilities();
         assert!(caps.create && caps.update);

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::contact::{Contact, PersonName};
 use crate::phone;
-use crate::write::{join_name, ContactPatch, NewContact, WriteFields};
+use crate::write::{join_name, ContactPatch, NewContact, WriteFields, MANY};
 use mapping::{create_body, patch_body, to_contact};
 use reqwest::Method;
 use serde::Deserialize;
@@ -134,11 +134,12 @@ impl Provider for MaiAgent {
     /// and the create example always sends one: a create needs a name.
     fn write_fields(&self) -> WriteFields {
         WriteFields {
-            name: true,
-            middle_name: true,
-            max_emails: 1,
-            max_phones: 1,
-            max_groups: usize::MAX,
+            first_name: 1,
+            last_name: 1,
+            middle_name: 1,
+            emails: 1,
+            phones: 1,
+            group_ids: MANY,
             requires_name: true,
             ..WriteFields::default()
         }
@@ -628,7 +629,8 @@ mod tests {
     async fn write_fields_and_capabilities_are_truthful() {
         let (_sandbox, adapter) = sandboxed().await;
         let fields = adapter.write_fields();
-        assert!(fields.name && fields.middle_name && fields.max_groups > 1 && fields.requires_name);
+        assert!(fields.first_name > 0 && fields.middle_name > 0 && fields.requires_name);
+        assert!(fields.group_ids > 1);
         let caps = adapter.capabilities();
         assert!(caps.create && caps.update && caps.delete);
         assert!(!caps.native_upsert && !caps.do_not_contact);

@@ -126,14 +126,15 @@ impl Provider for Mainbrainer {
     /// `company` property, custom fields as further properties, one list, both opt-ins.
     fn write_fields(&self) -> WriteFields {
         WriteFields {
-            name: true,
-            max_emails: 1,
-            max_phones: 1,
-            company: true,
-            max_groups: 1,
-            custom_fields: true,
-            email_opt_in: true,
-            sms_opt_in: true,
+            first_name: 1,
+            last_name: 1,
+            emails: 1,
+            phones: 1,
+            company: 1,
+            group_ids: 1,
+            custom_fields: 1,
+            email_opt_in: 1,
+            sms_opt_in: 1,
             // mainbrainer.txt: "The request body must include either an email address, a
             // mobile number, or a contactID."
             requires_email_or_phone: true,

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::contact::{non_empty, Contact};
 use crate::phone;
-use crate::write::{ContactPatch, NewContact, Patch, WriteFields};
+use crate::write::{ContactPatch, NewContact, Patch, WriteFields, MANY};
 use mapping::{create_body, merged_body, to_contact};
 use reqwest::Method;
 use serde::Deserialize;
@@ -202,17 +202,18 @@ impl Provider for Whautomate {
     fn write_fields(&self) -> WriteFields {
         WriteFields {
             // One `name` string: the parts joined (a middle name too).
-            name: true,
-            middle_name: true,
+            first_name: 1,
+            last_name: 1,
+            middle_name: 1,
             // whautomate.txt: no email field; one `phoneNumber`.
-            max_emails: 0,
-            max_phones: 1,
-            notes: true,
-            tags: true,
-            stage: true,
+            emails: 0,
+            phones: 1,
+            notes: 1,
+            tags: MANY,
+            stage: 1,
             // `location{id}`: a contact has one location, so at most one group id.
-            max_groups: 1,
-            custom_fields: true,
+            group_ids: 1,
+            custom_fields: 1,
             requires_name: true,
             requires_phone: true,
             ..WriteFields::default()
@@ -462,10 +463,14 @@ mod tests {
         );
         let adapter = Whautomate::new(UpstreamClient::new(ProviderId::Whautomate, &config), None);
         let fields = adapter.write_fields();
-        assert!(fields.name && fields.middle_name && fields.notes && fields.tags);
-        assert!(fields.stage && fields.max_groups == 1 && fields.custom_fields);
-        assert_eq!((fields.max_emails, fields.max_phones), (0, 1));
-        assert!(!(fields.company || fields.is_test || fields.email_opt_in || fields.sms_opt_in));
+        let held = |n: usize| n > 0;
+        assert!(held(fields.first_name) && held(fields.middle_name) && held(fields.notes));
+        assert!(fields.tags == MANY && held(fields.stage) && held(fields.custom_fields));
+        assert_eq!((fields.emails, fields.phones, fields.group_ids), (0, 1, 1));
+        assert_eq!(
+            fields.company + fields.is_test + fields.email_opt_in + fields.sms_opt_in,
+            0
+        );
         assert!(fields.requires_name && fields.requires_phone);
         let caps = adapter.capabilities();
         assert!(caps.create && caps.update && caps.delete && caps.tags && caps.holds_tags);
