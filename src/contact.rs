@@ -182,7 +182,29 @@ pub struct Phone {
     pub primary: bool,
 }
 
+impl Email {
+    /// A record's one email address, so its primary one.
+    pub fn only(address: String) -> Email {
+        Email {
+            address,
+            kind: None,
+            primary: true,
+        }
+    }
+}
+
 impl Phone {
+    /// A record's one phone number as the provider holds it (so its primary one), with its
+    /// E.164 form read in `region`.
+    pub fn only(number: String, region: Option<phonenumber::country::Id>) -> Phone {
+        Phone {
+            e164: crate::phone::to_e164(&number, region),
+            number,
+            kind: None,
+            primary: true,
+        }
+    }
+
     /// The E.164 form when known, else the number as the provider holds it.
     pub fn best(&self) -> &str {
         self.e164.as_deref().unwrap_or(&self.number)

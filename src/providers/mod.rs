@@ -342,7 +342,7 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Applies a patch: fields the patch keeps keep their values. A missing contact is
-    /// `Rejected { status: 404 }`.
+    /// `NotFound`.
     async fn update(
         &self,
         native_id: &str,
@@ -358,7 +358,7 @@ pub trait Provider: Send + Sync + 'static {
         Err(self.unsupported("upsert"))
     }
 
-    /// Deletes a contact. A missing contact is `Rejected { status: 404 }`; a contact the
+    /// Deletes a contact. A missing contact is `NotFound`; a contact the
     /// provider refuses to delete is `Rejected` with the provider's reason.
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
         let _ = native_id;

@@ -3,7 +3,6 @@
 
 use super::wire::{ContactRecord, CreateBody, PatchBody};
 use crate::contact::{non_empty, primary, Contact, Email, Group, PersonName, Phone, ProviderId};
-use crate::phone;
 use crate::providers::{wire, ProviderError};
 use crate::write::{ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
@@ -25,19 +24,10 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
         contact.name = PersonName::from_full(record.name.as_deref());
     }
     if let Some(address) = record.email {
-        contact.emails.push(Email {
-            address,
-            kind: None,
-            primary: true,
-        });
+        contact.emails.push(Email::only(address));
     }
     if let Some(number) = record.phone {
-        contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
-            kind: None,
-            primary: true,
-        });
+        contact.phones.push(Phone::only(number, region));
     }
     contact.company = record.company;
     contact.notes = record.notes;
@@ -106,6 +96,7 @@ fn first_change<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::phone;
     use serde_json::json;
 
     /// consuelo.txt, "List Contacts" response, its one item.

@@ -3,7 +3,6 @@
 
 use super::wire::{ContactRecord, ContactWrite, InboxRef, CREDENTIAL_FIELDS};
 use crate::contact::{primary, Contact, Email, Group, PersonName, Phone, ProviderId};
-use crate::phone;
 use crate::providers::{wire, ProviderError};
 use crate::write::{ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
@@ -20,20 +19,11 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
     let mut contact = Contact::new(ProviderId::Maiagent, id, without_credentials(raw));
     contact.name = PersonName::from_full(record.name.as_deref());
     if let Some(address) = record.email {
-        contact.emails.push(Email {
-            address,
-            kind: None,
-            primary: true,
-        });
+        contact.emails.push(Email::only(address));
     }
     // maiagent.txt: phoneNumber arrives as an integer; read its digits in the default region.
     if let Some(number) = record.phone_number {
-        contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
-            kind: None,
-            primary: true,
-        });
+        contact.phones.push(Phone::only(number, region));
     }
     // maiagent.txt: `inbox` is the legacy single inbox, ignored when `inboxes` is present.
     let inboxes = match record.inboxes {
@@ -114,6 +104,7 @@ fn inbox_refs(ids: &[String]) -> Vec<InboxRef> {
 pub(super) mod tests {
     use super::super::wire::ContactList;
     use super::*;
+    use crate::phone;
     use crate::providers::testing;
     use serde::Deserialize;
     use serde_json::json;

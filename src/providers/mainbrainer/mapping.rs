@@ -30,11 +30,7 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
     let mut contact = Contact::new(PROVIDER, id, raw.clone());
 
     if let Some(address) = record.email {
-        contact.emails.push(Email {
-            address,
-            kind: None,
-            primary: true,
-        });
+        contact.emails.push(Email::only(address));
     }
     // mainbrainer.txt: the mobile is a dialing code (int32) and a national number (int64).
     if let Some(national) = record.mobile_number {
@@ -43,10 +39,8 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
             None => national,
         };
         contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
             kind: Some("mobile".into()),
-            primary: true,
+            ..Phone::only(number, region)
         });
     }
     let (email_opt_in, sms_opt_in) = (record.email_opt_in, record.mobile_opt_in);

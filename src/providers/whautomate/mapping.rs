@@ -3,7 +3,6 @@
 
 use super::wire::{ContactBody, ContactRecord, Location, READ_ONLY};
 use crate::contact::{json_or_encoded, primary, Contact, Group, PersonName, Phone, ProviderId};
-use crate::phone;
 use crate::providers::{wire, ProviderError};
 use crate::write::{join_name, merge_custom_fields, ContactPatch, NewContact, Patch};
 use phonenumber::country::Id as Region;
@@ -20,12 +19,7 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
     let mut contact = Contact::new(ProviderId::Whautomate, id, raw.clone());
     contact.name = PersonName::from_full(record.name.as_deref());
     if let Some(number) = record.phone_number {
-        contact.phones.push(Phone {
-            e164: phone::to_e164(&number, region),
-            number,
-            kind: None,
-            primary: true,
-        });
+        contact.phones.push(Phone::only(number, region));
     }
     if let Some(Location {
         id: Some(id),
@@ -149,6 +143,7 @@ pub fn merged_body(mut body: ContactBody, patch: &ContactPatch) -> Result<Contac
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::phone;
     use serde::Deserialize;
     use serde_json::json;
 

@@ -71,7 +71,7 @@ impl Whautomate {
     }
 
     /// The record as the provider holds it, read as a PUT body; a missing one is
-    /// `Rejected { status: 404 }`.
+    /// `NotFound`.
     async fn record(&self, path: &str, native_id: &str) -> Result<ContactBody, ProviderError> {
         let Some(record) = self.client.get_record(path).await? else {
             return Err(ProviderError::no_contact(self.id(), native_id));
