@@ -99,6 +99,22 @@ pub struct LimitsConfig {
     pub max_errors: usize,
     /// Directives one field may carry (a body of repeated `@include` is refused whole).
     pub max_directives_per_field: usize,
+    /// Upstream requests one GraphQL request may cause; the fields past it fail with
+    /// `REQUEST_BUDGET_EXCEEDED` (`importContacts` is exempt).
+    pub max_upstream_calls: u64,
+    /// The whole request's deadline: each upstream call gets at most what is left of it
+    /// (`importContacts` is exempt).
+    pub request_timeout_ms: u64,
+    /// Records a filter checked in the gateway may read per provider for one `contacts` page.
+    pub max_scan: u64,
+    /// Data rows one `importContacts` file may have.
+    pub max_import_rows: u64,
+    /// The environment variable holding the key that signs `contacts` cursors; absent: a
+    /// random key per process.
+    pub cursor_secret_env: Option<String>,
+    /// The key `cursor_secret_env` names, read once at start-up.
+    #[serde(skip)]
+    pub cursor_secret: Option<Secret>,
 }
 
 impl Default for LimitsConfig {
@@ -109,7 +125,51 @@ impl Default for LimitsConfig {
             max_complexity: 5_000,
             max_errors: 100,
             max_directives_per_field: 8,
+            max_upstream_calls: 100,
+            request_timeout_ms: 30_000,
+            max_scan: 500,
+            max_import_rows: 50_000,
+            cursor_secret_env: None,
+            cursor_secret: None,
         }
+    }
+}
+
+/// The shortest cursor secret accepted: a short one could be guessed offline from one cursor.
+const MIN_CURSOR_SECRET_BYTES: usize = 16;
+
+impl LimitsConfig {
+    /// Checks the per-request limits and reads the cursor secret from the environment.
+    fn validated(mut self, env: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        for (key, value) in [
+            ("limits.max_upstream_calls", self.max_upstream_calls),
+            ("limits.request_timeout_ms", self.request_timeout_ms),
+            ("limits.max_scan", self.max_scan),
+            ("limits.max_import_rows", self.max_import_rows),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if let Some(var) = &self.cursor_secret_env {
+            let key = "limits.cursor_secret_env";
+            let secret = env(var).filter(|s| !s.is_empty()).ok_or_else(|| {
+                invalid(
+                    key,
+                    format!("environment variable {var} is not set or empty"),
+                )
+            })?;
+            if secret.len() < MIN_CURSOR_SECRET_BYTES {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "environment variable {var} holds fewer than {MIN_CURSOR_SECRET_BYTES} bytes; use a long random secret"
+                    ),
+                ));
+            }
+            self.cursor_secret = Some(Secret::new(secret));
+        }
+        Ok(self)
     }
 }
 
@@ -202,7 +262,7 @@ impl Config {
         })
     }
 
-    /// Parses and validates config text; `env` resolves `api_key_env`.
+    /// Parses and validates config text; `env` resolves `api_key_env` and `cursor_secret_env`.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "<inline>".into(),
@@ -232,6 +292,7 @@ impl Config {
         if raw.limits.max_errors == 0 {
             return Err(invalid("limits.max_errors", "must be at least 1"));
         }
+        let limits = raw.limits.validated(&env)?;
         let mut providers = BTreeMap::new();
         for (name, raw) in raw.providers {
             let id = name.parse::<ProviderId>().map_err(|_| {
@@ -247,7 +308,7 @@ impl Config {
             listen,
             default_region,
             cache: raw.cache,
-            limits: raw.limits,
+            limits,
             providers,
         })
     }
@@ -391,7 +452,14 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, |name| {
-            (name == "MB_KEY").then(|| "from-env".to_string())
+            let value = match name {
+                "MB_KEY" => "from-env",
+                "CURSOR_SECRET" => "a-cursor-secret-of-some-length",
+                "SHORT_SECRET" => "short",
+                "EMPTY" => "",
+                _ => return None,
+            };
+            Some(value.to_string())
         })
     }
 
@@ -419,6 +487,25 @@ mod tests {
         assert!(!c.providers.contains_key(&ProviderId::Maiagent));
         assert_eq!(c.cache.ttl_secs, 60);
         assert_eq!(c.limits.max_depth, 16);
+        assert_eq!(
+            (
+                c.limits.max_upstream_calls,
+                c.limits.request_timeout_ms,
+                c.limits.max_scan,
+                c.limits.max_import_rows
+            ),
+            (100, 30_000, 500, 50_000)
+        );
+        assert!(c.limits.cursor_secret.is_none());
+    }
+
+    #[test]
+    fn the_cursor_secret_is_read_from_the_named_variable_and_never_printed() {
+        let c = parse("[limits]\ncursor_secret_env = \"CURSOR_SECRET\"\nmax_scan = 50").unwrap();
+        let secret = c.limits.cursor_secret.as_ref().unwrap();
+        assert_eq!(secret.expose(), "a-cursor-secret-of-some-length");
+        assert_eq!(c.limits.max_scan, 50);
+        assert!(!format!("{c:?}").contains("a-cursor-secret"));
     }
 
     #[test]
@@ -465,6 +552,29 @@ mod tests {
                 "providers.maiagent.api_key",
             ),
             ("[cache]\nttl = 3", "ttl"),
+            (
+                "[limits]\nmax_upstream_calls = 0",
+                "limits.max_upstream_calls",
+            ),
+            (
+                "[limits]\nrequest_timeout_ms = 0",
+                "limits.request_timeout_ms",
+            ),
+            ("[limits]\nmax_scan = 0", "limits.max_scan"),
+            ("[limits]\nmax_import_rows = 0", "limits.max_import_rows"),
+            ("[limits]\nmax_scan = -1", "max_scan"),
+            (
+                "[limits]\ncursor_secret_env = \"NOPE\"",
+                "limits.cursor_secret_env",
+            ),
+            (
+                "[limits]\ncursor_secret_env = \"EMPTY\"",
+                "limits.cursor_secret_env",
+            ),
+            (
+                "[limits]\ncursor_secret_env = \"SHORT_SECRET\"",
+                "limits.cursor_secret_env",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).expect_err(text).to_string();

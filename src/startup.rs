@@ -2,6 +2,7 @@
 //! can ask for port 0), wire the gateway and the router, serve until Ctrl-C or SIGTERM.
 
 use crate::config::Config;
+use crate::gateway::cursor::CursorKey;
 use crate::gateway::Gateway;
 use crate::graphql::build_schema;
 use crate::providers::Registry;
@@ -47,7 +48,12 @@ impl Application {
         sandbox: Option<Arc<Sandbox>>,
     ) -> std::io::Result<Application> {
         let registry = Registry::from_config(&config.providers);
-        let gateway = Arc::new(Gateway::new(registry, &config.cache));
+        let cursor_key = match &config.limits.cursor_secret {
+            Some(secret) => CursorKey::new(secret.expose().as_bytes()),
+            None => CursorKey::random(),
+        };
+        let gateway =
+            Arc::new(Gateway::new(registry, &config.cache).with_limits(&config.limits, cursor_key));
         let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
         let router = router(
             AppState {

@@ -1,8 +1,10 @@
 //! `importContacts`: no provider documents a usable CSV import body, so the gateway parses
 //! the CSV itself (header row naming unified fields), validates every row, and creates row by
 //! row under a concurrency bound (Mainbrainer upserts, per NOTES Decision 5). One bad row never
-//! stops the others; results come back in row order.
+//! stops the others; results come back in row order. A file holds at most `[limits]
+//! max_import_rows` data rows, and its rows are exempt from the request's upstream budget.
 
+use super::budget;
 use super::writes::WriteError;
 use super::Gateway;
 use crate::contact::{Contact, ProviderId};
@@ -144,6 +146,23 @@ impl Gateway {
                 known_columns()
             )));
         }
+        // Counted before any row is sent, so a file past the bound sends nothing.
+        let max_rows = self.limits.max_import_rows;
+        let rows = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(text.as_bytes())
+            .into_records()
+            .take(
+                usize::try_from(max_rows)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1),
+            )
+            .count() as u64;
+        if rows > max_rows {
+            return Err(file_error(format!(
+                "the CSV has more than {max_rows} data rows ([limits] max_import_rows); split it into smaller files"
+            )));
+        }
         let width = columns.len();
         let native_upsert = provider.capabilities().native_upsert;
         let mut lines = LineCounter::new(&text);
@@ -218,8 +237,10 @@ impl Gateway {
                 }
             })
             .buffered(CONCURRENT_ROWS)
-            .collect::<Vec<_>>()
-            .await;
+            .collect::<Vec<_>>();
+        // Bounded by `max_import_rows` instead of the request's upstream calls and deadline:
+        // an import of many rows makes a call per row and may take minutes.
+        let results = budget::exempt(results).await;
         self.cache.invalidate_provider(id);
         Ok(results)
     }

@@ -44,6 +44,9 @@ pub struct Edge {
 pub struct ContactsPage {
     pub edges: Vec<Edge>,
     pub has_next_page: bool,
+    /// Where the next page starts: the last edge's cursor, or where a scan stopped at
+    /// `max_scan` (then possibly with no edges). Set whenever `has_next_page` is.
+    pub end_cursor: Option<String>,
     pub total_count: Option<u64>,
     /// One per provider that failed; the others' edges are still there.
     pub errors: Vec<ProviderError>,
@@ -53,6 +56,9 @@ pub struct ContactsPage {
 pub(crate) struct Collected {
     pub matches: Vec<(u64, Arc<Contact>)>,
     pub total: Option<u64>,
+    /// Set when the scan read `max_scan` records before finding `needed` matches or reaching
+    /// the end of the listing: the position the next page resumes from.
+    pub stopped_at: Option<u64>,
 }
 
 impl Gateway {
@@ -89,9 +95,20 @@ impl Gateway {
 
         let query_fingerprint = fingerprint(&(&requested, &args.filter));
         let start = match &args.after {
-            Some(text) => Some(Cursor::decode(text, query_fingerprint)?),
+            Some(text) => Some(Cursor::decode(text, query_fingerprint, &self.cursor_key)?),
             None => None,
         };
+        if args.first == 0 {
+            // Nothing is asked of any provider: an empty page that claims nothing about what
+            // follows (README "Reading").
+            return Ok(ContactsPage {
+                edges: Vec::new(),
+                has_next_page: false,
+                end_cursor: None,
+                total_count: None,
+                errors,
+            });
+        }
         let start_offset = |id: ProviderId| match start {
             Some(c) if c.provider == id => c.offset,
             _ => 0,
@@ -116,33 +133,54 @@ impl Gateway {
 
         let mut edges = Vec::with_capacity(args.first);
         let mut has_next_page = false;
+        let mut end_cursor = None;
+        // Set once nothing more goes on this page; the providers after still report their
+        // errors and totals.
+        let mut page_ended = false;
         let mut totals: Vec<Option<u64>> = Vec::new();
         for (provider, result) in ahead.iter().zip(collected) {
-            match result {
-                Ok(found) => {
-                    totals.push(found.total);
-                    for (position, contact) in found.matches {
-                        if edges.len() == args.first {
-                            has_next_page = true;
-                            break;
-                        }
-                        let cursor = Cursor {
-                            provider: provider.id(),
-                            offset: position + 1,
-                            query_fingerprint,
-                        };
-                        edges.push(Edge {
-                            cursor: cursor.encode(),
-                            contact,
-                        });
-                    }
-                }
+            let found = match result {
+                Ok(found) => found,
                 Err(e) => {
                     totals.push(None);
                     errors.push(e);
+                    continue;
                 }
+            };
+            totals.push(found.total);
+            if page_ended {
+                continue;
+            }
+            for (position, contact) in found.matches {
+                if edges.len() == args.first {
+                    has_next_page = true;
+                    page_ended = true;
+                    break;
+                }
+                let cursor = Cursor {
+                    provider: provider.id(),
+                    offset: position + 1,
+                    query_fingerprint,
+                };
+                edges.push(Edge {
+                    cursor: cursor.encode(&self.cursor_key),
+                    contact,
+                });
+            }
+            if let Some(stopped_at) = found.stopped_at.filter(|_| !page_ended) {
+                // The scan stopped inside this provider's listing: the page ends here and
+                // the next one resumes the scan (the providers after it have to wait).
+                has_next_page = true;
+                page_ended = true;
+                let resume = Cursor {
+                    provider: provider.id(),
+                    offset: stopped_at,
+                    query_fingerprint,
+                };
+                end_cursor = Some(resume.encode(&self.cursor_key));
             }
         }
+        let end_cursor = end_cursor.or_else(|| edges.last().map(|e| e.cursor.clone()));
 
         let total_count = if args.want_total && args.filter.is_empty() && errors.is_empty() {
             // Providers paged past are not asked for records, only (when wanted) their count.
@@ -163,6 +201,7 @@ impl Gateway {
         Ok(ContactsPage {
             edges,
             has_next_page,
+            end_cursor,
             total_count,
             errors,
         })
@@ -170,7 +209,8 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// Up to `needed` records of one provider matching `filter`, from `offset` on.
+    /// Up to `needed` records of one provider matching `filter`, from `offset` on. With a
+    /// filter, at most `max_scan` records are read: past them the scan stops (`stopped_at`).
     pub(crate) async fn collect(
         &self,
         provider: &dyn Provider,
@@ -181,17 +221,20 @@ impl Gateway {
         use_cache: bool,
     ) -> Result<Collected, ProviderError> {
         // Without a filter every record matches: ask for exactly what the page can use.
-        let limit = if filter.is_empty() {
-            needed as u32
+        let (limit, max_scan) = if filter.is_empty() {
+            (needed as u32, u64::MAX)
         } else {
-            FILTER_WINDOW.max(needed as u32)
-        }
-        .min(MAX_WINDOW);
+            (FILTER_WINDOW.max(needed as u32), self.limits.max_scan)
+        };
+        let limit = limit.min(MAX_WINDOW);
         let mut matches = Vec::new();
         let mut total = None;
         let mut position = offset;
+        let mut scanned = 0u64;
         let mut previous_first: Option<String> = None;
         loop {
+            // Never ask for more than the scan may still read.
+            let limit = u32::try_from(max_scan - scanned).map_or(limit, |left| limit.min(left));
             let window = self
                 .window(provider, query, position, limit, use_cache)
                 .await?;
@@ -210,14 +253,30 @@ impl Gateway {
                 if filter.matches(contact) {
                     matches.push((position + i as u64, contact.clone()));
                     if matches.len() == needed {
-                        return Ok(Collected { matches, total });
+                        return Ok(Collected {
+                            matches,
+                            total,
+                            stopped_at: None,
+                        });
                     }
                 }
             }
             let received = window.contacts.len() as u64;
             position += received;
+            scanned += received;
             if window.exhausted || received == 0 {
-                return Ok(Collected { matches, total });
+                return Ok(Collected {
+                    matches,
+                    total,
+                    stopped_at: None,
+                });
+            }
+            if scanned >= max_scan {
+                return Ok(Collected {
+                    matches,
+                    total,
+                    stopped_at: Some(position),
+                });
             }
         }
     }
@@ -268,6 +327,119 @@ mod tests {
                 total: None,
             })
         }
+    }
+
+    /// A provider holding `count` contacts; the one at `rare` works for "Rare Widgets".
+    struct Numbered {
+        client: UpstreamClient,
+        count: u64,
+        rare: u64,
+        asked: std::sync::Mutex<Vec<(u64, u32)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Provider for Numbered {
+        fn client(&self) -> &UpstreamClient {
+            &self.client
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                list: true,
+                holds_company: true,
+                ..Default::default()
+            }
+        }
+        async fn list(
+            &self,
+            _: &ListQuery,
+            offset: u64,
+            limit: u32,
+        ) -> Result<ListChunk, ProviderError> {
+            self.asked.lock().unwrap().push((offset, limit));
+            let end = (offset + u64::from(limit)).min(self.count);
+            let contacts = (offset..end)
+                .map(|i| {
+                    let mut c = Contact::new(
+                        ProviderId::Magicblocks,
+                        format!("n{i}"),
+                        serde_json::Value::Null,
+                    );
+                    c.company = Some(
+                        if i == self.rare {
+                            "Rare Widgets"
+                        } else {
+                            "Common"
+                        }
+                        .into(),
+                    );
+                    c
+                })
+                .collect();
+            Ok(ListChunk {
+                contacts,
+                exhausted: end == self.count,
+                total: Some(self.count),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_filtered_scan_stops_at_max_scan_and_resumes_where_it_stopped() {
+        let config = ProviderConfig::new("http://127.0.0.1:9", Secret::new("k"));
+        let provider = Numbered {
+            client: UpstreamClient::new(ProviderId::Magicblocks, &config),
+            count: 1_000,
+            rare: 700,
+            asked: Default::default(),
+        };
+        let limits = crate::config::LimitsConfig {
+            max_scan: 120,
+            ..Default::default()
+        };
+        let gateway = Gateway::new(
+            Registry::from_config(&BTreeMap::new()),
+            &CacheConfig::default(),
+        )
+        .with_limits(&limits, super::super::cursor::CursorKey::random());
+        let filter = Filter {
+            company: Some("rare widgets".into()),
+            ..Filter::default()
+        };
+        let query = filter.to_list_query();
+        let mut offset = 0;
+        let mut found = Vec::new();
+        let mut pages = 0;
+        loop {
+            provider.asked.lock().unwrap().clear();
+            let page = gateway
+                .collect(&provider, &query, &filter, offset, 2, false)
+                .await
+                .unwrap();
+            pages += 1;
+            let asked = provider.asked.lock().unwrap().clone();
+            let read: u64 = asked.iter().map(|(_, limit)| u64::from(*limit)).sum();
+            assert!(read <= 120, "page {pages} read {read} records: {asked:?}");
+            found.extend(page.matches.iter().map(|(position, _)| *position));
+            match page.stopped_at {
+                Some(stop) => {
+                    assert_eq!(stop, offset + read, "resumes right after what was read");
+                    offset = stop;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(found, [700]);
+        assert_eq!(pages, 9, "1,000 records at 120 a page");
+
+        // Without a filter every record matches: no scan bound, only what the page needs.
+        provider.asked.lock().unwrap().clear();
+        let plain = Filter::default();
+        let page = gateway
+            .collect(&provider, &plain.to_list_query(), &plain, 0, 21, false)
+            .await
+            .unwrap();
+        assert_eq!((page.matches.len(), page.stopped_at), (21, None));
+        assert_eq!(*provider.asked.lock().unwrap(), [(0, 21)]);
     }
 
     #[tokio::test]

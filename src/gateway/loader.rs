@@ -1,9 +1,10 @@
 //! Every contact lookup in a request goes through the request's own `DataLoader`
 //! (async-graphql's convention: one per request, so what it does is the request's): duplicate
 //! ids collapse into one lookup, distinct ids go concurrently, and the batch runs inside the
-//! request's span so upstream log lines carry it. Across requests, the cache's single-flight
+//! request's span so upstream log lines carry it, under the request's budget. Across requests, the cache's single-flight
 //! load makes concurrent misses for one contact one upstream call.
 
+use super::budget;
 use super::cache::Lookup;
 use super::Gateway;
 use crate::contact::GlobalId;
@@ -25,11 +26,13 @@ pub struct ContactLoader {
     gateway: Arc<Gateway>,
 }
 
-/// A request's loader; its batches run in the span current when it is made (the request's).
+/// A request's loader; its batches run in the span and under the budget current when it is
+/// made (the request's): a spawned task inherits neither, so each batch is given both.
 pub fn for_request(gateway: Arc<Gateway>) -> DataLoader<ContactLoader> {
     let span = tracing::Span::current();
+    let budget = budget::current();
     DataLoader::new(ContactLoader { gateway }, move |batch| {
-        tokio::spawn(batch.instrument(span.clone()))
+        tokio::spawn(budget::within(budget.clone(), batch).instrument(span.clone()))
     })
 }
 

@@ -1,6 +1,7 @@
 //! What is provider-independent: lookups (batched per request by the loader), the read cache, the `contacts`
 //! fan-out across providers with its cursor, and filters.
 
+pub mod budget;
 pub mod cache;
 pub mod cursor;
 pub mod filter;
@@ -10,26 +11,68 @@ pub mod loader;
 pub mod validate;
 pub mod writes;
 
-use crate::config::CacheConfig;
+use crate::config::{CacheConfig, LimitsConfig};
 use crate::contact::GlobalId;
 use crate::providers::{Capability, ListQuery, Provider, ProviderError, Registry};
+use budget::RequestBudget;
 use cache::{Lookup, ReadCache, Window, WindowKey};
+use cursor::CursorKey;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The provider-independent core the GraphQL layer calls.
 pub struct Gateway {
     pub registry: Registry,
     pub cache: ReadCache,
     write_locks: writes::WriteLocks,
+    limits: Limits,
+    /// Signs and checks `contacts` cursors.
+    cursor_key: CursorKey,
+}
+
+/// The `[limits]` the gateway itself enforces.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    max_upstream_calls: u64,
+    request_timeout: Duration,
+    max_scan: u64,
+    max_import_rows: u64,
+}
+
+impl From<&LimitsConfig> for Limits {
+    fn from(config: &LimitsConfig) -> Self {
+        Limits {
+            max_upstream_calls: config.max_upstream_calls,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            max_scan: config.max_scan,
+            max_import_rows: config.max_import_rows,
+        }
+    }
 }
 
 impl Gateway {
+    /// A gateway with the default `[limits]` and a random cursor key.
     pub fn new(registry: Registry, cache: &CacheConfig) -> Self {
         Gateway {
             registry,
             cache: ReadCache::new(cache),
             write_locks: Default::default(),
+            limits: Limits::from(&LimitsConfig::default()),
+            cursor_key: CursorKey::random(),
         }
+    }
+
+    /// With the configured `[limits]`, signing cursors with `cursor_key`.
+    pub fn with_limits(mut self, limits: &LimitsConfig, cursor_key: CursorKey) -> Self {
+        self.limits = Limits::from(limits);
+        self.cursor_key = cursor_key;
+        self
+    }
+
+    /// A fresh budget for one GraphQL request: `max_upstream_calls` calls within
+    /// `request_timeout_ms` from now. Run the request under it with `budget::within`.
+    pub fn request_budget(&self) -> Arc<RequestBudget> {
+        RequestBudget::new(self.limits.max_upstream_calls, self.limits.request_timeout)
     }
 
     /// One contact by global id; `Ok(None)` when the provider has no such contact. With
@@ -38,11 +81,25 @@ impl Gateway {
     /// (`loader::for_request`), which batches their lookups and calls this.
     pub async fn lookup(&self, id: &GlobalId, fresh: bool) -> Lookup {
         let provider = self.registry.capable(id.provider, Capability::Get)?;
-        let load = async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
+        let load = || async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
         if fresh {
             self.cache.invalidate_contact(id).await;
         }
-        self.cache.contact_or_load(id, load).await
+        match self.cache.contact_or_load(id, load()).await {
+            // The shared load was another request's, cut by that request's budget while this
+            // one still has room: ask again, for this request.
+            Err(ProviderError::BudgetExceeded { .. } | ProviderError::RequestTimeout { .. })
+                if budget::current().is_none_or(|b| b.has_room()) =>
+            {
+                let ticket = self.cache.ticket(id.provider);
+                let found = load().await;
+                if let Ok(Some(contact)) = &found {
+                    self.cache.put_contact(ticket, contact.clone()).await;
+                }
+                found
+            }
+            found => found,
+        }
     }
 
     /// Records `offset .. offset + limit` of a provider's listing for `query`, from the cache

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+pub const REQUEST_BUDGET_EXCEEDED: &str = "REQUEST_BUDGET_EXCEEDED";
+pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 
 /// The contract's code for a provider failure.
 pub fn code(error: &ProviderError) -> &'static str {
@@ -23,6 +25,9 @@ pub fn code(error: &ProviderError) -> &'static str {
         ProviderError::AuthFailed { .. } => "PROVIDER_AUTH_FAILED",
         ProviderError::Unsupported { .. } => "UNSUPPORTED_BY_PROVIDER",
         ProviderError::NotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
+        // The request's own limits, not the provider's failure.
+        ProviderError::BudgetExceeded { .. } => REQUEST_BUDGET_EXCEEDED,
+        ProviderError::RequestTimeout { .. } => REQUEST_TIMEOUT,
         // A 4xx other than auth and rate limiting on a read: the provider refused the request.
         ProviderError::Rejected { .. } | ProviderError::NotFound { .. } => "PROVIDER_REJECTED",
     }

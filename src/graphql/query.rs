@@ -6,7 +6,7 @@ use super::types::{
 };
 use crate::contact::{GlobalId, ProviderId};
 use crate::gateway::filter::Filter;
-use crate::gateway::listing::ContactsArgs;
+use crate::gateway::listing::{ContactsArgs, MAX_FIRST};
 use crate::gateway::loader::{ContactLoader, LookupKey};
 use crate::gateway::Gateway;
 use crate::phone;
@@ -98,14 +98,21 @@ impl QueryRoot {
         ctx: &Context<'_>,
         providers: Option<Vec<ProviderId>>,
         filter: Option<ContactFilter>,
-        #[graphql(default_with = "Some(20)")] first: Option<i32>,
+        // i64 so an Int past 32 bits still reaches this resolver and gets BAD_USER_INPUT
+        // (the schema type is `Int` either way).
+        #[graphql(default_with = "Some(20)")] first: Option<i64>,
         after: Option<String>,
         #[graphql(default_with = "Some(false)")] no_cache: Option<bool>,
     ) -> Result<ContactConnection> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
         let settings = ctx.data::<QuerySettings>()?;
-        let first = usize::try_from(first.unwrap_or(20))
-            .map_err(|_| bad_user_input("`first` must not be negative"))?;
+        let first = first.unwrap_or(20);
+        let first = usize::try_from(first)
+            .ok()
+            .filter(|first| *first <= MAX_FIRST)
+            .ok_or_else(|| {
+                bad_user_input(format!("`first` must be 0 to {MAX_FIRST}, got {first}"))
+            })?;
         let filter = filter
             .unwrap_or_default()
             .validate(&settings.default_region)?;
@@ -123,7 +130,6 @@ impl QueryRoot {
                 ctx.set_error_path(provider_error(error).into_server_error(ctx.item.pos)),
             );
         }
-        let end_cursor = page.edges.last().map(|e| e.cursor.clone());
         Ok(ContactConnection {
             edges: page
                 .edges
@@ -135,7 +141,7 @@ impl QueryRoot {
                 .collect(),
             page_info: PageInfo {
                 has_next_page: page.has_next_page,
-                end_cursor,
+                end_cursor: page.end_cursor,
             },
             total_count: page.total_count,
         })

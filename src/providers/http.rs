@@ -4,6 +4,8 @@
 use super::{Auth, ProviderError};
 use crate::config::{ProviderConfig, Secret};
 use crate::contact::{Contact, ProviderId};
+// A leaf module: the request's budget, read here where every upstream call passes.
+use crate::gateway::budget::{self, Refusal};
 use crate::phone;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::Method;
@@ -102,17 +104,37 @@ impl UpstreamClient {
         body: Option<&Value>,
     ) -> Result<Option<UpstreamResponse>, ProviderError> {
         let provider = self.provider;
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| ProviderError::unavailable(provider, "client shut down"))?;
+        // The request's budget, charged before sending: a refused call is never sent.
+        let budget = budget::current();
+        if let Some(budget) = &budget {
+            budget
+                .charge()
+                .map_err(|refusal| refused(provider, refusal, false))?;
+        }
+        let acquire = self.in_flight.acquire();
+        let permit = match &budget {
+            // Waiting for a turn past the deadline would only delay the refusal.
+            Some(budget) => tokio::time::timeout_at(budget.deadline(), acquire)
+                .await
+                .map_err(|_| refused(provider, budget.deadline_passed(), false))?,
+            None => acquire.await,
+        };
+        let _permit =
+            permit.map_err(|_| ProviderError::unavailable(provider, "client shut down"))?;
+        // The call gets the smaller of the provider's timeout and what is left of the
+        // request's deadline; with no time left it is not sent.
+        let left = budget.as_ref().map(|b| b.time_left());
+        if let Some(budget) = budget.as_ref().filter(|_| left == Some(Duration::ZERO)) {
+            return Err(refused(provider, budget.deadline_passed(), false));
+        }
+        let cut_by_deadline = left.is_some_and(|left| left < self.timeout);
+        let timeout = left.map_or(self.timeout, |left| left.min(self.timeout));
         let url = format!("{}{}", self.base_url, path);
         let mut request = self
             .http
             .request(method.clone(), &url)
             .headers(self.headers.clone())
-            .timeout(self.timeout);
+            .timeout(timeout);
         if !query.is_empty() {
             request = request.query(query);
         }
@@ -122,7 +144,13 @@ impl UpstreamClient {
                 .body(body.to_string());
         }
         let started = Instant::now();
-        let result = self.read(request).await;
+        let result = match (self.read(request).await, &budget) {
+            // The request's deadline, not the provider's timeout, cut this call.
+            (Err(ProviderError::Timeout { .. }), Some(budget)) if cut_by_deadline => {
+                Err(refused(provider, budget.deadline_passed(), true))
+            }
+            (result, _) => result,
+        };
         let latency_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok((status, _)) => tracing::info!(
@@ -248,6 +276,19 @@ impl UpstreamClient {
                 message: error_message(body).replace(self.key.expose(), "***"),
             },
         }
+    }
+}
+
+/// The error for a call the request's budget refused or its deadline cut; `sent` when the
+/// call had gone out (so a write may have been applied).
+fn refused(provider: ProviderId, refusal: Refusal, sent: bool) -> ProviderError {
+    match refusal {
+        Refusal::Exhausted { limit } => ProviderError::BudgetExceeded { provider, limit },
+        Refusal::DeadlinePassed { timeout_ms } => ProviderError::RequestTimeout {
+            provider,
+            timeout_ms,
+            may_have_been_applied: sent,
+        },
     }
 }
 
@@ -385,6 +426,86 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::budget::RequestBudget;
+
+    #[tokio::test]
+    async fn a_request_budget_refuses_calls_past_it_without_sending_them() {
+        let up = super::super::testing::spawn(ProviderId::Consuelo, "US", |_| {
+            (200, serde_json::json!({}))
+        })
+        .await;
+        let budget = RequestBudget::new(2, Duration::from_secs(30));
+        let results = budget::within(Some(budget), async {
+            let mut results = Vec::new();
+            for _ in 0..4 {
+                results.push(up.client.send(Method::GET, "/x", &[], None).await);
+            }
+            results
+        })
+        .await;
+        assert!(results[..2].iter().all(Result::is_ok));
+        for refused in &results[2..] {
+            let error = refused.as_ref().unwrap_err();
+            assert!(matches!(
+                error,
+                ProviderError::BudgetExceeded { limit: 2, .. }
+            ));
+            assert!(
+                !error.may_have_been_applied(),
+                "a refused call was not sent"
+            );
+        }
+        assert_eq!(up.requests().len(), 2);
+        // Outside a request nothing is limited.
+        for _ in 0..3 {
+            assert!(up.client.send(Method::GET, "/x", &[], None).await.is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_deadline_cuts_a_call_before_the_providers_timeout() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = ProviderConfig::new(format!("http://{addr}"), Secret::new("k"));
+        assert_eq!(config.timeout_ms, 10_000);
+        let client = UpstreamClient::new(ProviderId::Maiagent, &config);
+        let budget = RequestBudget::new(10, Duration::from_millis(300));
+        let started = Instant::now();
+        let (cut, late) = budget::within(Some(budget), async {
+            let cut = client.send(Method::POST, "/x", &[], None).await;
+            let late = client.send(Method::POST, "/x", &[], None).await;
+            (cut, late)
+        })
+        .await;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+            "{elapsed:?}"
+        );
+        match cut {
+            Err(ProviderError::RequestTimeout {
+                timeout_ms: 300,
+                may_have_been_applied: true,
+                ..
+            }) => {}
+            other => panic!("expected a request timeout, got {other:?}"),
+        }
+        // With no time left the call is not sent, so a write cannot have been applied.
+        match late {
+            Err(ProviderError::RequestTimeout {
+                may_have_been_applied: false,
+                ..
+            }) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn a_trailing_comma_as_in_the_mainbrainer_sample_still_parses() {

@@ -155,6 +155,18 @@ pub enum ProviderError {
         provider: ProviderId,
         detail: Option<String>,
     },
+    /// The request already made every upstream call it may (`[limits] max_upstream_calls`):
+    /// this one was not sent.
+    #[error("{provider} was not called: the request already made the {limit} upstream calls it may make ([limits] max_upstream_calls)")]
+    BudgetExceeded { provider: ProviderId, limit: u64 },
+    /// The request's deadline (`[limits] request_timeout_ms`) passed before the answer came;
+    /// `may_have_been_applied` when the call had been sent.
+    #[error("{provider} did not answer within the request's deadline of {timeout_ms} ms ([limits] request_timeout_ms)")]
+    RequestTimeout {
+        provider: ProviderId,
+        timeout_ms: u64,
+        may_have_been_applied: bool,
+    },
     /// The provider answered 4xx to what we sent (validation and the like).
     #[error("{provider} rejected the request (HTTP {status}): {message}")]
     Rejected {
@@ -174,6 +186,8 @@ impl ProviderError {
             | ProviderError::Unsupported { provider, .. }
             | ProviderError::NotConfigured { provider }
             | ProviderError::NotFound { provider, .. }
+            | ProviderError::BudgetExceeded { provider, .. }
+            | ProviderError::RequestTimeout { provider, .. }
             | ProviderError::Rejected { provider, .. } => *provider,
         }
     }
@@ -192,6 +206,10 @@ impl ProviderError {
     pub fn may_have_been_applied(&self) -> bool {
         match self {
             ProviderError::Unavailable {
+                may_have_been_applied,
+                ..
+            }
+            | ProviderError::RequestTimeout {
                 may_have_been_applied,
                 ..
             } => *may_have_been_applied,

@@ -5,7 +5,7 @@ pub mod graphql_http;
 use graphql_http::{EdgeError, MediaType};
 
 use crate::config::LimitsConfig;
-use crate::gateway::{loader, Gateway};
+use crate::gateway::{budget, loader, Gateway};
 use crate::graphql::errors::Executed;
 use crate::graphql::AppSchema;
 use async_graphql::http::GraphiQLSource;
@@ -37,11 +37,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs one GraphQL request (its document already `prepare`d) with its own loader, whose
-    /// batches run in this request's span.
+    /// Runs one GraphQL request (its document already `prepare`d) under its own upstream
+    /// budget, with its own loader, whose batches run in this request's span and budget.
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        let request = request.data(loader::for_request(self.gateway.clone()));
-        self.schema.execute(request).await
+        let budget = self.gateway.request_budget();
+        budget::within(Some(budget), async {
+            let request = request.data(loader::for_request(self.gateway.clone()));
+            self.schema.execute(request).await
+        })
+        .await
     }
 }
 

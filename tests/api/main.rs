@@ -1,4 +1,5 @@
 mod batching;
+mod budgets;
 mod config_errors;
 mod faults;
 mod helpers;
