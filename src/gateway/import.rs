@@ -4,10 +4,10 @@
 //! stops the others; results come back in row order. A file holds at most `[limits]
 //! max_import_rows` data rows, and its rows are exempt from the request's upstream budget.
 
-use super::budget;
 use super::writes::WriteError;
 use super::Gateway;
 use crate::contact::{Contact, ProviderId};
+use crate::providers::request_budget;
 use crate::providers::{Capability, ProviderError};
 use crate::write::{ContactDraft, Field, Patch, UserError, UserErrorCode};
 use futures::stream::{self, StreamExt};
@@ -240,7 +240,7 @@ impl Gateway {
             .collect::<Vec<_>>();
         // Bounded by `max_import_rows` instead of the request's upstream calls and deadline:
         // an import of many rows makes a call per row and may take minutes.
-        let results = budget::exempt(results).await;
+        let results = request_budget::exempt(results).await;
         self.cache.invalidate_provider(id);
         Ok(results)
     }

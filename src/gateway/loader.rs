@@ -4,10 +4,10 @@
 //! request's span so upstream log lines carry it, under the request's budget. Across requests, the cache's single-flight
 //! load makes concurrent misses for one contact one upstream call.
 
-use super::budget;
 use super::cache::Lookup;
 use super::Gateway;
 use crate::contact::GlobalId;
+use crate::providers::request_budget;
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures::future::join_all;
 use std::collections::HashMap;
@@ -30,9 +30,9 @@ pub struct ContactLoader {
 /// made (the request's): a spawned task inherits neither, so each batch is given both.
 pub fn for_request(gateway: Arc<Gateway>) -> DataLoader<ContactLoader> {
     let span = tracing::Span::current();
-    let budget = budget::current();
+    let budget = request_budget::current();
     DataLoader::new(ContactLoader { gateway }, move |batch| {
-        tokio::spawn(budget::within(budget.clone(), batch).instrument(span.clone()))
+        tokio::spawn(request_budget::within(budget.clone(), batch).instrument(span.clone()))
     })
 }
 

@@ -1,7 +1,6 @@
 //! What is provider-independent: lookups (batched per request by the loader), the read cache, the `contacts`
 //! fan-out across providers with its cursor, and filters.
 
-pub mod budget;
 pub mod cache;
 pub mod cursor;
 pub mod filter;
@@ -13,8 +12,8 @@ pub mod writes;
 
 use crate::config::{CacheConfig, LimitsConfig};
 use crate::contact::GlobalId;
+use crate::providers::request_budget::{self, RequestBudget};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError, Registry};
-use budget::RequestBudget;
 use cache::{Lookup, ReadCache, Window, WindowKey};
 use cursor::CursorKey;
 use std::sync::Arc;
@@ -70,7 +69,7 @@ impl Gateway {
     }
 
     /// A fresh budget for one GraphQL request: `max_upstream_calls` calls within
-    /// `request_timeout_ms` from now. Run the request under it with `budget::within`.
+    /// `request_timeout_ms` from now. Run the request under it with `request_budget::within`.
     pub fn request_budget(&self) -> Arc<RequestBudget> {
         RequestBudget::new(self.limits.max_upstream_calls, self.limits.request_timeout)
     }
@@ -89,7 +88,7 @@ impl Gateway {
             // The shared load was another request's, cut by that request's budget while this
             // one still has room: ask again, for this request.
             Err(ProviderError::BudgetExceeded { .. } | ProviderError::RequestTimeout { .. })
-                if budget::current().is_none_or(|b| b.has_room()) =>
+                if request_budget::current().is_none_or(|b| b.has_room()) =>
             {
                 let ticket = self.cache.ticket(id.provider);
                 let found = load().await;

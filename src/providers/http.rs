@@ -4,9 +4,8 @@
 use super::{Auth, ProviderError};
 use crate::config::{ProviderConfig, Secret};
 use crate::contact::{Contact, ProviderId};
-// A leaf module: the request's budget, read here where every upstream call passes.
-use crate::gateway::budget::{self, Refusal};
 use crate::phone;
+use crate::providers::request_budget::{self, Refusal};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::Method;
 use serde_json::Value;
@@ -105,7 +104,7 @@ impl UpstreamClient {
     ) -> Result<Option<UpstreamResponse>, ProviderError> {
         let provider = self.provider;
         // The request's budget, charged before sending: a refused call is never sent.
-        let budget = budget::current();
+        let budget = request_budget::current();
         if let Some(budget) = &budget {
             budget
                 .charge()
@@ -426,7 +425,7 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::budget::RequestBudget;
+    use crate::providers::request_budget::RequestBudget;
 
     #[tokio::test]
     async fn a_request_budget_refuses_calls_past_it_without_sending_them() {
@@ -435,7 +434,7 @@ mod tests {
         })
         .await;
         let budget = RequestBudget::new(2, Duration::from_secs(30));
-        let results = budget::within(Some(budget), async {
+        let results = request_budget::within(Some(budget), async {
             let mut results = Vec::new();
             for _ in 0..4 {
                 results.push(up.client.send(Method::GET, "/x", &[], None).await);
@@ -478,7 +477,7 @@ mod tests {
         let client = UpstreamClient::new(ProviderId::Maiagent, &config);
         let budget = RequestBudget::new(10, Duration::from_millis(300));
         let started = Instant::now();
-        let (cut, late) = budget::within(Some(budget), async {
+        let (cut, late) = request_budget::within(Some(budget), async {
             let cut = client.send(Method::POST, "/x", &[], None).await;
             let late = client.send(Method::POST, "/x", &[], None).await;
             (cut, late)

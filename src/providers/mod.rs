@@ -2,6 +2,7 @@
 //! errors they return, and the registry that builds the enabled ones from config.
 
 pub mod http;
+pub mod request_budget;
 #[cfg(test)]
 mod testing;
 pub mod wire;

@@ -5,9 +5,10 @@ pub mod graphql_http;
 use graphql_http::{EdgeError, MediaType};
 
 use crate::config::LimitsConfig;
-use crate::gateway::{budget, loader, Gateway};
+use crate::gateway::{loader, Gateway};
 use crate::graphql::errors::Executed;
 use crate::graphql::AppSchema;
+use crate::providers::request_budget;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::body::Bytes;
@@ -41,7 +42,7 @@ impl AppState {
     /// budget, with its own loader, whose batches run in this request's span and budget.
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         let budget = self.gateway.request_budget();
-        budget::within(Some(budget), async {
+        request_budget::within(Some(budget), async {
             let request = request.data(loader::for_request(self.gateway.clone()));
             self.schema.execute(request).await
         })

@@ -4,8 +4,8 @@
 //! without every layer in between passing it on; code that runs outside a request (sandbox
 //! tools, adapter tests) has none and is not limited.
 //!
-//! This module depends on nothing else in the crate, so the upstream client can read it
-//! without the provider layer depending on the rest of the gateway.
+//! It lives with the providers, below the gateway, because the upstream client reads it; it
+//! depends on nothing else in the crate.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
