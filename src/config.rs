@@ -3,6 +3,7 @@
 
 use crate::contact::ProviderId;
 use serde::Deserialize;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -66,6 +67,105 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Enabled providers; an absent one is disabled.
     pub providers: BTreeMap<ProviderId, ProviderConfig>,
+    /// `[auth]`: who may call; `None` lets anyone who reaches the port in.
+    pub auth: Option<AuthConfig>,
+    /// Serve a non-loopback address without `[auth]` (behind a proxy that authenticates).
+    pub insecure_no_auth: bool,
+    /// `[cors]`: which other origins' pages may call; `None`: none.
+    pub cors: Option<CorsConfig>,
+}
+
+/// What a credential may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Queries only.
+    Read,
+    /// Queries and mutations.
+    Write,
+}
+
+/// `[auth]`, validated.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub keys: Vec<ApiKey>,
+    pub jwt: Option<JwtConfig>,
+    /// Requests per second one credential may make (a token bucket per caller).
+    pub rate_per_sec_per_caller: Option<u32>,
+}
+
+/// A static API key, known by the SHA-256 of the key.
+#[derive(Clone, Debug)]
+pub struct ApiKey {
+    /// Shown in logs and metrics; never the key.
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub role: Role,
+}
+
+/// `[auth.jwt]`, validated.
+#[derive(Clone, Debug)]
+pub struct JwtConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub key: JwtKey,
+    /// In the `scope` claim (space-separated): the caller may mutate.
+    pub write_scope: String,
+}
+
+/// How JWT signatures are checked.
+#[derive(Clone, Debug)]
+pub enum JwtKey {
+    Hs256(Secret),
+    /// An RS256 or ES256 public key, PEM.
+    PublicKeyPem(Vec<u8>),
+    /// Keys fetched (and re-fetched on an unknown `kid`) from an identity provider.
+    Jwks(String),
+}
+
+/// `[cors]`: which origins' pages may call the gateway from a browser.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`), or `["*"]`.
+    pub allow_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default = "default_cors_max_age")]
+    pub max_age_secs: u64,
+}
+
+fn default_cors_max_age() -> u64 {
+    600
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    keys: Vec<RawApiKey>,
+    jwt: Option<RawJwt>,
+    rate_per_sec_per_caller: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    name: String,
+    sha256: Option<String>,
+    key_env: Option<String>,
+    role: Role,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    issuer: String,
+    audience: String,
+    hs256_secret_env: Option<String>,
+    public_key_file: Option<String>,
+    jwks_url: Option<String>,
+    write_scope: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -214,6 +314,10 @@ struct RawConfig {
     cache: CacheConfig,
     #[serde(default)]
     limits: LimitsConfig,
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    insecure_no_auth: bool,
+    cors: Option<CorsConfig>,
     /// By provider id; an id no provider has is refused when validated.
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -244,7 +348,27 @@ impl Config {
             cache: CacheConfig::default(),
             limits: LimitsConfig::default(),
             providers,
+            auth: None,
+            insecure_no_auth: false,
+            cors: None,
         }
+    }
+
+    /// Refuses to expose the gateway unauthenticated: an address other than loopback needs
+    /// `[auth]`, or `insecure_no_auth = true` when a proxy in front authenticates callers.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if self.listen.ip().is_loopback() || self.auth.is_some() || self.insecure_no_auth {
+            return Ok(());
+        }
+        Err(invalid(
+            "listen",
+            format!(
+                "{} is reachable from other machines, and without [auth] anyone reaching it \
+                 could write to every provider: add an [auth] section (README, \"Security\"), \
+                 or set insecure_no_auth = true if a proxy in front authenticates callers",
+                self.listen
+            ),
+        ))
     }
 
     /// Reads and validates a config file.
@@ -253,7 +377,8 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text, |name| std::env::var(name).ok()).map_err(|e| match e {
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse_in(&text, |name| std::env::var(name).ok(), base).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
                 message,
@@ -262,8 +387,18 @@ impl Config {
         })
     }
 
-    /// Parses and validates config text; `env` resolves `api_key_env` and `cursor_secret_env`.
+    /// Parses and validates config text; `env` resolves the `*_env` keys; relative file names
+    /// are read from the working directory.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::parse_in(text, env, Path::new("."))
+    }
+
+    /// Like `parse`, with relative file names read from `base` (the config file's folder).
+    fn parse_in(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+        base: &Path,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "<inline>".into(),
             message: e.to_string(),
@@ -304,14 +439,193 @@ impl Config {
             })?;
             providers.insert(id, validate_provider(id, raw, &default_region, &env)?);
         }
+        let auth = raw
+            .auth
+            .map(|auth| validate_auth(auth, &env, base))
+            .transpose()?;
+        if let Some(cors) = &raw.cors {
+            validate_cors(cors)?;
+        }
         Ok(Config {
             listen,
             default_region,
             cache: raw.cache,
             limits,
             providers,
+            auth,
+            insecure_no_auth: raw.insecure_no_auth,
+            cors: raw.cors,
         })
     }
+}
+
+fn validate_auth(
+    raw: RawAuth,
+    env: &impl Fn(&str) -> Option<String>,
+    base: &Path,
+) -> Result<AuthConfig, ConfigError> {
+    if raw.keys.is_empty() && raw.jwt.is_none() {
+        return Err(invalid(
+            "auth",
+            "give at least one [[auth.keys]] or an [auth.jwt] section",
+        ));
+    }
+    let mut keys = Vec::new();
+    for (i, key) in raw.keys.into_iter().enumerate() {
+        let at = |name: &str| format!("auth.keys[{i}].{name}");
+        if key.name.trim().is_empty() {
+            return Err(invalid(at("name"), "is empty"));
+        }
+        if keys.iter().any(|k: &ApiKey| k.name == key.name) {
+            return Err(invalid(at("name"), format!("`{}` is used twice", key.name)));
+        }
+        let sha256 = match (key.sha256, key.key_env) {
+            (Some(hex), None) => parse_sha256(&hex).ok_or_else(|| {
+                invalid(
+                    at("sha256"),
+                    "must be 64 hex digits (the SHA-256 of the key)",
+                )
+            })?,
+            (None, Some(var)) => match env(&var) {
+                Some(k) if !k.trim().is_empty() => sha2::Sha256::digest(k.trim().as_bytes()).into(),
+                _ => {
+                    return Err(invalid(
+                        at("key_env"),
+                        format!("environment variable {var} is not set or empty"),
+                    ))
+                }
+            },
+            (Some(_), Some(_)) => {
+                return Err(invalid(at("sha256"), "set sha256 or key_env, not both"))
+            }
+            (None, None) => return Err(invalid(at("sha256"), "missing: set sha256 or key_env")),
+        };
+        keys.push(ApiKey {
+            name: key.name,
+            sha256,
+            role: key.role,
+        });
+    }
+    let jwt = match raw.jwt {
+        None => None,
+        Some(jwt) => {
+            let key = match (jwt.hs256_secret_env, jwt.public_key_file, jwt.jwks_url) {
+                (Some(var), None, None) => match env(&var) {
+                    Some(secret) if secret.len() >= 32 => JwtKey::Hs256(Secret::new(secret)),
+                    Some(_) => {
+                        return Err(invalid(
+                            "auth.jwt.hs256_secret_env",
+                            format!("environment variable {var} holds fewer than 32 bytes"),
+                        ))
+                    }
+                    None => {
+                        return Err(invalid(
+                            "auth.jwt.hs256_secret_env",
+                            format!("environment variable {var} is not set"),
+                        ))
+                    }
+                },
+                (None, Some(file), None) => {
+                    let path = base.join(&file);
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        invalid(
+                            "auth.jwt.public_key_file",
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    let usable = jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok()
+                        || jsonwebtoken::DecodingKey::from_ec_pem(&pem).is_ok();
+                    if !usable {
+                        return Err(invalid(
+                            "auth.jwt.public_key_file",
+                            format!(
+                                "{} is not an RS256 or ES256 public key in PEM",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    JwtKey::PublicKeyPem(pem)
+                }
+                (None, None, Some(url)) => {
+                    validate_base_url(&url).map_err(|m| invalid("auth.jwt.jwks_url", m))?;
+                    JwtKey::Jwks(url)
+                }
+                _ => {
+                    return Err(invalid(
+                        "auth.jwt",
+                        "set exactly one of hs256_secret_env, public_key_file, jwks_url",
+                    ))
+                }
+            };
+            for (name, value) in [
+                ("issuer", &jwt.issuer),
+                ("audience", &jwt.audience),
+                ("write_scope", &jwt.write_scope),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(invalid(format!("auth.jwt.{name}"), "is empty"));
+                }
+            }
+            Some(JwtConfig {
+                issuer: jwt.issuer,
+                audience: jwt.audience,
+                key,
+                write_scope: jwt.write_scope,
+            })
+        }
+    };
+    if raw.rate_per_sec_per_caller == Some(0) {
+        return Err(invalid(
+            "auth.rate_per_sec_per_caller",
+            "must be at least 1",
+        ));
+    }
+    Ok(AuthConfig {
+        keys,
+        jwt,
+        rate_per_sec_per_caller: raw.rate_per_sec_per_caller,
+    })
+}
+
+/// 64 hex digits.
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn validate_cors(cors: &CorsConfig) -> Result<(), ConfigError> {
+    let any = cors.allow_origins.iter().any(|o| o == "*");
+    if any && cors.allow_credentials {
+        return Err(invalid(
+            "cors.allow_credentials",
+            "cannot be true with allow_origins = [\"*\"]: name the origins",
+        ));
+    }
+    if any && cors.allow_origins.len() > 1 {
+        return Err(invalid("cors.allow_origins", "\"*\" stands alone"));
+    }
+    for origin in cors.allow_origins.iter().filter(|o| *o != "*") {
+        let valid = url::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && !origin.ends_with('/')
+        });
+        if !valid {
+            return Err(invalid(
+                "cors.allow_origins",
+                format!("`{origin}` is not an origin like https://app.example.com"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_region(key: &str, region: &str) -> Result<(), ConfigError> {

@@ -58,6 +58,7 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
             if let Some(listen) = listen {
                 config.listen = listen;
             }
+            config.check_exposure().map_err(|e| e.to_string())?;
             let address = config.listen;
             Application::build(config)
                 .await
@@ -65,6 +66,12 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         }
         None => {
             let address = listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+            if !address.ip().is_loopback() {
+                return Err(format!(
+                    "the sandbox has no [auth] and serves loopback only; {address} is reachable \
+                     from other machines: listen on 127.0.0.1, or run with a config that has [auth]"
+                ));
+            }
             Application::build_sandbox(address)
                 .await
                 .map_err(|e| format!("cannot start the sandbox on {address}: {e}"))?
@@ -78,7 +85,8 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
     println!("  GraphQL:  http://{address}/graphql");
     println!("  GraphiQL: http://{address}/graphql (open in a browser)");
     if let Some(sandbox) = app.sandbox() {
-        println!("  sandbox:  no config given, so the five providers are built-in simulators:");
+        println!("  sandbox:  no config given, so the five providers are built-in simulators;");
+        println!("            open to anyone on this machine (no [auth]; loopback only):");
         for (id, config) in sandbox.provider_configs() {
             println!("    {:<12} {}", id.as_str(), config.base_url);
         }

@@ -55,15 +55,13 @@ impl Application {
         let gateway =
             Arc::new(Gateway::new(registry, &config.cache).with_limits(&config.limits, cursor_key));
         let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
-        let router = router(
-            AppState {
-                schema,
-                gateway,
-                documents: Default::default(),
-                max_errors: config.limits.max_errors,
-            },
-            &config.limits,
-        );
+        let state = AppState {
+            schema,
+            gateway,
+            documents: Default::default(),
+            max_errors: config.limits.max_errors,
+        };
+        let router = router(state, &config, sandbox.is_some()).map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
         Ok(Application {

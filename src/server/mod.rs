@@ -1,11 +1,15 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL), `/healthz`, and the request limits.
 
+pub mod auth;
+mod cors;
 pub mod graphql_http;
 
+use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType};
 
-use crate::config::LimitsConfig;
+use crate::config::Config;
 use crate::gateway::{loader, Gateway};
+use crate::graphql::access::MayWrite;
 use crate::graphql::errors::Executed;
 use crate::graphql::AppSchema;
 use crate::providers::request_budget;
@@ -18,6 +22,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use axum::{middleware, Extension};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tower_http::request_id::{
@@ -75,6 +80,8 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         id = %id,
         method = %request.method(),
         uri = %request.uri(),
+        // The credential's name, once auth has read it (never the key).
+        caller = tracing::field::Empty,
     )
 }
 
@@ -108,12 +115,22 @@ impl ParsedDocuments {
     }
 }
 
-pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
-    Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+/// The routes and their layers. `sandbox`: the built-in simulators run, and local frontend dev
+/// servers may call (CORS for `http://localhost:*` and `http://127.0.0.1:*`).
+pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router, String> {
+    let mut graphql = Router::new().route("/graphql", get(graphql_get).post(graphql_post));
+    if let Some(auth) = &config.auth {
+        let auth = Arc::new(Authenticator::new(auth)?);
+        graphql = graphql.route_layer(middleware::from_fn_with_state(auth, auth::require_caller));
+    }
+    let mut app = graphql
         .route("/healthz", get(|| async { "ok" }))
         // Read by the `Bytes` extractor, whose refusal the handler answers as JSON.
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes));
+    if let Some(cors) = cors::layer(config.cors.as_ref(), sandbox) {
+        app = app.layer(cors);
+    }
+    Ok(app
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -124,11 +141,12 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             X_REQUEST_ID,
             RequestCounter::default(),
         ))
-        .with_state(state)
+        .with_state(state))
 }
 
 async fn graphql_post(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -147,7 +165,7 @@ async fn graphql_post(
         }
     };
     match graphql_http::post_request(&headers, &body) {
-        Ok(request) => state.answer(request, media).await,
+        Ok(request) => state.answer(request, caller, media).await,
         Err(refused) => refused.respond(media),
     }
 }
@@ -155,6 +173,7 @@ async fn graphql_post(
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
 async fn graphql_get(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
@@ -186,16 +205,24 @@ async fn graphql_get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    state.answer(request, media).await
+    state.answer(request, caller, media).await
 }
 
 impl AppState {
     /// Runs a request and answers it in `media`: request errors without `data` (400 under
     /// `application/graphql-response+json`), at most `max_errors` errors.
-    async fn answer(&self, mut request: async_graphql::Request, media: MediaType) -> Response {
+    async fn answer(
+        &self,
+        mut request: async_graphql::Request,
+        caller: Option<Extension<Caller>>,
+        media: MediaType,
+    ) -> Response {
         self.documents.prepare(&mut request);
         let executed = Executed::default();
-        let request = request.data(executed.clone());
+        let mut request = request.data(executed.clone());
+        if let Some(Extension(caller)) = caller {
+            request = request.data(MayWrite(caller.may_write));
+        }
         let mut response = self.execute(request).await;
         cap_errors(&mut response, self.max_errors);
         graphql_http::graphql_response(response, executed.get(), media)
