@@ -24,14 +24,14 @@ pub struct Application {
 impl Application {
     /// Binds `config.listen` and builds the gateway for the configured providers.
     pub async fn build(config: Config) -> std::io::Result<Application> {
-        Self::assemble(config, None).await
+        Self::assemble(config, None, false).await
     }
 
     /// Starts the five provider simulators and a gateway pointed at them.
     pub async fn build_sandbox(listen: SocketAddr) -> std::io::Result<Application> {
         let sandbox = Arc::new(Sandbox::start().await?);
         let config = Config::with_providers(listen, sandbox.provider_configs());
-        Self::build_over_sandbox(config, sandbox).await
+        Self::assemble(config, Some(sandbox), true).await
     }
 
     /// A gateway with `config` (normally pointing at `sandbox`'s simulators), keeping the
@@ -40,12 +40,15 @@ impl Application {
         config: Config,
         sandbox: Arc<Sandbox>,
     ) -> std::io::Result<Application> {
-        Self::assemble(config, Some(sandbox)).await
+        Self::assemble(config, Some(sandbox), false).await
     }
 
+    /// `sandbox_mode`: the gateway `serve` runs without a config, open to local frontend dev
+    /// servers (CORS).
     async fn assemble(
         config: Config,
         sandbox: Option<Arc<Sandbox>>,
+        sandbox_mode: bool,
     ) -> std::io::Result<Application> {
         let registry = Registry::from_config(&config.providers);
         let cursor_key = match &config.limits.cursor_secret {
@@ -61,7 +64,7 @@ impl Application {
             documents: Default::default(),
             max_errors: config.limits.max_errors,
         };
-        let router = router(state, &config, sandbox.is_some()).map_err(std::io::Error::other)?;
+        let router = router(state, &config, sandbox_mode).map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
         Ok(Application {

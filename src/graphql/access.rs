@@ -5,7 +5,7 @@
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
 };
-use async_graphql::{ServerError, ServerResult, Value};
+use async_graphql::{PathSegment, ServerError, ServerResult, Value};
 use std::sync::Arc;
 
 /// Request data: whether the caller may run mutations. Absent without `[auth]`.
@@ -36,6 +36,12 @@ impl Extension for WriteAccess {
                 "this credential may only read: mutations need the write role or scope",
                 Some(info.field.name.pos),
             );
+            error.path = info
+                .path_node
+                .to_string_vec()
+                .into_iter()
+                .map(PathSegment::Field)
+                .collect();
             error
                 .extensions
                 .get_or_insert_with(Default::default)

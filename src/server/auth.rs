@@ -255,7 +255,7 @@ pub async fn require_caller(
             return response;
         }
     };
-    tracing::Span::current().record("caller", caller.name.as_str());
+    tracing::Span::current().record("caller", tracing::field::display(&caller.name));
     if let Err(wait) = auth.admit(&caller) {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut response = EdgeError::new(

@@ -117,3 +117,63 @@ async fn serve_without_config_runs_the_sandbox_and_stops_on_sigterm() {
         assert!(!logs.contains(api_key(id)), "the {id} key is in the logs");
     }
 }
+
+/// Start-up refuses to serve other machines without `[auth]`, unless told a proxy in front
+/// authenticates (`insecure_no_auth`); the sandbox serves loopback only.
+#[test]
+fn an_unauthenticated_gateway_is_not_exposed_beyond_loopback() {
+    let file = write_config("insecure_no_auth = false\n");
+    let output = binary()
+        .args(["serve", "--listen", "0.0.0.0:0", "--config"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("listen") && stderr.contains("insecure_no_auth"),
+        "{stderr}"
+    );
+    let output = binary()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
+}
+
+/// The request's log line names the caller's credential, never the key itself.
+#[tokio::test]
+async fn the_callers_name_is_in_the_log_line_and_never_its_key() {
+    let sandbox = contact_gateway::sandbox::Sandbox::start().await.unwrap();
+    let key = "a-logged-test-key-0123456789";
+    let config = format!(
+        "insecure_no_auth = true\n[auth]\n[[auth.keys]]\nname = \"web-frontend\"\nkey_env = \"CG_TEST_FRONTEND_KEY\"\nrole = \"read\"\n\n{}",
+        sandbox.config_toml()
+    );
+    let file = write_config(&config);
+    let mut child = binary()
+        .args(["serve", "--listen", "0.0.0.0:0", "--config"])
+        .arg(file.path())
+        .env("CG_TEST_FRONTEND_KEY", key)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let url = wait_for_url(&mut child).replace("0.0.0.0", "127.0.0.1");
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "query": "{ contacts(first: 1) { nodes { id } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    terminate(&mut child);
+    let logs = logs.join().unwrap();
+    assert!(logs.contains("caller=web-frontend"), "{logs}");
+    assert!(!logs.contains(key), "the key is in the logs");
+}

@@ -1,3 +1,4 @@
+mod auth;
 mod batching;
 mod budgets;
 mod config_errors;
