@@ -199,6 +199,10 @@ pub struct LimitsConfig {
     pub max_errors: usize,
     /// Directives one field may carry (a body of repeated `@include` is refused whole).
     pub max_directives_per_field: usize,
+    /// Connections open at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+    /// How long SIGTERM waits for the requests in flight.
+    pub shutdown_grace_secs: u64,
     /// Upstream requests one GraphQL request may cause; the fields past it fail with
     /// `REQUEST_BUDGET_EXCEEDED` (`importContacts` is exempt).
     pub max_upstream_calls: u64,
@@ -225,6 +229,8 @@ impl Default for LimitsConfig {
             max_complexity: 5_000,
             max_errors: 100,
             max_directives_per_field: 8,
+            max_connections: 1024,
+            shutdown_grace_secs: 30,
             max_upstream_calls: 100,
             request_timeout_ms: 30_000,
             max_scan: 500,
@@ -426,6 +432,9 @@ impl Config {
         }
         if raw.limits.max_errors == 0 {
             return Err(invalid("limits.max_errors", "must be at least 1"));
+        }
+        if raw.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
         }
         let limits = raw.limits.validated(&env)?;
         let mut providers = BTreeMap::new();

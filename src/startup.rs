@@ -9,16 +9,23 @@ use crate::providers::Registry;
 use crate::sandbox::Sandbox;
 use crate::server::{router, AppState};
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
     address: SocketAddr,
     sandbox: Option<Arc<Sandbox>>,
+    hygiene: Hygiene,
 }
 
 impl Application {
@@ -72,6 +79,10 @@ impl Application {
             router,
             address,
             sandbox,
+            hygiene: Hygiene {
+                max_connections: config.limits.max_connections,
+                shutdown_grace_secs: config.limits.shutdown_grace_secs,
+            },
         })
     }
 
@@ -90,16 +101,73 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
+    /// Serves until `signal`: each connection under the edge's hygiene (a client must send
+    /// its request headers within `HEADER_READ_TIMEOUT`; at most `max_connections` open at
+    /// once, further ones wait in the accept queue), then stops accepting and lets the
+    /// requests in flight finish for up to `shutdown_grace_secs`.
     pub async fn run_until(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         // Keeps the simulators alive as long as the gateway serves.
         let _sandbox = self.sandbox;
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(signal)
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let open = Arc::new(Semaphore::new(self.hygiene.max_connections));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(signal);
+        loop {
+            let permit = tokio::select! {
+                permit = open.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
+                () = &mut signal => break,
+            };
+            let (stream, _) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    // Out of file descriptors and the like: wait, don't spin or stop serving.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut signal => break,
+            };
+            let service = TowerToHyperService::new(self.router.clone());
+            let connection = http
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // A client that goes away or times out is not the gateway's error.
+                let _ = connection.await;
+                drop(permit);
+            });
+        }
+        let grace = Duration::from_secs(self.hygiene.shutdown_grace_secs);
+        if tokio::time::timeout(grace, graceful.shutdown())
             .await
+            .is_err()
+        {
+            tracing::warn!(
+                "requests still in flight after shutdown_grace_secs ({}s): stopping anyway",
+                grace.as_secs()
+            );
+        }
+        Ok(())
     }
+}
+
+/// A client must send its request headers within this (a trickling client is disconnected).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How connections are served: `[limits] max_connections` and `shutdown_grace_secs`.
+#[derive(Clone, Copy, Debug)]
+struct Hygiene {
+    max_connections: usize,
+    shutdown_grace_secs: u64,
 }
 
 async fn shutdown_signal() {

@@ -208,3 +208,81 @@ async fn an_argument_the_schema_cannot_read_is_bad_user_input() {
     );
     assert!(!error_codes(&body).is_empty(), "{body}");
 }
+
+/// A client trickling its request headers is disconnected after the header-read timeout
+/// (10 s), instead of holding a connection (and the process at shutdown) forever.
+#[tokio::test]
+async fn a_slow_header_client_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // One more header byte a second: never a whole header block.
+        if stream.write_all(b"X").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(std::time::Duration::from_millis(10), stream.read(&mut buf))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed, "the connection is still open after 30 s");
+    let waited = started.elapsed().as_secs();
+    assert!((9..=15).contains(&waited), "disconnected after {waited} s");
+}
+
+/// SIGTERM waits for requests in flight at most `shutdown_grace_secs`.
+#[tokio::test]
+async fn shutdown_waits_for_requests_in_flight_at_most_the_grace_period() {
+    use contact_gateway::config::Config;
+    use contact_gateway::sandbox::{Fault, Sandbox};
+    use contact_gateway::startup::Application;
+    let sandbox = std::sync::Arc::new(Sandbox::start().await.unwrap());
+    let mut config =
+        Config::with_providers("127.0.0.1:0".parse().unwrap(), sandbox.provider_configs());
+    config.limits.shutdown_grace_secs = 1;
+    let app = Application::build_over_sandbox(config, sandbox.clone())
+        .await
+        .unwrap();
+    let url = format!("http://{}/graphql", app.address());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    sandbox
+        .control(ProviderId::Maiagent)
+        .set_fault(Some(Fault::Hang));
+    let hung = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&json!({ "query": "{ contacts(providers: [MAIAGENT]) { nodes { id } } }" }))
+            .send()
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(5),
+        "stopped after {waited:?}"
+    );
+    hung.abort();
+}
