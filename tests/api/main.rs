@@ -8,4 +8,5 @@ mod mapping;
 mod paging;
 mod reads;
 mod schema;
+mod secrets;
 mod writes;
