@@ -3,7 +3,7 @@
 //! are done and the ones after it have not started. A fingerprint of the query binds the
 //! cursor to it, and a checksum makes a tampered cursor fail instead of paging wrongly.
 
-use crate::contact::ProviderId;
+use crate::contact::{shown, ProviderId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::hash::{Hash, Hasher};
@@ -39,7 +39,7 @@ impl Cursor {
 
     /// Reads a cursor issued for the query with `query_fingerprint`.
     pub fn decode(text: &str, query_fingerprint: u64) -> Result<Cursor, String> {
-        let invalid = || format!("`{text}` is not a cursor issued by this gateway");
+        let invalid = || format!("`{}` is not a cursor issued by this gateway", shown(text));
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (body, check) = decoded.rsplit_once(':').ok_or_else(invalid)?;

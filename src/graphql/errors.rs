@@ -14,6 +14,7 @@ pub fn code(error: &ProviderError) -> &'static str {
         ProviderError::AuthFailed { .. } => "PROVIDER_AUTH_FAILED",
         ProviderError::Unsupported { .. } => "UNSUPPORTED_BY_PROVIDER",
         ProviderError::NotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
+        ProviderError::InvalidId { .. } => BAD_USER_INPUT,
         // A 4xx other than auth and rate limiting on a read: the provider refused the request.
         ProviderError::Rejected { .. } | ProviderError::NotFound { .. } => "PROVIDER_REJECTED",
     }

@@ -1,3 +1,4 @@
+mod bad_input;
 mod batching;
 mod config_errors;
 mod faults;
