@@ -44,7 +44,7 @@ impl Redactor {
             return false;
         };
         if has_escapes(bytes) {
-            windows.is_match(&decoded(bytes).0)
+            windows.is_match(&decoded(bytes, false).0)
         } else {
             windows.is_match(bytes)
         }
@@ -57,7 +57,7 @@ impl Redactor {
             return Cow::Borrowed(text);
         };
         let runs: Vec<Range<usize>> = if has_escapes(text.as_bytes()) {
-            let (view, origins) = decoded(text.as_bytes());
+            let (view, origins) = decoded(text.as_bytes(), true);
             merged(
                 merged(matches(windows, &view))
                     .into_iter()
@@ -129,24 +129,51 @@ fn merged(ranges: impl IntoIterator<Item = Range<usize>>) -> Vec<Range<usize>> {
     out
 }
 
-/// `bytes` with `%XX`, `\uXXXX` (below 0x80), `\/`, `\\` and `\"` decoded, and for each
-/// decoded byte the range of `bytes` it came from. A decoded byte that completes another
-/// escape is decoded again (`%255C` → `%5C` → `\`), so layered encodings are seen through.
-fn decoded(bytes: &[u8]) -> (Vec<u8>, Vec<Range<usize>>) {
+/// `bytes` with `%XX`, `\uXXXX` (below 0x80), `\/`, `\\` and `\"` decoded, and (when `track`)
+/// for each decoded byte the range of `bytes` it came from. A decoded byte that completes
+/// another escape is decoded again (`%255C` → `%5C` → `\`), so layered encodings are seen
+/// through. Away from escapes, bytes are copied in runs.
+fn decoded(bytes: &[u8], track: bool) -> (Vec<u8>, Vec<Range<usize>>) {
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    let mut origins: Vec<Range<usize>> = Vec::with_capacity(bytes.len());
-    for (i, &b) in bytes.iter().enumerate() {
-        out.push(b);
-        origins.push(i..i + 1);
-        while let Some((len, byte)) = escape_at_end(&out) {
-            let start = origins[out.len() - len].start;
-            out.truncate(out.len() - len);
-            origins.truncate(origins.len() - len);
-            out.push(byte);
-            origins.push(start..i + 1);
+    let mut origins: Vec<Range<usize>> = Vec::with_capacity(if track { bytes.len() } else { 0 });
+    let mut i = 0;
+    while i < bytes.len() {
+        if !escape_may_end_with(&out) {
+            // No escape is open: nothing up to the next `%` or `\` can complete one.
+            let end = memchr::memchr2(b'%', b'\\', &bytes[i..]).map_or(bytes.len(), |k| i + k);
+            out.extend_from_slice(&bytes[i..end]);
+            if track {
+                origins.extend((i..end).map(|j| j..j + 1));
+            }
+            i = end;
+            if i == bytes.len() {
+                break;
+            }
         }
+        out.push(bytes[i]);
+        if track {
+            origins.push(i..i + 1);
+        }
+        while let Some((len, byte)) = escape_at_end(&out) {
+            out.truncate(out.len() - len);
+            out.push(byte);
+            if track {
+                let start = origins[origins.len() - len].start;
+                origins.truncate(origins.len() - len);
+                origins.push(start..i + 1);
+            }
+        }
+        i += 1;
     }
     (out, origins)
+}
+
+/// Whether `out` may end inside an escape: a `%` or `\` among its last 5 bytes (an escape is
+/// at most 6 long).
+fn escape_may_end_with(out: &[u8]) -> bool {
+    out[out.len().saturating_sub(5)..]
+        .iter()
+        .any(|b| matches!(b, b'%' | b'\\'))
 }
 
 /// The escape `out` ends with, as (its length, the byte it stands for).
@@ -275,6 +302,33 @@ mod tests {
             let mut v: Value = serde_json::from_str(&body).unwrap();
             r.value(&mut v);
             assert_eq!(v["n"], "***", "{body}");
+        }
+    }
+
+    #[test]
+    fn copying_runs_decodes_as_byte_by_byte_would() {
+        let by_byte = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            for &b in bytes {
+                out.push(b);
+                while let Some((len, byte)) = escape_at_end(&out) {
+                    out.truncate(out.len() - len);
+                    out.push(byte);
+                }
+            }
+            out
+        };
+        for text in [
+            r"plain",
+            r"a%2Fb%2fc%zz%4",
+            r"\u0073\u00\/\\\\\u0025%\u0032F",
+            r"%%%25%32%46x\\u0073",
+            r"%255C%75%30%30%37%33 é %C3%A9",
+        ] {
+            let (out, origins) = decoded(text.as_bytes(), true);
+            assert_eq!(out, by_byte(text.as_bytes()), "{text}");
+            assert_eq!(out.len(), origins.len(), "{text}");
+            assert_eq!(decoded(text.as_bytes(), false).0, out, "{text}");
         }
     }
 
