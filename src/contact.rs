@@ -69,7 +69,17 @@ impl FromStr for ProviderId {
         ProviderId::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown provider `{s}`"))
+            .ok_or_else(|| format!("unknown provider `{}`", shown(s)))
+    }
+}
+
+/// A value the caller sent, as a message quotes it: long ones cut to 80 characters (a 1 MB
+/// bad value is not echoed whole). Every message that quotes input goes through this.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 80;
+    match value.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_string(),
     }
 }
 
@@ -90,11 +100,14 @@ impl GlobalId {
 
     pub fn parse(s: &str) -> Result<GlobalId, String> {
         let (provider, native) = s.split_once(':').ok_or_else(|| {
-            format!("`{s}` is not a contact id of the form <provider>:<nativeId>")
+            format!(
+                "`{}` is not a contact id of the form <provider>:<nativeId>",
+                shown(s)
+            )
         })?;
         let provider = provider.parse::<ProviderId>()?;
         if native.is_empty() {
-            return Err(format!("`{s}` has an empty native id"));
+            return Err(format!("`{}` has an empty native id", shown(s)));
         }
         Ok(GlobalId::new(provider, native))
     }

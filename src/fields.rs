@@ -633,14 +633,9 @@ pub fn writable_phone(number: &str, region: Option<Region>) -> Option<String> {
         .map(|n| n.e164)
 }
 
-/// A value as a message shows it: long ones cut (a 1 MB bad value is not echoed whole).
-pub fn shown(value: &str) -> String {
-    const MAX: usize = 80;
-    match value.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &value[..end]),
-        None => value.to_string(),
-    }
-}
+/// A value as a message shows it (defined with `Contact`, the lowest layer, so every layer
+/// quotes input the same way).
+pub use crate::contact::shown;
 
 fn trimmed(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())

@@ -4,7 +4,7 @@
 //! cursor to it, and an HMAC-SHA256 tag under the gateway's cursor key makes a forged or
 //! tampered cursor fail instead of paging wherever it says.
 
-use crate::contact::ProviderId;
+use crate::contact::{shown, ProviderId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -83,7 +83,7 @@ impl Cursor {
 
     /// Reads a cursor signed with `key` and issued for the query with `query_fingerprint`.
     pub fn decode(text: &str, query_fingerprint: u64, key: &CursorKey) -> Result<Cursor, String> {
-        let invalid = || format!("`{text}` is not a cursor issued by this gateway");
+        let invalid = || format!("`{}` is not a cursor issued by this gateway", shown(text));
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (body, tag) = decoded.rsplit_once(':').ok_or_else(invalid)?;

@@ -3,10 +3,15 @@
 //! row under a concurrency bound (Mainbrainer upserts, per NOTES Decision 5). One bad row never
 //! stops the others; results come back in row order. A file holds at most `[limits]
 //! max_import_rows` data rows, and its rows are exempt from the request's upstream budget.
+//!
+//! The CSV is read strictly (RFC 4180 quoting) by `Records`: the csv crate reads a quote left
+//! open to the end of the text as one long cell, without an error, so a stray quote silently
+//! merged the rows after it into one contact; finding that takes the same quote scan as
+//! splitting the records, so the splitting is done here.
 
 use super::writes::WriteError;
 use super::Gateway;
-use crate::contact::{Contact, ProviderId};
+use crate::contact::{shown, Contact, ProviderId};
 use crate::providers::request_budget;
 use crate::providers::{Capability, ProviderError};
 use crate::write::{ContactDraft, Field, Patch, UserError, UserErrorCode};
@@ -65,10 +70,7 @@ fn known_columns() -> String {
 }
 
 /// One data row as a draft; cells that are empty are "not given".
-fn row_draft(
-    columns: &[Column],
-    record: &csv::StringRecord,
-) -> Result<ContactDraft, Vec<UserError>> {
+fn row_draft(columns: &[Column], record: &[String]) -> Result<ContactDraft, Vec<UserError>> {
     let mut draft = ContactDraft::default();
     let mut custom = Map::new();
     let mut errors = Vec::new();
@@ -114,17 +116,21 @@ impl Gateway {
             .registry
             .capable(id, Capability::Import)
             .map_err(WriteError::Provider)?;
-        // The csv crate reads quoted fields and skips blank lines; a BOM we strip, and CRLF we
-        // make LF first because the crate's line positions drift on CRLF input.
+        // A BOM we strip; CRLF and CR line ends read as LF.
         let text = csv_text.strip_prefix('\u{feff}').unwrap_or(csv_text);
-        let text = text.replace("\r\n", "\n");
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        let headers = reader
-            .headers()
-            .map_err(|e| file_error(format!("the header row cannot be read: {e}")))?
-            .clone();
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let mut records = Records::new(&text);
+        let headers = match records.next() {
+            None => Vec::new(),
+            Some(Record {
+                cells: Ok(cells), ..
+            }) => cells,
+            Some(Record {
+                cells: Err(why), ..
+            }) => {
+                return Err(file_error(format!("the header row cannot be read: {why}")));
+            }
+        };
         if headers.iter().all(|h| h.trim().is_empty()) {
             return Err(file_error(
                 "the CSV has no header row naming the columns".into(),
@@ -132,11 +138,11 @@ impl Gateway {
         }
         let mut columns = Vec::new();
         let mut unknown = Vec::new();
-        for header in headers.iter() {
+        for header in &headers {
             match Column::parse(header) {
                 Some(column) if !columns.contains(&column) => columns.push(column),
-                Some(_) => unknown.push(format!("`{header}` (twice)")),
-                None => unknown.push(format!("`{header}`")),
+                Some(_) => unknown.push(format!("`{}` (twice)", shown(header))),
+                None => unknown.push(format!("`{}`", shown(header))),
             }
         }
         if !unknown.is_empty() {
@@ -148,10 +154,8 @@ impl Gateway {
         }
         // Counted before any row is sent, so a file past the bound sends nothing.
         let max_rows = self.limits.max_import_rows;
-        let rows = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(text.as_bytes())
-            .into_records()
+        let rows = Records::new(&text)
+            .skip(1)
             .take(
                 usize::try_from(max_rows)
                     .unwrap_or(usize::MAX)
@@ -165,14 +169,7 @@ impl Gateway {
         }
         let width = columns.len();
         let native_upsert = provider.capabilities().native_upsert;
-        let mut lines = LineCounter::new(&text);
-        let rows = reader.into_records().map(|record| {
-            let byte = match &record {
-                Ok(r) => r.position().map(|p| p.byte()),
-                Err(e) => e.position().map(|p| p.byte()),
-            };
-            (byte.map_or(0, |b| lines.line_at(b as usize)), record)
-        });
+        let rows = records.map(|record| (record.line, record.cells));
         let columns = &columns;
         let results = stream::iter(rows)
             .map(|(line, record)| {
@@ -186,16 +183,13 @@ impl Gateway {
                         error: None,
                     };
                     let record = match record {
-                        Ok(r) => r,
-                        Err(e) => {
-                            return RowResult {
-                                line,
-                                ..fail(vec![UserError::new(
-                                    &[],
-                                    UserErrorCode::MalformedRow,
-                                    format!("the row cannot be read: {e}"),
-                                )])
-                            };
+                        Ok(cells) => cells,
+                        Err(why) => {
+                            return fail(vec![UserError::new(
+                                &[],
+                                UserErrorCode::MalformedRow,
+                                format!("the row cannot be read: {why}"),
+                            )]);
                         }
                     };
                     if record.len() > width {
@@ -246,38 +240,121 @@ impl Gateway {
     }
 }
 
-/// The line a record starts on. The csv crate's own line numbers count a skipped blank line
-/// as the record's, so count from byte offsets; records come in order, so this is linear.
-struct LineCounter<'a> {
+/// One record of the CSV text: the line it starts on (the header is line 1), and its cells
+/// or why it cannot be read.
+struct Record {
+    line: u64,
+    cells: Result<Vec<String>, String>,
+}
+
+/// The records of a CSV text (line ends already LF), read strictly: a cell that starts with
+/// `"` is quoted, holds `""` for a quote and line breaks as they are, and ends at a quote
+/// followed by `,`, a line end or the end of the text. A quote left open to the end of the
+/// text, or closed in the middle of a cell, makes its record malformed, and reading goes on
+/// at the line after the one the quote opened on: a stray quote never merges the rows after
+/// it into one. A `"` inside an unquoted cell is a character. Blank lines are skipped.
+struct Records<'a> {
     text: &'a str,
-    byte: usize,
+    /// Where the next record starts.
+    at: usize,
+    /// The line `at` is on.
     line: u64,
 }
 
-impl<'a> LineCounter<'a> {
+impl<'a> Records<'a> {
     fn new(text: &'a str) -> Self {
-        LineCounter {
+        Records {
             text,
-            byte: 0,
+            at: 0,
             line: 1,
         }
     }
 
-    fn line_at(&mut self, byte: usize) -> u64 {
-        let byte = byte.min(self.text.len());
-        if byte >= self.byte {
-            self.line += self.text.as_bytes()[self.byte..byte]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count() as u64;
-            self.byte = byte;
+    /// Reading goes on at the line after `line`, the one holding byte `at` of the text.
+    fn resume_after(&mut self, line: u64, at: usize) {
+        self.at = memchr::memchr(b'\n', &self.text.as_bytes()[at..])
+            .map_or(self.text.len(), |k| at + k + 1);
+        self.line = line + 1;
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let bytes = self.text.as_bytes();
+        while bytes.get(self.at) == Some(&b'\n') {
+            self.at += 1;
+            self.line += 1;
         }
-        // Blank lines skipped before the record belong to no record.
-        let blank = self.text.as_bytes()[byte..]
-            .iter()
-            .take_while(|b| **b == b'\n')
-            .count();
-        self.line + blank as u64
+        if self.at >= bytes.len() {
+            return None;
+        }
+        let first_line = self.line;
+        let (mut i, mut line) = (self.at, self.line);
+        let mut cells = Vec::new();
+        loop {
+            let mut cell = String::new();
+            if bytes.get(i) == Some(&b'"') {
+                let (opened_at, opened_on) = (i, line);
+                i += 1;
+                loop {
+                    let Some(k) = memchr::memchr(b'"', &bytes[i..]) else {
+                        self.resume_after(opened_on, opened_at);
+                        let why = format!(
+                            "the quote opened on line {opened_on} is never closed (a quote \
+                             inside a cell is written twice: \"\")"
+                        );
+                        return Some(Record {
+                            line: first_line,
+                            cells: Err(why),
+                        });
+                    };
+                    let part = &self.text[i..i + k];
+                    line += part.bytes().filter(|b| *b == b'\n').count() as u64;
+                    cell.push_str(part);
+                    i += k + 1;
+                    if bytes.get(i) == Some(&b'"') {
+                        cell.push('"');
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if !matches!(bytes.get(i), None | Some(b',') | Some(b'\n')) {
+                    self.resume_after(opened_on, opened_at);
+                    let why = format!(
+                        "the quoted cell opened on line {opened_on} goes on after its closing \
+                         quote on line {line} (a quote inside a cell is written twice: \"\")"
+                    );
+                    return Some(Record {
+                        line: first_line,
+                        cells: Err(why),
+                    });
+                }
+            } else {
+                let end = memchr::memchr2(b',', b'\n', &bytes[i..]).map_or(bytes.len(), |k| i + k);
+                cell.push_str(&self.text[i..end]);
+                i = end;
+            }
+            cells.push(cell);
+            match bytes.get(i) {
+                Some(b',') => i += 1,
+                Some(_) => {
+                    // The line end.
+                    i += 1;
+                    line += 1;
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.at = i;
+        self.line = line;
+        Some(Record {
+            line: first_line,
+            cells: Ok(cells),
+        })
     }
 }
 
@@ -316,8 +393,7 @@ mod tests {
             Column::Field(Field::SmsOptIn),
             Column::Custom("plan".into()),
         ];
-        let record =
-            csv::StringRecord::from(vec!["Ada", "ada@example.com", "vip; beta", "yes", "pro"]);
+        let record = cells(&["Ada", "ada@example.com", "vip; beta", "yes", "pro"]);
         let draft = row_draft(&columns, &record).unwrap();
         assert_eq!(draft.first_name, Patch::Set("Ada".into()));
         assert_eq!(draft.tags, Patch::Set(vec!["vip".into(), " beta".into()]));
@@ -326,10 +402,62 @@ mod tests {
             draft.custom_fields,
             Patch::Set(serde_json::json!({ "plan": "pro" }))
         );
-        let bad = csv::StringRecord::from(vec!["Ada", "", "", "maybe", ""]);
+        let bad = cells(&["Ada", "", "", "maybe", ""]);
         assert_eq!(
             row_draft(&columns, &bad).unwrap_err()[0].code,
             UserErrorCode::Invalid
         );
+    }
+
+    fn cells(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// (line, cells or the start of the error) of each record.
+    fn read(text: &str) -> Vec<(u64, Result<Vec<String>, String>)> {
+        Records::new(text)
+            .map(|r| (r.line, r.cells.map_err(|e| e.chars().take(40).collect())))
+            .collect()
+    }
+
+    #[test]
+    fn records_are_read_strictly() {
+        // Quoted cells with a comma, a doubled quote and a line break; a quote inside an
+        // unquoted cell; blank lines; an empty last cell.
+        assert_eq!(
+            read("a,b\n\n\"x, y\",\"say \"\"hi\"\"\"\n5\"10,\"two\nlines\"\nlast,\n"),
+            [
+                (1, Ok(cells(&["a", "b"]))),
+                (3, Ok(cells(&["x, y", "say \"hi\""]))),
+                (4, Ok(cells(&["5\"10", "two\nlines"]))),
+                (6, Ok(cells(&["last", ""]))),
+            ]
+        );
+        assert_eq!(read("only"), [(1, Ok(cells(&["only"])))]);
+        assert_eq!(read("\n\n"), []);
+    }
+
+    #[test]
+    fn an_unbalanced_quote_fails_its_row_and_the_next_lines_still_read() {
+        // Never closed: the rows after it would have become one cell.
+        let rows = read("h1,h2\n\"Ada,ada@x.example\nBob,bob@x.example\nCy,cy@x.example\n");
+        assert_eq!(rows[0], (1, Ok(cells(&["h1", "h2"]))));
+        assert_eq!(
+            rows[1],
+            (2, Err("the quote opened on line 2 is never clos".into()))
+        );
+        assert_eq!(rows[2], (3, Ok(cells(&["Bob", "bob@x.example"]))));
+        assert_eq!(rows[3], (4, Ok(cells(&["Cy", "cy@x.example"]))));
+        // Closed by a later row's quote, in the middle of its cell.
+        let rows = read("\"Ada,ada@x.example\nBob,\"bob\"@x.example\nCy,cy\n");
+        assert_eq!(
+            rows[0],
+            (1, Err("the quoted cell opened on line 1 goes on".into()))
+        );
+        assert_eq!(
+            rows[1],
+            (2, Err("the quoted cell opened on line 2 goes on".into()))
+        );
+        assert_eq!(rows[2], (3, Ok(cells(&["Cy", "cy"]))));
     }
 }

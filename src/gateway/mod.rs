@@ -78,7 +78,21 @@ impl Gateway {
     /// `fresh` the provider is asked even when the record is cached (and the cache is
     /// refreshed with the answer). Requests look contacts up through their loader
     /// (`loader::for_request`), which batches their lookups and calls this.
+    ///
+    /// An id whose format the provider's document fixes and that breaks it (a MaiAgent id
+    /// that is not a UUID, a Mainbrainer id that is not an integer) is refused here, before
+    /// any call and before the capability check: `ProviderError::InvalidId`.
     pub async fn lookup(&self, id: &GlobalId, fresh: bool) -> Lookup {
+        if !self
+            .registry
+            .require(id.provider)?
+            .accepts_native_id(&id.native_id)
+        {
+            return Err(ProviderError::InvalidId {
+                provider: id.provider,
+                native_id: id.native_id.clone(),
+            });
+        }
         let provider = self.registry.capable(id.provider, Capability::Get)?;
         let load = || async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
         if fresh {

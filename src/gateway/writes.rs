@@ -5,7 +5,7 @@
 use super::filter::Filter;
 use super::validate;
 use super::Gateway;
-use crate::contact::{Contact, GlobalId, ProviderId};
+use crate::contact::{shown, Contact, GlobalId, ProviderId};
 use crate::providers::{Capability, Provider, ProviderError};
 use crate::write::{
     ContactDraft, ContactPatch, DoNotContact, Field, NewContact, Patch, UserError, UserErrorCode,
@@ -560,7 +560,11 @@ fn check_native_id(provider: &dyn Provider, id: &GlobalId) -> Result<(), WriteEr
         Err(WriteError::User(vec![UserError::new(
             &["id"],
             UserErrorCode::InvalidId,
-            format!("`{id}` is not a {} contact id", id.provider.display_name()),
+            format!(
+                "`{}` is not a {} contact id",
+                shown(&id.to_string()),
+                id.provider.display_name()
+            ),
         )]))
     }
 }

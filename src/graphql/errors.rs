@@ -28,6 +28,7 @@ pub fn code(error: &ProviderError) -> &'static str {
         // The request's own limits, not the provider's failure.
         ProviderError::BudgetExceeded { .. } => REQUEST_BUDGET_EXCEEDED,
         ProviderError::RequestTimeout { .. } => REQUEST_TIMEOUT,
+        ProviderError::InvalidId { .. } => BAD_USER_INPUT,
         // A 4xx other than auth and rate limiting on a read: the provider refused the request.
         ProviderError::Rejected { .. } | ProviderError::NotFound { .. } => "PROVIDER_REJECTED",
     }

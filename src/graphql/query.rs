@@ -4,7 +4,7 @@ use super::errors::{bad_user_input, provider_error};
 use super::types::{
     ContactConnection, ContactEdge, ContactObject, PageInfo, PhoneNormalization, ProviderInfo,
 };
-use crate::contact::{GlobalId, ProviderId};
+use crate::contact::{shown, GlobalId, ProviderId};
 use crate::gateway::filter::Filter;
 use crate::gateway::listing::{ContactsArgs, MAX_FIRST};
 use crate::gateway::loader::{ContactLoader, LookupKey};
@@ -35,7 +35,10 @@ impl ContactFilter {
         let phone = match trimmed(self.phone) {
             Some(p) => Some(
                 phone::to_e164(&p, phone::parse_region(default_region)).ok_or_else(|| {
-                    bad_user_input(format!("filter.phone: `{p}` is not a phone number"))
+                    bad_user_input(format!(
+                        "filter.phone: `{}` is not a phone number",
+                        shown(&p)
+                    ))
                 })?,
             ),
             None => None,
@@ -173,7 +176,8 @@ impl QueryRoot {
             .unwrap_or(&settings.default_region);
         let region = phone::parse_region(region_code).ok_or_else(|| {
             bad_user_input(format!(
-                "defaultRegion: `{region_code}` is not an ISO 3166 region code like \"US\""
+                "defaultRegion: `{}` is not an ISO 3166 region code like \"US\"",
+                shown(region_code)
             ))
         })?;
         let normalized = phone::normalize(&phone, Some(region));

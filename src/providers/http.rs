@@ -1,11 +1,14 @@
 //! The one upstream client: every provider request is signed, bounded, timed and logged here,
 //! and every upstream status becomes a `ProviderError` here.
 
+mod redact;
+
 use super::{Auth, ProviderError};
 use crate::config::{ProviderConfig, Secret};
 use crate::contact::{Contact, ProviderId};
 use crate::phone;
 use crate::providers::request_budget::{self, Refusal};
+use redact::Redactor;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::Method;
 use serde_json::Value;
@@ -51,8 +54,8 @@ pub struct UpstreamClient {
     timeout: Duration,
     in_flight: Arc<Semaphore>,
     region: Option<phonenumber::country::Id>,
-    /// Only to redact it from upstream error text that might echo it.
-    key: Secret,
+    /// Finds the key in what the provider answers, so nothing read from an answer holds it.
+    redactor: Arc<Redactor>,
 }
 
 impl UpstreamClient {
@@ -80,7 +83,7 @@ impl UpstreamClient {
             timeout: Duration::from_millis(config.timeout_ms),
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
             region: phone::parse_region(&config.default_region),
-            key: config.api_key.clone(),
+            redactor: Arc::new(Redactor::new(config.api_key.expose())),
         }
     }
 
@@ -169,7 +172,8 @@ impl UpstreamClient {
                 let body = if bytes.iter().all(u8::is_ascii_whitespace) {
                     Value::Null
                 } else {
-                    parse_json(&bytes).map_err(|e| ProviderError::unparseable(provider, e))?
+                    self.decode(&bytes)
+                        .map_err(|e| ProviderError::unparseable(provider, e))?
                 };
                 Ok(Some(UpstreamResponse { status, body }))
             }
@@ -271,10 +275,26 @@ impl UpstreamClient {
             _ => ProviderError::Rejected {
                 provider,
                 status,
-                // An upstream that echoes the request must not leak the key into a userError.
-                message: error_message(body).replace(self.key.expose(), "***"),
+                message: error_message(body, &self.redactor),
             },
         }
+    }
+
+    /// A 2xx body as JSON, with the key redacted from every string before anything reads it
+    /// (an upstream may echo the request into a name, a note, a custom field…).
+    fn decode(&self, bytes: &[u8]) -> Result<Value, serde_json::Error> {
+        let mut body = parse_json(bytes)?;
+        if self.redactor.may_hold(bytes) {
+            self.redactor.value(&mut body);
+        }
+        Ok(body)
+    }
+
+    /// A provider's message as an error may quote it: the key redacted, then cut to 300
+    /// characters (in that order, so a cut never leaves a fragment of the key behind).
+    /// Answers are redacted already; adapters pass every message they quote through this too.
+    pub fn message(&self, text: &str) -> String {
+        shorten(self.redactor.text(text).trim())
     }
 }
 
@@ -376,38 +396,51 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
 
 /// The message a provider put in an error body, in any of the documented shapes:
 /// Consuelo `{"error":{"message"}}`, MaiAgent `{"detail"}` or `{"field": ["msg"]}`,
-/// Mainbrainer `{"message"}`; else the text, shortened.
-pub fn error_message(body: &[u8]) -> String {
+/// Mainbrainer `{"message"}`; else the text. The key is redacted first, then the message is
+/// cut to 300 characters.
+fn error_message(body: &[u8], redactor: &Redactor) -> String {
+    let redact = redactor.may_hold(body);
     let text = String::from_utf8_lossy(body);
-    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+    let text = if redact {
+        redactor.text(&text).into_owned()
+    } else {
+        text.into_owned()
+    };
+    let Ok(mut json) = serde_json::from_slice::<Value>(body) else {
         return shorten(text.trim());
     };
+    if redact {
+        redactor.value(&mut json);
+    }
+    shorten(message_in(&json).as_deref().unwrap_or(text.trim()))
+}
+
+/// The message of a JSON error body, when it has one in a shape we know.
+fn message_in(json: &Value) -> Option<String> {
     let pick = |v: &Value| v.as_str().map(str::to_string);
     if let Some(m) = json.pointer("/error/message").and_then(pick) {
-        return m;
+        return Some(m);
     }
     for key in ["detail", "message", "error"] {
         if let Some(m) = json.get(key).and_then(pick) {
-            return m;
+            return Some(m);
         }
     }
-    if let Value::Object(fields) = &json {
-        let parts: Vec<String> = fields
-            .iter()
-            .filter_map(|(field, v)| {
-                let msgs: Vec<&str> = match v {
-                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-                    Value::String(s) => vec![s.as_str()],
-                    _ => vec![],
-                };
-                (!msgs.is_empty()).then(|| format!("{field}: {}", msgs.join(" ")))
-            })
-            .collect();
-        if !parts.is_empty() {
-            return parts.join("; ");
-        }
-    }
-    shorten(text.trim())
+    let Value::Object(fields) = json else {
+        return None;
+    };
+    let parts: Vec<String> = fields
+        .iter()
+        .filter_map(|(field, v)| {
+            let msgs: Vec<&str> = match v {
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                Value::String(s) => vec![s.as_str()],
+                _ => vec![],
+            };
+            (!msgs.is_empty()).then(|| format!("{field}: {}", msgs.join(" ")))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn shorten(s: &str) -> String {
@@ -517,6 +550,10 @@ mod tests {
         assert!(parse_json(b"{not json").is_err());
     }
 
+    fn error_message_of(body: &[u8]) -> String {
+        error_message(body, &Redactor::new("sandbox-test-key-0123"))
+    }
+
     #[test]
     fn a_record_path_keeps_the_collection_style_and_refuses_impossible_ids() {
         assert_eq!(
@@ -559,18 +596,43 @@ mod tests {
     #[test]
     fn error_messages_in_every_documented_shape() {
         assert_eq!(
-            error_message(br#"{"error":{"code":"BAD","message":"phone invalid"}}"#),
+            error_message_of(br#"{"error":{"code":"BAD","message":"phone invalid"}}"#),
             "phone invalid"
         );
-        assert_eq!(error_message(br#"{"detail":"Not found."}"#), "Not found.");
         assert_eq!(
-            error_message(br#"{"email":["Enter a valid email address."]}"#),
+            error_message_of(br#"{"detail":"Not found."}"#),
+            "Not found."
+        );
+        assert_eq!(
+            error_message_of(br#"{"email":["Enter a valid email address."]}"#),
             "email: Enter a valid email address."
         );
         assert_eq!(
-            error_message(br#"{"status":"Error","message":"No properties","data":null}"#),
+            error_message_of(br#"{"status":"Error","message":"No properties","data":null}"#),
             "No properties"
         );
-        assert_eq!(error_message(b"upstream exploded"), "upstream exploded");
+        assert_eq!(error_message_of(b"upstream exploded"), "upstream exploded");
+    }
+
+    #[test]
+    fn a_message_is_redacted_before_it_is_cut() {
+        let key = "sandbox-test-key-0123";
+        let redactor = Redactor::new(key);
+        // The key across the 300th character: cutting first would leave 20 of its 21.
+        let long = format!("{}{key} and more", "x".repeat(280));
+        for body in [
+            long.clone(),
+            serde_json::json!({ "detail": long }).to_string(),
+            serde_json::json!({ "errors": [{ "text": long }] }).to_string(),
+        ] {
+            let message = error_message(body.as_bytes(), &redactor);
+            assert!(message.chars().count() <= 301, "{message}");
+            assert!(!message.contains(&key[..10]), "{message}");
+        }
+        let message = error_message(
+            format!(r#"{{"detail":"{}"}}"#, key.replace('-', "\\\\u002d")).as_bytes(),
+            &redactor,
+        );
+        assert!(!message.contains("sandbox"), "{message}");
     }
 }

@@ -149,6 +149,13 @@ pub enum ProviderError {
     },
     #[error("{provider} is not configured")]
     NotConfigured { provider: ProviderId },
+    /// An id this provider's records cannot have: its document fixes the format (MaiAgent
+    /// UUIDs, Mainbrainer integers). Found before any call; the caller's mistake.
+    #[error("`{}` is not a {} contact id", crate::contact::shown(&format!("{provider}:{native_id}")), provider.display_name())]
+    InvalidId {
+        provider: ProviderId,
+        native_id: String,
+    },
     /// No such record (HTTP 404, or an id no record can have). `detail` is what the provider
     /// said beyond that, when it matters (Mainbrainer names the record it created instead).
     #[error("{provider} answered HTTP 404 (not found){}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
@@ -186,6 +193,7 @@ impl ProviderError {
             | ProviderError::AuthFailed { provider, .. }
             | ProviderError::Unsupported { provider, .. }
             | ProviderError::NotConfigured { provider }
+            | ProviderError::InvalidId { provider, .. }
             | ProviderError::NotFound { provider, .. }
             | ProviderError::BudgetExceeded { provider, .. }
             | ProviderError::RequestTimeout { provider, .. }

@@ -9,7 +9,7 @@
 //! - `POST /v1/contacts/normalize`, `POST /v1/dnc`.
 //! - Errors `{"error":{"code","message"}}`; every response carries `X-RateLimit-*`.
 
-use super::control::SimControl;
+use super::control::{straddling_message, Echo, Echoed, SimControl, JSON_ESCAPED_KEY};
 use super::{body_object, contains_ci, digits, header, json, lock, now_iso, seed, uint_param};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -39,7 +39,7 @@ type Shared = Arc<Mutex<Store>>;
 /// This simulator, as the sandbox runs it.
 pub const SIMULATOR: super::Simulator = super::Simulator {
     build,
-    api_key: "sandbox-consuelo-key",
+    api_key: "sbx_cns_5Hx8Pd2Qm6Yt1Ja7",
     settings: &[("workspace_id", super::CONSUELO_WORKSPACE_ID)],
     region: None,
 };
@@ -53,13 +53,23 @@ fn build() -> (Router, Arc<SimControl>) {
     let reader = store.clone();
     // (window start in unix minutes, requests in that window)
     let window = Mutex::new((0i64, 0u64));
-    let control = Arc::new(SimControl::new(
-        Box::new(move || lock(&reader).contacts.clone()),
-        error,
-        Some(Box::new(move |headers: &mut HeaderMap, limited: bool| {
-            rate_limit_headers(&window, headers, limited)
-        })),
-    ));
+    let control = Arc::new(
+        SimControl::new(
+            Box::new(move || lock(&reader).contacts.clone()),
+            error,
+            Some(Box::new(move |headers: &mut HeaderMap, limited: bool| {
+                rate_limit_headers(&window, headers, limited)
+            })),
+        )
+        .echoing(Echo {
+            received: |headers| {
+                header(headers, "authorization")?
+                    .strip_prefix("Bearer ")
+                    .map(str::to_string)
+            },
+            answer: echo,
+        }),
+    );
     let router = Router::new()
         .route("/v1/contacts", get(list).post(create))
         .route("/v1/contacts/search", post(search).get(search_get))
@@ -436,4 +446,30 @@ async fn dnc(State(store): State<Shared>, body: Bytes) -> Response {
     let entry = json!({"phone": phone, "reason": reason});
     lock(&store).dnc.push(entry.clone());
     json(StatusCode::CREATED, json!({ "data": entry }))
+}
+
+/// Echo mode: `error.message` carries the key across the 300th character; each record
+/// carries it only JSON-escaped (`\u0073…`), in `notes` and `customFields.echo`, so an answer
+/// holds no plain fragment of it.
+fn echo(key: &str, _status: StatusCode, mut answer: Value) -> Echoed {
+    if let Some(message) = answer.pointer_mut("/error/message") {
+        let said = message.as_str().unwrap_or("error").to_string();
+        *message = json!(straddling_message(&said, key));
+        return Echoed::Json(answer);
+    }
+    let records: Vec<&mut Value> = match answer.get_mut("data") {
+        Some(Value::Array(items)) => items.iter_mut().collect(),
+        Some(record) => vec![record],
+        None => Vec::new(),
+    };
+    for record in records.into_iter().filter(|r| r.get("firstName").is_some()) {
+        record["notes"] = json!(format!("noted: {JSON_ESCAPED_KEY}"));
+        let custom = record
+            .as_object_mut()
+            .map(|r| r.entry("customFields").or_insert_with(|| json!({})));
+        if let Some(Value::Object(custom)) = custom {
+            custom.insert("echo".into(), json!(JSON_ESCAPED_KEY));
+        }
+    }
+    Echoed::Json(answer)
 }

@@ -1,5 +1,5 @@
 //! The control surface every simulator shares: the request log, injected latency and faults,
-//! and the unauthenticated `/__sandbox/...` HTTP routes that expose them.
+//! echo mode, and the unauthenticated `/__sandbox/...` HTTP routes that expose them.
 //!
 //! A middleware (`intercept`) sits in front of each simulator's API routes. For every API
 //! request it records the request, waits the configured latency, then either applies the
@@ -67,10 +67,45 @@ pub type RecordsFn = Box<dyn Fn() -> Vec<Value> + Send + Sync>;
 /// The flag says whether the response is a (simulated) 429.
 pub type DecorateFn = Box<dyn Fn(&mut HeaderMap, bool) + Send + Sync>;
 
+/// Echo mode (`SimControl::set_echo_key`): how one simulator puts the key it received into
+/// its answers, as an upstream that echoes the request would.
+#[derive(Clone, Copy)]
+pub struct Echo {
+    /// The key as the request presented it, read from its provider's auth header.
+    pub received: fn(&HeaderMap) -> Option<String>,
+    /// The answer (its JSON body and status) with `key` put into it.
+    pub answer: fn(key: &str, StatusCode, Value) -> Echoed,
+}
+
+/// An answer in echo mode.
+pub enum Echoed {
+    Json(Value),
+    /// A text body (an error page), for a gateway that quotes text.
+    Text(String),
+}
+
+/// Put into an echoed answer where the key must appear JSON-escaped: the serialized body has
+/// it replaced by the key written `\u0073\u0061…` (each byte escaped, so no plain fragment).
+pub const JSON_ESCAPED_KEY: &str = "{{echo:json-escaped-key}}";
+
+/// The key percent-encoded, every byte (`%73%61…`, so no plain fragment).
+pub fn percent_encoded(key: &str) -> String {
+    key.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// An error message of about 320 characters with `key` across the 300th: a message cut there
+/// keeps all but the key's last character.
+pub fn straddling_message(what: &str, key: &str) -> String {
+    let head = format!("{what}; the request carried the key ");
+    let filler = 300usize.saturating_sub(head.len() + key.len().saturating_sub(1));
+    format!("{head}{}{key} (echoed by the sandbox)", ".".repeat(filler))
+}
+
 #[derive(Default)]
 struct Settings {
     fault: Option<Fault>,
     latency: Duration,
+    echo_key: bool,
     log: VecDeque<RecordedRequest>,
     account: BTreeSet<String>,
 }
@@ -82,6 +117,7 @@ pub struct SimControl {
     records: RecordsFn,
     error: ErrorFn,
     decorate: Option<DecorateFn>,
+    echo: Option<Echo>,
 }
 
 impl SimControl {
@@ -92,6 +128,15 @@ impl SimControl {
             records,
             error,
             decorate,
+            echo: None,
+        }
+    }
+
+    /// How this simulator echoes the key in echo mode.
+    pub(crate) fn echoing(self, echo: Echo) -> Self {
+        SimControl {
+            echo: Some(echo),
+            ..self
         }
     }
 
@@ -107,6 +152,20 @@ impl SimControl {
     /// The fault currently set.
     pub fn fault(&self) -> Option<Fault> {
         self.settings().fault.clone()
+    }
+
+    /// Echo mode: while on, every answer (faulted error answers too) carries the key the
+    /// request presented, where the provider's records and errors have text: in error
+    /// messages (across the 300th character), in a contact's name, notes, tags or custom
+    /// fields, JSON-escaped in one place and percent-encoded in another. For testing that
+    /// the gateway never passes a key on.
+    pub fn set_echo_key(&self, on: bool) {
+        self.settings().echo_key = on;
+    }
+
+    /// Whether echo mode is on.
+    pub fn echo_key(&self) -> bool {
+        self.settings().echo_key
     }
 
     /// A delay added before every API answer (faulted ones too).
@@ -174,6 +233,10 @@ pub(crate) async fn intercept(
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
+    let echo = match ctl.echo {
+        Some(echo) if ctl.echo_key() => (echo.received)(&parts.headers).map(|key| (echo, key)),
+        _ => None,
+    };
     let body_result = to_bytes(body, MAX_BODY_BYTES).await;
     let bytes = body_result.as_ref().cloned().unwrap_or_default();
     ctl.record(RecordedRequest {
@@ -209,6 +272,10 @@ pub(crate) async fn intercept(
         tokio::time::sleep(latency).await;
     }
 
+    let echoes = !matches!(
+        fault,
+        Some(Fault::Hang | Fault::DropConnection | Fault::MalformedJson)
+    );
     let mut response = match fault {
         None if body_result.is_err() => {
             (ctl.error)(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
@@ -250,6 +317,9 @@ pub(crate) async fn intercept(
             Response::new(Body::from_stream(failing))
         }
     };
+    if let (Some((echo, key)), true) = (echo, echoes) {
+        response = echoed(response, &key, echo.answer).await;
+    }
     if let Some(decorate) = &ctl.decorate {
         let limited = response.status() == StatusCode::TOO_MANY_REQUESTS;
         decorate(response.headers_mut(), limited);
@@ -257,8 +327,41 @@ pub(crate) async fn intercept(
     response
 }
 
+/// A JSON answer with the key put into it by the simulator's `answer`; other answers (no
+/// body, not JSON) as they were.
+async fn echoed(
+    response: Response,
+    key: &str,
+    answer: fn(&str, StatusCode, Value) -> Echoed,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the answer could not be read",
+        )
+            .into_response();
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (body, content_type) = match answer(key, parts.status, value) {
+        Echoed::Json(value) => {
+            let escaped: String = key.bytes().map(|b| format!("\\u{b:04x}")).collect();
+            let text = value.to_string().replace(JSON_ESCAPED_KEY, &escaped);
+            (text, "application/json")
+        }
+        Echoed::Text(text) => (text, "text/plain; charset=utf-8"),
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Response::from_parts(parts, Body::from(body))
+}
+
 /// `GET/DELETE /__sandbox/requests`, `GET /__sandbox/records`, `PUT /__sandbox/fault`,
-/// `PUT /__sandbox/latency`: unauthenticated, not counted.
+/// `PUT /__sandbox/latency`, `PUT /__sandbox/echoKey`: unauthenticated, not counted.
 pub(crate) fn routes(ctl: Arc<SimControl>) -> Router {
     Router::new()
         .route(
@@ -305,6 +408,19 @@ pub(crate) fn routes(ctl: Arc<SimControl>) -> Router {
                     Err(e) => control_error(format!("expected {{\"ms\": <milliseconds>}}: {e}")),
                 }
             }),
+        )
+        .route(
+            "/__sandbox/echoKey",
+            put(|State(c): State<Arc<SimControl>>, body: Bytes| async move {
+                match serde_json::from_slice::<bool>(&body) {
+                    Ok(on) => {
+                        c.set_echo_key(on);
+                        StatusCode::NO_CONTENT.into_response()
+                    }
+                    Err(e) => control_error(format!("expected true or false: {e}")),
+                }
+            })
+            .get(|State(c): State<Arc<SimControl>>| async move { Json(c.echo_key()) }),
         )
         .with_state(ctl)
 }

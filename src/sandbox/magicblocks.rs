@@ -9,7 +9,9 @@
 //! - Error bodies are not documented; this simulator answers
 //!   `{"statusCode": 404, "error": "Not Found", "message": "..."}`.
 
-use super::control::SimControl;
+use super::control::{
+    percent_encoded, straddling_message, Echo, Echoed, SimControl, JSON_ESCAPED_KEY,
+};
 use super::{body_object, header, json, lock, now_secs, seed, uint_param};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -36,7 +38,7 @@ type Shared = Arc<Mutex<Store>>;
 /// This simulator, as the sandbox runs it.
 pub const SIMULATOR: super::Simulator = super::Simulator {
     build,
-    api_key: "sandbox-magicblocks-key",
+    api_key: "sbx_mgb_9Tq4Wz7Lk2Rn8Vd3",
     settings: &[],
     region: None,
 };
@@ -47,11 +49,17 @@ fn build() -> (Router, Arc<SimControl>) {
         next_id: 1,
     }));
     let reader = store.clone();
-    let control = Arc::new(SimControl::new(
-        Box::new(move || lock(&reader).contacts.clone()),
-        error,
-        None,
-    ));
+    let control = Arc::new(
+        SimControl::new(
+            Box::new(move || lock(&reader).contacts.clone()),
+            error,
+            None,
+        )
+        .echoing(Echo {
+            received: |headers| bearer_key(headers),
+            answer: echo,
+        }),
+    );
     let router = Router::new()
         .route("/v1/contacts", get(list).post(create))
         .route("/v1/contacts/{id}", get(get_one).put(replace))
@@ -395,4 +403,33 @@ fn generated_name(name: &Value, emails: &[Value], phones: &[Value]) -> Value {
         })
         .unwrap_or_default();
     json!({"first": "Visitor", "middle": "", "last": tail})
+}
+
+/// The key of `Authorization: Bearer <key>`.
+fn bearer_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    header(headers, "authorization")?
+        .strip_prefix("Bearer ")
+        .map(str::to_string)
+}
+
+/// Echo mode: errors (undocumented bodies) come as text carrying the key across the 300th
+/// character; each record carries it in `name.last`, JSON-escaped in `userKnowledge` and
+/// percent-encoded in `customFields.echo`.
+fn echo(key: &str, status: StatusCode, mut answer: Value) -> Echoed {
+    if status.is_client_error() || status.is_server_error() {
+        let message = answer["message"].as_str().unwrap_or("error").to_string();
+        return Echoed::Text(straddling_message(&message, key));
+    }
+    let records: Vec<&mut Value> = match answer.get_mut("data") {
+        Some(Value::Array(items)) => items.iter_mut().collect(),
+        _ => vec![&mut answer],
+    };
+    for record in records.into_iter().filter(|r| r.get("id").is_some()) {
+        record["name"]["last"] = json!(key);
+        record["userKnowledge"] = json!(format!("noted: {JSON_ESCAPED_KEY}"));
+        if let Some(custom) = record["customFields"].as_object_mut() {
+            custom.insert("echo".into(), json!(percent_encoded(key)));
+        }
+    }
+    Echoed::Json(answer)
 }

@@ -14,7 +14,9 @@
 //! - `phoneNumber` is served as a JSON integer of national digits; `createdAt`/`updatedAt`
 //!   as epoch-millisecond strings.
 
-use super::control::SimControl;
+use super::control::{
+    percent_encoded, straddling_message, Echo, Echoed, SimControl, JSON_ESCAPED_KEY,
+};
 use super::{body_object, contains_ci, digits, header, json, lock, now_millis, seed};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -50,7 +52,7 @@ type Shared = Arc<Mutex<Store>>;
 /// MaiAgent's seeded phones are Taiwanese national digits.
 pub const SIMULATOR: super::Simulator = super::Simulator {
     build,
-    api_key: "sandbox-maiagent-key",
+    api_key: "sbx_mai_8Ry2Dv5Xh3Lq7Wm1",
     settings: &[],
     region: Some("TW"),
 };
@@ -68,17 +70,27 @@ fn build() -> (Router, Arc<SimControl>) {
         next_id: 1001,
     }));
     let reader = store.clone();
-    let control = Arc::new(SimControl::new(
-        Box::new(move || {
-            lock(&reader)
-                .contacts
-                .iter()
-                .map(|e| e.record.clone())
-                .collect()
+    let control = Arc::new(
+        SimControl::new(
+            Box::new(move || {
+                lock(&reader)
+                    .contacts
+                    .iter()
+                    .map(|e| e.record.clone())
+                    .collect()
+            }),
+            error,
+            None,
+        )
+        .echoing(Echo {
+            received: |headers| {
+                header(headers, "authorization")?
+                    .strip_prefix("Api-Key ")
+                    .map(|k| k.trim().to_string())
+            },
+            answer: echo,
         }),
-        error,
-        None,
-    ));
+    );
     let router = Router::new()
         .route("/api/contacts/", get(list).post(create))
         .route(
@@ -421,4 +433,38 @@ async fn delete(State(store): State<Shared>, Path(id): Path<String>) -> Response
     }
     store.contacts.remove(index);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Echo mode: `detail` (and field messages) carry the key across the 300th character; each
+/// record carries it in `name`, JSON-escaped in `queryMetadata` and percent-encoded in
+/// `sourceId`.
+fn echo(key: &str, status: StatusCode, mut answer: Value) -> Echoed {
+    if status.is_client_error() || status.is_server_error() {
+        if let Some(fields) = answer.as_object_mut() {
+            for said in fields.values_mut() {
+                let text = match &*said {
+                    Value::Array(items) => items.first().and_then(Value::as_str),
+                    other => other.as_str(),
+                }
+                .unwrap_or("error")
+                .to_string();
+                *said = json!(straddling_message(&text, key));
+            }
+        }
+        return Echoed::Json(answer);
+    }
+    let records: Vec<&mut Value> = match answer.get_mut("results") {
+        Some(Value::Array(pages)) => pages
+            .iter_mut()
+            .filter_map(Value::as_array_mut)
+            .flatten()
+            .collect(),
+        _ => vec![&mut answer],
+    };
+    for record in records.into_iter().filter(|r| r.get("id").is_some()) {
+        record["name"] = json!(format!("Echo {key}"));
+        record["queryMetadata"] = json!(format!("noted: {JSON_ESCAPED_KEY}"));
+        record["sourceId"] = json!(percent_encoded(key));
+    }
+    Echoed::Json(answer)
 }

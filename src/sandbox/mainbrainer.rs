@@ -14,7 +14,9 @@
 //! Keys are read case-insensitively, so the document's lowercase `propertyfields` /
 //! `propertyid` and the OpenAPI camelCase `propertyFields` / `propertyId` both work.
 
-use super::control::SimControl;
+use super::control::{
+    percent_encoded, straddling_message, Echo, Echoed, SimControl, JSON_ESCAPED_KEY,
+};
 use super::{body_object, header, json, lock, seed};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -40,7 +42,7 @@ type Shared = Arc<Mutex<Store>>;
 /// This simulator, as the sandbox runs it.
 pub const SIMULATOR: super::Simulator = super::Simulator {
     build,
-    api_key: "sandbox-mainbrainer-key",
+    api_key: "sbx_mnb_6Ew9Ju4Tz2Ck8Fs5",
     settings: &[("list_id", super::MAINBRAINER_LIST_ID)],
     region: None,
 };
@@ -54,11 +56,21 @@ fn build() -> (Router, Arc<SimControl>) {
         next_id,
     }));
     let reader = store.clone();
-    let control = Arc::new(SimControl::new(
-        Box::new(move || lock(&reader).contacts.clone()),
-        error,
-        None,
-    ));
+    let control = Arc::new(
+        SimControl::new(
+            Box::new(move || lock(&reader).contacts.clone()),
+            error,
+            None,
+        )
+        .echoing(Echo {
+            received: |headers| {
+                header(headers, "authorization")?
+                    .strip_prefix("Bearer ")
+                    .map(str::to_string)
+            },
+            answer: echo,
+        }),
+    );
     let router = Router::new()
         .route("/contacts/insertupdate", post(insert_update))
         .route("/contacts/batch", post(batch))
@@ -498,4 +510,17 @@ async fn batch_status(State(store): State<Shared>, Path(batch_id): Path<String>)
             &format!("Batch {batch_id} not found"),
         ),
     }
+}
+
+/// Echo mode: every answer is `{"status":"Error","message":…}` with its own status (a 2xx
+/// stays a 2xx, as NOTES 5.6 allows), the message carrying the key across the 300th
+/// character, then JSON-escaped, then percent-encoded.
+fn echo(key: &str, _status: StatusCode, answer: Value) -> Echoed {
+    let said = answer["message"].as_str().unwrap_or("error");
+    let message = format!(
+        "{}; again {JSON_ESCAPED_KEY}; and {}",
+        straddling_message(said, key),
+        percent_encoded(key)
+    );
+    Echoed::Json(json!({"status": "Error", "message": message, "data": null}))
 }

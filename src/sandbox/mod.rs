@@ -6,7 +6,8 @@
 //! adapter (only the registry, which lists the simulators). Each serves its document's shapes and quirks by default.
 //!
 //! Every simulator also has a control surface (see [`control`]): a request log, injected
-//! latency and faults, readable from Rust ([`SimControl`]) and over HTTP under `/__sandbox/`.
+//! latency and faults, echo mode (the key put into answers), readable from Rust ([`SimControl`])
+//! and over HTTP under `/__sandbox/`.
 //!
 //! Default page sizes when the client gives none: MagicBlocks `limit` 20, Consuelo `limit` 10,
 //! Whautomate `limit` 10, MaiAgent `pageSize` 10 (34 contacts = 4 pages). Mainbrainer has no
@@ -55,7 +56,9 @@ pub const WHAUTOMATE_LOCATION_REQUIRED: &str = "locationRequired";
 pub struct Simulator {
     /// Builds the simulator's API and control surface, seeded.
     pub build: fn() -> (axum::Router, Arc<SimControl>),
-    /// The key it accepts (presented with its provider's auth scheme).
+    /// The key it accepts (presented with its provider's auth scheme). Random-looking, as a
+    /// real key is: no 10 characters of it in a row spell a word a response may hold (the
+    /// provider's name), so "no fragment of a key in any response" can be tested.
     pub api_key: &'static str,
     /// Provider settings a gateway needs for it (`workspace_id`…).
     pub settings: &'static [(&'static str, &'static str)],

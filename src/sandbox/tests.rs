@@ -866,7 +866,7 @@ async fn faults_latency_and_the_request_log() {
     assert!(log[0]
         .headers
         .iter()
-        .any(|(k, v)| k == "authorization" && v == "Bearer sandbox-consuelo-key"));
+        .any(|(k, v)| k == "authorization" && *v == format!("Bearer {}", api_key(co))));
     ctl.reset_requests();
     let _ = send(
         req(&sb, co, Method::POST, "/v1/contacts/search")
@@ -1016,7 +1016,7 @@ async fn configs_point_at_the_simulators_and_overlaps_exist() {
     );
     assert_eq!(
         configs[&ProviderId::Maiagent].api_key.expose(),
-        "sandbox-maiagent-key"
+        api_key(ProviderId::Maiagent)
     );
     assert!(configs[&ProviderId::Whautomate]
         .base_url
@@ -1055,5 +1055,78 @@ async fn the_printed_config_parses_into_the_sandbox_configs() {
         assert_eq!(got.api_key, config.api_key);
         assert_eq!(got.settings, config.settings);
         assert_eq!(got.default_region, config.default_region);
+    }
+}
+
+#[tokio::test]
+async fn echo_mode_puts_the_received_key_into_answers_in_three_forms() {
+    let sb = Sandbox::start().await.unwrap();
+    let c = client();
+    for id in ProviderId::ALL {
+        let base = sb.base_url(id);
+        let put = |on: &'static str| c.put(format!("{base}/__sandbox/echoKey")).body(on).send();
+        assert_eq!(put("true").await.unwrap().status().as_u16(), 204);
+        assert!(sb.control(id).echo_key());
+        assert_eq!(put("\"yes\"").await.unwrap().status().as_u16(), 400);
+
+        let key = api_key(id);
+        let percent = control::percent_encoded(key);
+        let escaped: String = key.bytes().map(|b| format!("\\u{b:04x}")).collect();
+        // A success answer carrying records (Mainbrainer: its 2xx `status: Error`).
+        let method = if id == ProviderId::Mainbrainer {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let resp = req(&sb, id, method, list_path(id))
+            .json(&json!({"email": "echo@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{id}: {}", resp.status());
+        let text = resp.text().await.unwrap();
+        // Consuelo's records carry the key JSON-escaped only.
+        let forms = if id == ProviderId::Consuelo {
+            vec![escaped.as_str()]
+        } else {
+            vec![key, percent.as_str(), escaped.as_str()]
+        };
+        for form in forms {
+            assert!(text.contains(form), "{id}: {form} not in {text}");
+        }
+        if id == ProviderId::Consuelo {
+            assert!(!text.contains(&key[..10]), "{text}");
+        }
+        // An error answer: the key across the 300th character of its message.
+        sb.control(id).set_fault(Some(Fault::Status(400)));
+        let resp = req(&sb, id, Method::GET, list_path(id))
+            .send()
+            .await
+            .unwrap();
+        let text = resp.text().await.unwrap();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                ["/message", "/error/message", "/detail"]
+                    .iter()
+                    .find_map(|p| v.pointer(p).and_then(Value::as_str).map(str::to_string))
+            })
+            .unwrap_or(text);
+        let at = message
+            .find(key)
+            .unwrap_or_else(|| panic!("{id}: {message}"));
+        assert!(at < 300 && at + key.len() > 300, "{id}: key at {at}");
+
+        sb.control(id).set_fault(None);
+        sb.control(id).set_echo_key(false);
+        let text = req(&sb, id, Method::GET, list_path(id))
+            .json(&json!({"email": "echo@example.com"}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.contains(key), "{id}: echo mode off");
     }
 }

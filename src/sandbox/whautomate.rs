@@ -13,7 +13,9 @@
 //! - Error bodies are not documented; the `proxy` path parameter hints at AWS API Gateway,
 //!   whose style `{"message": "..."}` is used here.
 
-use super::control::SimControl;
+use super::control::{
+    percent_encoded, straddling_message, Echo, Echoed, SimControl, JSON_ESCAPED_KEY,
+};
 use super::{body_object, contains_ci, digits, header, json, lock, now_iso, seed, uint_param};
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, Request, State};
@@ -47,7 +49,7 @@ type Shared = Arc<Mutex<Store>>;
 /// This simulator, as the sandbox runs it.
 pub const SIMULATOR: super::Simulator = super::Simulator {
     build,
-    api_key: "sandbox-whautomate-key",
+    api_key: "sbx_wha_3Kc7Nf1Sb9Ue4Gp6",
     settings: &[],
     region: None,
 };
@@ -63,17 +65,23 @@ fn build() -> (Router, Arc<SimControl>) {
     let next_id = contacts.len() as u64 + 1;
     let store: Shared = Arc::new(Mutex::new(Store { contacts, next_id }));
     let reader = store.clone();
-    let control = Arc::new(SimControl::new(
-        Box::new(move || {
-            lock(&reader)
-                .contacts
-                .iter()
-                .map(|e| e.record.clone())
-                .collect()
+    let control = Arc::new(
+        SimControl::new(
+            Box::new(move || {
+                lock(&reader)
+                    .contacts
+                    .iter()
+                    .map(|e| e.record.clone())
+                    .collect()
+            }),
+            error,
+            None,
+        )
+        .echoing(Echo {
+            received: |headers| header(headers, "x-api-key").map(str::to_string),
+            answer: echo,
         }),
-        error,
-        None,
-    ));
+    );
     let router = Router::new()
         .route("/v1/contacts", get(list).post(create))
         .route(
@@ -409,4 +417,32 @@ fn change_tags(
     entry.record["tags"] = json!(tags);
     entry.record["updatedAt"] = json!(now_iso());
     json(StatusCode::OK, json!({ "id": id, "tags": tags }))
+}
+
+/// Echo mode: `message` carries the key across the 300th character; each record carries it
+/// in `name` and `tags`, JSON-escaped in `notes` and percent-encoded in `customFields.echo`.
+fn echo(key: &str, status: StatusCode, mut answer: Value) -> Echoed {
+    if status.is_client_error() || status.is_server_error() {
+        let said = answer["message"].as_str().unwrap_or("error").to_string();
+        answer["message"] = json!(straddling_message(&said, key));
+        return Echoed::Json(answer);
+    }
+    let records: Vec<&mut Value> = match &mut answer {
+        Value::Array(items) => items.iter_mut().collect(),
+        record => vec![record],
+    };
+    for record in records
+        .into_iter()
+        .filter(|r| r.get("phoneNumber").is_some())
+    {
+        record["name"] = json!(format!("Echo {key}"));
+        record["notes"] = json!(format!("noted: {JSON_ESCAPED_KEY}"));
+        if let Some(tags) = record["tags"].as_array_mut() {
+            tags.push(json!(key));
+        }
+        if let Some(custom) = record["customFields"].as_object_mut() {
+            custom.insert("echo".into(), json!(percent_encoded(key)));
+        }
+    }
+    Echoed::Json(answer)
 }

@@ -1,4 +1,5 @@
 mod auth;
+mod bad_input;
 mod batching;
 mod budgets;
 mod config_errors;
@@ -10,5 +11,6 @@ mod mapping;
 mod paging;
 mod reads;
 mod schema;
+mod secrets;
 mod security;
 mod writes;

@@ -48,9 +48,10 @@ impl Mainbrainer {
         // an object reads as an empty answer.
         let AnyCase(answer) =
             serde_json::from_value::<AnyCase<UpsertAnswer>>(response.body).unwrap_or_default();
-        // NOTES 5.6: any 2xx, and `status` must say Success.
+        // NOTES 5.6: any 2xx, and `status` must say Success. Its message is quoted as every
+        // provider message is: the key redacted, then cut.
         if let Some(message) = answer.failure() {
-            return Err(self.rejected(response.status, message.to_string()));
+            return Err(self.rejected(response.status, self.client.message(message)));
         }
         let data = answer.data.map(|AnyCase(data)| data).unwrap_or_default();
         let id = data
