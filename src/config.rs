@@ -907,4 +907,15 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_example_config_parses() {
+        let example = include_str!("../examples/gateway.toml");
+        let config = Config::parse(example, |_| {
+            Some("example-secret-0123456789abcdefghij".into())
+        })
+        .expect("examples/gateway.toml parses");
+        assert_eq!(config.providers.len(), 5);
+        assert_eq!(config.auth.expect("[auth]").keys[0].name, "web-frontend");
+    }
 }
