@@ -118,13 +118,33 @@ impl ParsedDocuments {
 /// The routes and their layers. `sandbox`: the built-in simulators run, and local frontend dev
 /// servers may call (CORS for `http://localhost:*` and `http://127.0.0.1:*`).
 pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router, String> {
-    let mut graphql = Router::new().route("/graphql", get(graphql_get).post(graphql_post));
+    let mut graphql = Router::new().route(
+        "/graphql",
+        get(graphql_get)
+            .post(graphql_post)
+            .fallback(|headers: HeaderMap| async move {
+                refusal(
+                    &headers,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    "use GET or POST",
+                )
+            }),
+    );
     if let Some(auth) = &config.auth {
         let auth = Arc::new(Authenticator::new(auth)?);
         graphql = graphql.route_layer(middleware::from_fn_with_state(auth, auth::require_caller));
     }
     let mut app = graphql
         .route("/healthz", get(|| async { "ok" }))
+        .fallback(|headers: HeaderMap| async move {
+            refusal(
+                &headers,
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "GraphQL is served at /graphql",
+            )
+        })
         // Read by the `Bytes` extractor, whose refusal the handler answers as JSON.
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes));
     if let Some(cors) = cors::layer(config.cors.as_ref(), sandbox) {
@@ -142,6 +162,11 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
             RequestCounter::default(),
         ))
         .with_state(state))
+}
+
+/// A refusal of the HTTP request, as a coded JSON GraphQL error like every other.
+fn refusal(headers: &HeaderMap, status: StatusCode, code: &'static str, message: &str) -> Response {
+    EdgeError::new(status, code, message).respond(MediaType::accepted(headers))
 }
 
 async fn graphql_post(

@@ -286,3 +286,26 @@ async fn shutdown_waits_for_requests_in_flight_at_most_the_grace_period() {
     );
     hung.abort();
 }
+
+#[tokio::test]
+async fn other_methods_and_paths_get_coded_json_errors() {
+    let app = spawn_app().await;
+    for (method, path, status) in [
+        (reqwest::Method::PUT, "/graphql", 405),
+        (reqwest::Method::DELETE, "/graphql", 405),
+        (reqwest::Method::GET, "/nope", 404),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["errors"][0]["extensions"]["code"].is_string(),
+            "{body}"
+        );
+    }
+}
