@@ -73,6 +73,32 @@ pub struct Config {
     pub insecure_no_auth: bool,
     /// `[cors]`: which other origins' pages may call; `None`: none.
     pub cors: Option<CorsConfig>,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where the gateway keeps its state.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// `sqlite://…` or `postgres://…`; `None`: a fresh temporary SQLite file (the sandbox).
+    pub url: Option<String>,
+    /// How long a mutation's `Idempotency-Key` is remembered.
+    pub idempotency_ttl_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            idempotency_ttl_secs: 86_400,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+    idempotency_ttl_secs: Option<u64>,
 }
 
 /// What a credential may do.
@@ -324,6 +350,7 @@ struct RawConfig {
     #[serde(default)]
     insecure_no_auth: bool,
     cors: Option<CorsConfig>,
+    store: Option<RawStore>,
     /// By provider id; an id no provider has is refused when validated.
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -357,6 +384,7 @@ impl Config {
             auth: None,
             insecure_no_auth: false,
             cors: None,
+            store: StoreConfig::default(),
         }
     }
 
@@ -455,6 +483,7 @@ impl Config {
         if let Some(cors) = &raw.cors {
             validate_cors(cors)?;
         }
+        let store = validate_store(raw.store, base)?;
         Ok(Config {
             listen,
             default_region,
@@ -464,6 +493,7 @@ impl Config {
             auth,
             insecure_no_auth: raw.insecure_no_auth,
             cors: raw.cors,
+            store,
         })
     }
 }
@@ -607,6 +637,41 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+/// The store's url (default: `contact-gateway.db` beside the config file) and settings.
+fn validate_store(raw: Option<RawStore>, base: &Path) -> Result<StoreConfig, ConfigError> {
+    let raw = raw.unwrap_or(RawStore {
+        url: None,
+        idempotency_ttl_secs: None,
+    });
+    let url = match raw.url {
+        Some(url)
+            if url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://") =>
+        {
+            url
+        }
+        Some(url) => {
+            return Err(invalid(
+                "store.url",
+                format!(
+                    "`{}` is neither sqlite://<file> nor postgres://user:pass@host/db",
+                    crate::store::redacted(&url)
+                ),
+            ))
+        }
+        None => format!("sqlite://{}", base.join("contact-gateway.db").display()),
+    };
+    let idempotency_ttl_secs = raw.idempotency_ttl_secs.unwrap_or(86_400);
+    if idempotency_ttl_secs == 0 {
+        return Err(invalid("store.idempotency_ttl_secs", "must be at least 1"));
+    }
+    Ok(StoreConfig {
+        url: Some(url),
+        idempotency_ttl_secs,
+    })
 }
 
 fn validate_cors(cors: &CorsConfig) -> Result<(), ConfigError> {

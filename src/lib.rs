@@ -10,5 +10,6 @@ pub mod providers;
 pub mod sandbox;
 pub mod server;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod write;

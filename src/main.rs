@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use contact_gateway::config::{Config, DEFAULT_LISTEN};
-use contact_gateway::startup::Application;
+use contact_gateway::sandbox::Sandbox;
+use contact_gateway::startup::{self, Application};
 use contact_gateway::{graphql, telemetry};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +26,17 @@ enum Command {
         /// Address to listen on (overrides the config's `listen`; default 127.0.0.1:4000).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// The store (`sqlite://FILE` or `postgres://…`), overriding the config's `[store] url`;
+        /// the sandbox otherwise uses a fresh temporary SQLite file.
+        #[arg(long, env = "CONTACT_GATEWAY_STORE")]
+        store: Option<String>,
+    },
+    /// Run only the five provider simulators (as `serve` does without a config), so gateways
+    /// can be started, killed and restarted against simulators that keep their state.
+    Sandbox {
+        /// Print a config file that points a gateway at the simulators (then keep running).
+        #[arg(long)]
+        print_config: bool,
     },
     /// Print the SDL, federation directives included.
     Schema,
@@ -38,31 +50,50 @@ async fn main() -> ExitCode {
             print!("{}", graphql::sdl());
             ExitCode::SUCCESS
         }
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            store,
+        } => {
             telemetry::init("info");
-            match serve(config, listen).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    ExitCode::from(2)
-                }
-            }
+            exit(serve(config, listen, store).await)
+        }
+        Command::Sandbox { print_config } => {
+            telemetry::init("info");
+            exit(sandbox(print_config).await)
         }
     }
 }
 
-async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<(), String> {
+fn exit(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    store: Option<String>,
+) -> Result<(), String> {
     let app = match config {
         Some(path) => {
             let mut config = Config::load(&path).map_err(|e| e.to_string())?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
+            if store.is_some() {
+                config.store.url = store;
+            }
             config.check_exposure().map_err(|e| e.to_string())?;
             let address = config.listen;
             Application::build(config)
                 .await
-                .map_err(|e| format!("cannot listen on {address}: {e}"))?
+                .map_err(|e| format!("cannot start on {address}: {e}"))?
         }
         None => {
             let address = listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
@@ -72,7 +103,7 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
                      from other machines: listen on 127.0.0.1, or run with a config that has [auth]"
                 ));
             }
-            Application::build_sandbox(address)
+            Application::build_sandbox(address, store)
                 .await
                 .map_err(|e| format!("cannot start the sandbox on {address}: {e}"))?
         }
@@ -97,4 +128,28 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
     app.run_until_stopped()
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// `contact-gateway sandbox`: the simulators alone, until Ctrl-C or SIGTERM.
+async fn sandbox(print_config: bool) -> Result<(), String> {
+    let sandbox = Sandbox::start()
+        .await
+        .map_err(|e| format!("cannot start the simulators: {e}"))?;
+    if print_config {
+        println!(
+            "# contact-gateway sandbox: a config pointing a gateway at the running simulators"
+        );
+        println!("{}", sandbox.config_toml().trim_end());
+        println!("# end of config: the simulators run until Ctrl-C or SIGTERM");
+    } else {
+        println!("contact-gateway sandbox: five provider simulators, until Ctrl-C or SIGTERM");
+        for (id, config) in sandbox.provider_configs() {
+            println!("    {:<12} {}", id.as_str(), config.base_url);
+        }
+        println!(
+            "  `contact-gateway sandbox --print-config > gateway.toml` prints a config for them"
+        );
+    }
+    startup::shutdown_signal().await;
+    Ok(())
 }

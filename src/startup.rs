@@ -1,13 +1,14 @@
 //! Building and running the application: bind the listener (keeping the real port, so tests
 //! can ask for port 0), wire the gateway and the router, serve until Ctrl-C or SIGTERM.
 
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::gateway::cursor::CursorKey;
 use crate::gateway::Gateway;
 use crate::graphql::build_schema;
 use crate::providers::Registry;
 use crate::sandbox::Sandbox;
 use crate::server::{router, AppState};
+use crate::store::Store;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,6 +26,8 @@ pub struct Application {
     router: Router,
     address: SocketAddr,
     sandbox: Option<Arc<Sandbox>>,
+    /// The temporary folder of a store made for this run (the sandbox's), removed at exit.
+    _store_dir: Option<tempfile::TempDir>,
     hygiene: Hygiene,
 }
 
@@ -34,10 +37,15 @@ impl Application {
         Self::assemble(config, None, false).await
     }
 
-    /// Starts the five provider simulators and a gateway pointed at them.
-    pub async fn build_sandbox(listen: SocketAddr) -> std::io::Result<Application> {
+    /// Starts the five provider simulators and a gateway pointed at them, keeping its state in
+    /// `store` (default: a fresh temporary SQLite file).
+    pub async fn build_sandbox(
+        listen: SocketAddr,
+        store: Option<String>,
+    ) -> std::io::Result<Application> {
         let sandbox = Arc::new(Sandbox::start().await?);
-        let config = Config::with_providers(listen, sandbox.provider_configs());
+        let mut config = Config::with_providers(listen, sandbox.provider_configs());
+        config.store.url = store;
         Self::assemble(config, Some(sandbox), true).await
     }
 
@@ -62,8 +70,12 @@ impl Application {
             Some(secret) => CursorKey::new(secret.expose().as_bytes()),
             None => CursorKey::random(),
         };
-        let gateway =
-            Arc::new(Gateway::new(registry, &config.cache).with_limits(&config.limits, cursor_key));
+        let (store, store_dir) = open_store(&config.store).await?;
+        let gateway = Arc::new(
+            Gateway::new(registry, &config.cache)
+                .with_limits(&config.limits, cursor_key)
+                .with_store(store),
+        );
         let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
         let state = AppState {
             schema,
@@ -79,6 +91,7 @@ impl Application {
             router,
             address,
             sandbox,
+            _store_dir: store_dir,
             hygiene: Hygiene {
                 max_connections: config.limits.max_connections,
                 shutdown_grace_secs: config.limits.shutdown_grace_secs,
@@ -160,6 +173,22 @@ impl Application {
     }
 }
 
+/// The configured store, or a fresh temporary SQLite file when none is (the sandbox).
+async fn open_store(config: &StoreConfig) -> std::io::Result<(Store, Option<tempfile::TempDir>)> {
+    let (url, dir) = match &config.url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("contact-gateway-store-")
+                .tempdir()?;
+            let url = format!("sqlite://{}", dir.path().join("store.db").display());
+            (url, Some(dir))
+        }
+    };
+    let store = Store::open(&url).await.map_err(std::io::Error::other)?;
+    Ok((store, dir))
+}
+
 /// A client must send its request headers within this (a trickling client is disconnected).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -170,7 +199,8 @@ struct Hygiene {
     shutdown_grace_secs: u64,
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -14,6 +14,7 @@ use crate::config::{CacheConfig, LimitsConfig};
 use crate::contact::GlobalId;
 use crate::providers::request_budget::{self, RequestBudget};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError, Registry};
+use crate::store::Store;
 use cache::{Lookup, ReadCache, Window, WindowKey};
 use cursor::CursorKey;
 use std::sync::Arc;
@@ -27,6 +28,11 @@ pub struct Gateway {
     limits: Limits,
     /// Signs and checks `contacts` cursors.
     cursor_key: CursorKey,
+    /// The durable state: claims across processes (and more). `None` only for a gateway
+    /// built without one (unit tests).
+    pub store: Option<Store>,
+    /// Names this process in claims it holds in the store.
+    pub process_id: String,
 }
 
 /// The `[limits]` the gateway itself enforces.
@@ -58,7 +64,15 @@ impl Gateway {
             write_locks: Default::default(),
             limits: Limits::from(&LimitsConfig::default()),
             cursor_key: CursorKey::random(),
+            store: None,
+            process_id: format!("{}-{:016x}", std::process::id(), rand_u64()),
         }
+    }
+
+    /// Keeping its state in `store`.
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// With the configured `[limits]`, signing cursors with `cursor_key`.
@@ -146,4 +160,11 @@ impl Gateway {
         self.cache.put_window(ticket, key, window.clone()).await;
         Ok(window)
     }
+}
+
+/// A random number, to tell processes apart.
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    u64::from_le_bytes(bytes)
 }

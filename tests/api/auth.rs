@@ -382,7 +382,7 @@ async fn without_cors_no_origin_is_allowed_and_the_sandbox_allows_local_dev_serv
         .is_none());
 
     let sandbox =
-        contact_gateway::startup::Application::build_sandbox("127.0.0.1:0".parse().unwrap())
+        contact_gateway::startup::Application::build_sandbox("127.0.0.1:0".parse().unwrap(), None)
             .await
             .unwrap();
     let address = format!("http://{}", sandbox.address());
