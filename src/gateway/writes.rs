@@ -26,6 +26,16 @@ pub enum WriteKey {
     Match(ProviderId, String),
 }
 
+impl WriteKey {
+    /// Its name among the store's claims.
+    fn claim_name(&self) -> String {
+        match self {
+            WriteKey::Contact(id) => format!("contact:{id}"),
+            WriteKey::Match(provider, key) => format!("match:{provider}:{key}"),
+        }
+    }
+}
+
 /// One writer at a time per `WriteKey`.
 #[derive(Default)]
 pub struct WriteLocks(std::sync::Mutex<HashMap<WriteKey, Weak<tokio::sync::Mutex<()>>>>);
@@ -56,7 +66,14 @@ impl WriteLocks {
 pub enum WriteError {
     User(Vec<UserError>),
     Provider(ProviderError),
+    /// The store failed, or a claim could not be had in time: nothing was written.
+    Store(String),
 }
+
+/// How long a claim on a match key lasts unless released (a process that dies mid-write
+/// releases it so), and how long a writer waits for another's.
+const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl From<Vec<UserError>> for WriteError {
     fn from(errors: Vec<UserError>) -> Self {
@@ -361,129 +378,173 @@ impl Gateway {
         for key in &keys {
             _turns.push(self.write_locks.lock(key).await);
         }
-        if provider.capabilities().native_upsert {
-            // A native upsert may create (no consent may be assumed) or update (a default
-            // would overwrite the match's consent): the caller states the opt-ins it holds.
-            let fields = provider.write_fields();
-            let missing: Vec<&str> = [
-                (
-                    fields.email_opt_in > 0 && input.email_opt_in.is_none(),
-                    "emailOptIn",
-                ),
-                (
-                    fields.sms_opt_in > 0 && input.sms_opt_in.is_none(),
-                    "smsOptIn",
-                ),
+        // Across processes sharing the store, the same turns are claims in it.
+        let claimed = self.claim_all(&keys).await?;
+        let outcome = async {
+            if provider.capabilities().native_upsert {
+                // A native upsert may create (no consent may be assumed) or update (a default
+                // would overwrite the match's consent): the caller states the opt-ins it holds.
+                let fields = provider.write_fields();
+                let missing: Vec<&str> = [
+                    (
+                        fields.email_opt_in > 0 && input.email_opt_in.is_none(),
+                        "emailOptIn",
+                    ),
+                    (
+                        fields.sms_opt_in > 0 && input.sms_opt_in.is_none(),
+                        "smsOptIn",
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(missing, name)| missing.then_some(name))
+                .collect();
+                if !missing.is_empty() {
+                    let errors = missing
+                        .into_iter()
+                        .map(|name| {
+                            let message = format!(
+                                "{} upserts by its own matching rules and may update an existing \
+                                 contact: give `{name}` so consent is neither assumed nor overwritten",
+                                id.display_name()
+                            );
+                            UserError::new(&["input", name], UserErrorCode::Required, message)
+                        })
+                        .collect();
+                    return Err(WriteError::User(errors));
+                }
+                let result = provider.upsert(&input).await;
+                self.cache.invalidate_provider(id);
+                let contact = Arc::new(
+                    result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
+                );
+                self.cache.invalidate(&contact.global_id()).await;
+                let warnings = input.as_patch().unstored(&contact);
+                return Ok(Upserted {
+                    written: Written { contact, warnings },
+                    created: None,
+                });
+            }
+
+            let mut matches: Vec<Arc<Contact>> = Vec::new();
+            for filter in [
+                email.clone().map(|email| Filter {
+                    email: Some(email),
+                    ..Filter::default()
+                }),
+                phone.clone().map(|phone| Filter {
+                    phone: Some(phone),
+                    ..Filter::default()
+                }),
             ]
             .into_iter()
-            .filter_map(|(missing, name)| missing.then_some(name))
-            .collect();
-            if !missing.is_empty() {
-                let errors = missing
-                    .into_iter()
-                    .map(|name| {
-                        let message = format!(
-                            "{} upserts by its own matching rules and may update an existing \
-                             contact: give `{name}` so consent is neither assumed nor overwritten",
-                            id.display_name()
-                        );
-                        UserError::new(&["input", name], UserErrorCode::Required, message)
-                    })
-                    .collect();
-                return Err(WriteError::User(errors));
-            }
-            let result = provider.upsert(&input).await;
-            self.cache.invalidate_provider(id);
-            let contact = Arc::new(
-                result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
-            );
-            self.cache.invalidate(&contact.global_id()).await;
-            let warnings = input.as_patch().unstored(&contact);
-            return Ok(Upserted {
-                written: Written { contact, warnings },
-                created: None,
-            });
-        }
-
-        let mut matches: Vec<Arc<Contact>> = Vec::new();
-        for filter in [
-            email.clone().map(|email| Filter {
-                email: Some(email),
-                ..Filter::default()
-            }),
-            phone.clone().map(|phone| Filter {
-                phone: Some(phone),
-                ..Filter::default()
-            }),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if !filter.can_match(&provider.capabilities()) {
-                continue;
-            }
-            for contact in self
-                .find(provider.as_ref(), &filter)
-                .await
-                .map_err(WriteError::Provider)?
+            .flatten()
             {
-                if !matches.iter().any(|m| m.native_id == contact.native_id) {
-                    matches.push(contact);
+                if !filter.can_match(&provider.capabilities()) {
+                    continue;
+                }
+                for contact in self
+                    .find(provider.as_ref(), &filter)
+                    .await
+                    .map_err(WriteError::Provider)?
+                {
+                    if !matches.iter().any(|m| m.native_id == contact.native_id) {
+                        matches.push(contact);
+                    }
+                }
+            }
+            // Several candidates: one that matches both email and phone wins; else it is ambiguous.
+            if matches.len() > 1 {
+                let both: Vec<Arc<Contact>> = matches
+                    .iter()
+                    .filter(|c| {
+                        Filter {
+                            email: email.clone(),
+                            phone: phone.clone(),
+                            ..Filter::default()
+                        }
+                        .matches(c)
+                    })
+                    .cloned()
+                    .collect();
+                if both.len() == 1 {
+                    matches = both;
+                } else {
+                    let ids: Vec<String> = matches.iter().map(|c| c.global_id().to_string()).collect();
+                    return Err(WriteError::User(vec![UserError::new(
+                        &["input", "matchBy"],
+                        UserErrorCode::AmbiguousMatch,
+                        format!(
+                            "{} contacts match ({}); update one by id",
+                            ids.len(),
+                            ids.join(", ")
+                        ),
+                    )]));
+                }
+            }
+            match matches.pop() {
+                None => {
+                    let written = self.create_validated(provider.as_ref(), &input).await?;
+                    Ok(Upserted {
+                        written,
+                        created: Some(true),
+                    })
+                }
+                Some(existing) => {
+                    let patch = validate::patch(
+                        draft,
+                        &provider.write_fields(),
+                        id.display_name(),
+                        provider.region(),
+                        &["input"],
+                    )?;
+                    let written = self
+                        .update_validated(provider.as_ref(), &existing.global_id(), &patch)
+                        .await?;
+                    Ok(Upserted {
+                        written,
+                        created: Some(false),
+                    })
                 }
             }
         }
-        // Several candidates: one that matches both email and phone wins; else it is ambiguous.
-        if matches.len() > 1 {
-            let both: Vec<Arc<Contact>> = matches
-                .iter()
-                .filter(|c| {
-                    Filter {
-                        email: email.clone(),
-                        phone: phone.clone(),
-                        ..Filter::default()
-                    }
-                    .matches(c)
-                })
-                .cloned()
-                .collect();
-            if both.len() == 1 {
-                matches = both;
-            } else {
-                let ids: Vec<String> = matches.iter().map(|c| c.global_id().to_string()).collect();
-                return Err(WriteError::User(vec![UserError::new(
-                    &["input", "matchBy"],
-                    UserErrorCode::AmbiguousMatch,
-                    format!(
-                        "{} contacts match ({}); update one by id",
-                        ids.len(),
-                        ids.join(", ")
-                    ),
-                )]));
+        .await;
+        self.release_all(&claimed).await;
+        outcome
+    }
+
+    /// Claims each key in the store (in order), waiting for other processes' claims to end.
+    async fn claim_all(&self, keys: &[WriteKey]) -> Result<Vec<String>, WriteError> {
+        let Some(store) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let mut claimed = Vec::new();
+        for key in keys {
+            let name = key.claim_name();
+            match store
+                .claim(&name, &self.process_id, CLAIM_LEASE, CLAIM_WAIT)
+                .await
+            {
+                Ok(true) => claimed.push(name),
+                outcome => {
+                    self.release_all(&claimed).await;
+                    let why = match outcome {
+                        Err(e) => e.to_string(),
+                        _ => format!("another gateway has held `{name}` for over {CLAIM_WAIT:?}"),
+                    };
+                    return Err(WriteError::Store(why));
+                }
             }
         }
-        match matches.pop() {
-            None => {
-                let written = self.create_validated(provider.as_ref(), &input).await?;
-                Ok(Upserted {
-                    written,
-                    created: Some(true),
-                })
-            }
-            Some(existing) => {
-                let patch = validate::patch(
-                    draft,
-                    &provider.write_fields(),
-                    id.display_name(),
-                    provider.region(),
-                    &["input"],
-                )?;
-                let written = self
-                    .update_validated(provider.as_ref(), &existing.global_id(), &patch)
-                    .await?;
-                Ok(Upserted {
-                    written,
-                    created: Some(false),
-                })
+        Ok(claimed)
+    }
+
+    async fn release_all(&self, claimed: &[String]) {
+        if let Some(store) = &self.store {
+            for name in claimed {
+                if let Err(e) = store.release(name, &self.process_id).await {
+                    // Its lease runs out on its own.
+                    tracing::warn!(claim = %name, error = %e, "cannot release a claim");
+                }
             }
         }
     }

@@ -53,6 +53,15 @@ pub fn provider_error(error: &ProviderError) -> Error {
     })
 }
 
+/// The gateway's own store failed (or a claim in it could not be had): nothing was written.
+pub fn store_error(why: &str) -> Error {
+    tracing::warn!(error = %why, "store failure");
+    Error::new(format!(
+        "the gateway's store is unavailable; nothing was written ({why})"
+    ))
+    .extend_with(|_, ext| ext.set("code", "STORE_UNAVAILABLE"))
+}
+
 /// A malformed id or argument.
 pub fn bad_user_input(message: impl Into<String>) -> Error {
     Error::new(message.into()).extend_with(|_, ext| ext.set("code", BAD_USER_INPUT))

@@ -288,6 +288,7 @@ fn settle<T>(outcome: std::result::Result<T, WriteError>) -> Result<(Option<T>, 
         Ok(value) => Ok((Some(value), Vec::new())),
         Err(WriteError::User(errors)) => Ok((None, errors)),
         Err(WriteError::Provider(e)) => Err(write_error(&e)),
+        Err(WriteError::Store(why)) => Err(super::errors::store_error(&why)),
     }
 }
 
@@ -451,6 +452,7 @@ impl MutationRoot {
                 })
             }
             Err(WriteError::Provider(e)) => return Err(write_error(&e)),
+            Err(WriteError::Store(why)) => return Err(super::errors::store_error(&why)),
         };
         let mut payload = ImportContactsPayload::default();
         for row in rows {

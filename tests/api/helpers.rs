@@ -162,3 +162,88 @@ pub fn terminate(child: &mut Child) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The stores a durable-state test runs against: a fresh SQLite file always, and a fresh
+/// PostgreSQL database when `TEST_DATABASE_URL` names a server (`.ci/run` starts one; locally
+/// the PostgreSQL case is skipped with a printed reason). The `TempDir` keeps the file.
+pub async fn store_urls() -> Vec<(&'static str, String, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("store.db").display());
+    let mut stores = vec![("sqlite", sqlite, Some(dir))];
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => stores.push(("postgres", fresh_postgres(&admin).await, None)),
+        _ => eprintln!("skipping PostgreSQL: TEST_DATABASE_URL is not set (.ci/run sets it)"),
+    }
+    stores
+}
+
+/// A new, empty database on the server `admin` points at.
+async fn fresh_postgres(admin: &str) -> String {
+    use sqlx::Connection;
+    let name = format!(
+        "cg_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("TEST_DATABASE_URL connects");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("a test database is created");
+    let mut url = url::Url::parse(admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// A gateway process (the real binary) serving `config` with its state in `store`.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub url: String,
+}
+
+impl GatewayProcess {
+    pub fn start(config: &tempfile::NamedTempFile, store: &str) -> GatewayProcess {
+        let mut child = binary()
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", store, "--config"])
+            .arg(config.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = wait_for_url(&mut child);
+        GatewayProcess { child, url }
+    }
+
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let body: Value = reqwest::Client::new()
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("gateway answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config file pointing a gateway at `sandbox`'s simulators.
+pub fn sandbox_config(sandbox: &Sandbox) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), sandbox.config_toml()).unwrap();
+    file
+}

@@ -13,4 +13,5 @@ mod reads;
 mod schema;
 mod secrets;
 mod security;
+mod store;
 mod writes;
