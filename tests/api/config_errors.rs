@@ -177,3 +177,73 @@ async fn the_callers_name_is_in_the_log_line_and_never_its_key() {
     assert!(logs.contains("caller=web-frontend"), "{logs}");
     assert!(!logs.contains(key), "the key is in the logs");
 }
+
+/// `contact-gateway sandbox --print-config` runs the simulators alone and prints a config a
+/// gateway can serve from; the simulators keep their state across gateway restarts.
+#[tokio::test]
+async fn the_sandbox_command_prints_a_config_gateways_can_restart_against() {
+    use std::io::{BufRead, BufReader};
+    let mut sandbox = binary()
+        .args(["sandbox", "--print-config"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sandbox.stdout.take().unwrap()).lines();
+    let mut config = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with("# end of config") {
+            break;
+        }
+        config += &line;
+        config += "\n";
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let file = write_config(&config);
+    let store = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", store.path().join("store.db").display());
+    let create = serde_json::json!({ "query": "mutation { createContact(input: { provider: CONSUELO, firstName: \"Kept\", emails: [{ address: \"kept@example.com\" }] }) { contact { id } } }" });
+    let search = serde_json::json!({ "query": "{ contacts(providers: [CONSUELO], filter: { email: \"kept@example.com\" }) { nodes { id } } }" });
+    let mut ids = Vec::new();
+    for body in [&create, &search] {
+        let mut gateway = binary()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                &store_url,
+                "--config",
+            ])
+            .arg(file.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = wait_for_url(&mut gateway);
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(answer.to_string());
+        terminate(&mut gateway);
+    }
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let created: serde_json::Value = serde_json::from_str(&ids[0]).unwrap();
+    let id = created["data"]["createContact"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ids[1].contains(&id),
+        "the second gateway finds what the first created: {}",
+        ids[1]
+    );
+}

@@ -171,7 +171,9 @@ pub async fn store_urls() -> Vec<(&'static str, String, Option<tempfile::TempDir
     let sqlite = format!("sqlite://{}", dir.path().join("store.db").display());
     let mut stores = vec![("sqlite", sqlite, Some(dir))];
     match std::env::var("TEST_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => stores.push(("postgres", fresh_postgres(&admin).await, None)),
+        Ok(admin) if !admin.is_empty() => {
+            stores.push(("postgres", fresh_postgres(&admin).await, None))
+        }
         _ => eprintln!("skipping PostgreSQL: TEST_DATABASE_URL is not set (.ci/run sets it)"),
     }
     stores
@@ -209,7 +211,14 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     pub fn start(config: &tempfile::NamedTempFile, store: &str) -> GatewayProcess {
         let mut child = binary()
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", store, "--config"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                store,
+                "--config",
+            ])
             .arg(config.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -24,9 +24,17 @@ async fn concurrent_upserts_across_two_gateways_make_one_contact() {
         consuelo.reset_requests();
         let input = json!({ "input": { "provider": "CONSUELO", "firstName": "Four",
             "emails": [{ "address": "four.at.once@example.com" }] } });
-        let answers = futures::future::join_all([&a, &b, &a, &b].map(|g| g.data(UPSERT, input.clone()))).await;
-        let ids: Vec<_> = answers.iter().map(|d| d["upsertContact"]["contact"]["id"].clone()).collect();
-        assert!(ids.iter().all(|id| id == &ids[0] && id.is_string()), "{backend}: {answers:?}");
+        let answers =
+            futures::future::join_all([&a, &b, &a, &b].map(|g| g.data(UPSERT, input.clone())))
+                .await;
+        let ids: Vec<_> = answers
+            .iter()
+            .map(|d| d["upsertContact"]["contact"]["id"].clone())
+            .collect();
+        assert!(
+            ids.iter().all(|id| id == &ids[0] && id.is_string()),
+            "{backend}: {answers:?}"
+        );
         let creates = consuelo
             .requests()
             .iter()
