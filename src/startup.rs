@@ -82,6 +82,7 @@ impl Application {
             gateway,
             documents: Default::default(),
             max_errors: config.limits.max_errors,
+            graphiql: crate::server::graphiql::page(config.auth.is_some()),
         };
         let router = router(state, &config, sandbox_mode).map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;

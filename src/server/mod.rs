@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod cors;
+pub mod graphiql;
 pub mod graphql_http;
 
 use auth::{Authenticator, Caller};
@@ -13,7 +14,6 @@ use crate::graphql::access::MayWrite;
 use crate::graphql::errors::Executed;
 use crate::graphql::AppSchema;
 use crate::providers::request_budget;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -40,6 +40,8 @@ pub struct AppState {
     pub documents: ParsedDocuments,
     /// `[limits] max_errors`.
     pub max_errors: usize,
+    /// The playground page (`graphiql::page`).
+    pub graphiql: Html<String>,
 }
 
 impl AppState {
@@ -137,6 +139,10 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
     }
     let mut app = graphql
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            &format!("{}/{{file}}", graphiql::ASSETS),
+            get(graphiql::asset),
+        )
         .fallback(|headers: HeaderMap| async move {
             refusal(
                 &headers,
@@ -211,7 +217,7 @@ async fn graphql_get(
         Ok(request) if !wants_html => request,
         // A browser, or a bare GET without a query: the playground.
         _ if wants_html || headers.get(header::ACCEPT).is_none() => {
-            return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response()
+            return state.graphiql.clone().into_response()
         }
         Err(refused) => return refused.respond(media),
         Ok(_) => unreachable!("handled above"),

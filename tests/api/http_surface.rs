@@ -178,3 +178,47 @@ async fn malformed_ids_and_arguments_are_bad_user_input() {
         assert_eq!(error_codes(&body), ["BAD_USER_INPUT"], "{args}: {body}");
     }
 }
+
+/// The playground is served from the binary: the page loads only the gateway's own files, and
+/// each of them is there.
+#[tokio::test]
+async fn graphiql_loads_only_files_the_gateway_serves() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sources: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/assets/") || s.starts_with("http"))
+        .collect();
+    assert_eq!(sources.len(), 4, "{sources:?}");
+    for source in sources {
+        assert!(
+            source.starts_with("/assets/graphiql/"),
+            "an outside file: {source}"
+        );
+        let response = app
+            .client
+            .get(format!("{}{source}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{source}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            content_type.starts_with("text/"),
+            "{source}: {content_type}"
+        );
+        assert!(response.bytes().await.unwrap().len() > 1000, "{source}");
+    }
+}
