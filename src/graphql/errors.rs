@@ -3,8 +3,7 @@
 
 use crate::providers::ProviderError;
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextResolve,
-    NextValidation, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
@@ -95,13 +94,24 @@ impl Executed {
     }
 }
 
-/// Gives every error a code by where it arose — parsing, validation, or a field's arguments
-/// during execution (the resolvers' own errors already carry theirs) — and marks execution.
+/// Gives the errors of parsing and validation their codes, and marks execution (errors of
+/// execution get theirs in `code_field_errors`, without a hook on every field).
 pub struct EdgeCodes;
 
 impl ExtensionFactory for EdgeCodes {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(EdgeCodes)
+    }
+}
+
+/// After execution: a resolver's own errors have codes; one without is an argument the schema
+/// could not read (an `Int` out of range, say), the caller's to fix.
+pub fn code_field_errors(errors: &mut [ServerError]) {
+    for error in errors.iter_mut() {
+        *error = coded(
+            std::mem::replace(error, ServerError::new("", None)),
+            BAD_USER_INPUT,
+        );
     }
 }
 
@@ -157,18 +167,5 @@ impl Extension for EdgeCodes {
             executed.0.store(true, Ordering::Release);
         }
         next.run(ctx, operation_name).await
-    }
-
-    /// A resolver's own errors have codes; one without is an argument the schema could not
-    /// read (an `Int` out of range, say).
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<async_graphql::Value>> {
-        next.run(ctx, info)
-            .await
-            .map_err(|e| coded(e, BAD_USER_INPUT))
     }
 }

@@ -1,6 +1,5 @@
 //! The GraphQL schema: `Query`, types, and error codes.
 
-pub mod access;
 pub mod errors;
 pub mod mutation;
 pub mod query;
@@ -24,7 +23,6 @@ pub fn build_schema(
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .enable_federation()
         .extension(errors::EdgeCodes)
-        .extension(access::WriteAccess)
         .limit_depth(limits.max_depth)
         .limit_directives(limits.max_directives_per_field)
         .limit_complexity(limits.max_complexity)

@@ -5,6 +5,8 @@
 
 use super::graphql_http::{EdgeError, MediaType};
 use crate::config::{ApiKey, AuthConfig, JwtConfig, JwtKey, Role};
+use async_graphql::parser::types::Selection;
+use async_graphql::PathSegment;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -284,4 +286,44 @@ fn is_graphiql_page(request: &Request) -> bool {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The answer to a mutation from a read-only credential: each of its fields fails with
+/// `FORBIDDEN`, and nothing runs (so nothing is sent upstream).
+pub fn forbidden(request: &mut async_graphql::Request) -> async_graphql::Response {
+    let operation_name = request.operation_name.clone();
+    let fields: Vec<(String, async_graphql::Pos)> = match request.parsed_query() {
+        Ok(document) => document
+            .operations
+            .iter()
+            .filter(|(name, _)| match (&operation_name, name) {
+                (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
+                _ => true,
+            })
+            .flat_map(|(_, op)| op.node.selection_set.node.items.iter())
+            .filter_map(|selection| match &selection.node {
+                Selection::Field(field) => {
+                    Some((field.node.response_key().node.to_string(), field.pos))
+                }
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let errors = fields
+        .into_iter()
+        .map(|(field, pos)| {
+            let mut error = async_graphql::ServerError::new(
+                "this credential may only read: mutations need the write role or scope",
+                Some(pos),
+            );
+            error.path = vec![PathSegment::Field(field)];
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "FORBIDDEN");
+            error
+        })
+        .collect();
+    async_graphql::Response::from_errors(errors)
 }

@@ -10,8 +10,7 @@ use graphql_http::{EdgeError, MediaType};
 
 use crate::config::Config;
 use crate::gateway::{loader, Gateway};
-use crate::graphql::access::MayWrite;
-use crate::graphql::errors::Executed;
+use crate::graphql::errors::{code_field_errors, Executed};
 use crate::graphql::AppSchema;
 use crate::providers::request_budget;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
@@ -249,12 +248,16 @@ impl AppState {
         media: MediaType,
     ) -> Response {
         self.documents.prepare(&mut request);
-        let executed = Executed::default();
-        let mut request = request.data(executed.clone());
-        if let Some(Extension(caller)) = caller {
-            request = request.data(MayWrite(caller.may_write));
+        if caller.is_some_and(|Extension(caller)| !caller.may_write) && is_mutation(&mut request) {
+            // A read-only credential: every mutation field fails, nothing runs.
+            return graphql_http::graphql_response(auth::forbidden(&mut request), true, media);
         }
+        let executed = Executed::default();
+        let request = request.data(executed.clone());
         let mut response = self.execute(request).await;
+        if executed.get() {
+            code_field_errors(&mut response.errors);
+        }
         cap_errors(&mut response, self.max_errors);
         graphql_http::graphql_response(response, executed.get(), media)
     }
