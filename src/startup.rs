@@ -81,6 +81,7 @@ impl Application {
             schema,
             gateway,
             documents: Default::default(),
+            persisted_queries: Default::default(),
             max_errors: config.limits.max_errors,
             graphiql: crate::server::graphiql::page(config.auth.is_some()),
         };

@@ -147,8 +147,13 @@ pub fn get_request(params: Vec<(String, String)>) -> Result<async_graphql::Reque
 
 /// The GraphQL request in `params`, every parameter of the type the spec gives it.
 fn request_from(mut params: Map<String, Value>) -> Result<async_graphql::Request, EdgeError> {
+    // A persisted query names its query by hash and may leave `query` out.
+    let persisted = params
+        .get("extensions")
+        .is_some_and(|e| e.get("persistedQuery").is_some());
     let query = match params.remove("query") {
         Some(Value::String(query)) => query,
+        None | Some(Value::Null) if persisted => String::new(),
         None | Some(Value::Null) => {
             return Err(EdgeError::bad_request("the request has no `query`"));
         }

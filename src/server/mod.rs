@@ -4,6 +4,7 @@ pub mod auth;
 mod cors;
 pub mod graphiql;
 pub mod graphql_http;
+pub mod persisted_queries;
 
 use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType};
@@ -37,6 +38,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub gateway: Arc<Gateway>,
     pub documents: ParsedDocuments,
+    pub persisted_queries: persisted_queries::PersistedQueries,
     /// `[limits] max_errors`.
     pub max_errors: usize,
     /// The playground page (`graphiql::page`).
@@ -222,6 +224,11 @@ async fn graphql_get(
         Ok(_) => unreachable!("handled above"),
     };
     let mut request = request;
+    // A hashed query is resolved first, so a hashed mutation is refused here too.
+    if let Err(error) = state.persisted_queries.resolve(&mut request) {
+        let refused = async_graphql::Response::from_errors(vec![error]);
+        return graphql_http::graphql_response(refused, false, media);
+    }
     state.documents.prepare(&mut request);
     if is_mutation(&mut request) {
         let mut response = EdgeError::new(
@@ -247,6 +254,10 @@ impl AppState {
         caller: Option<Extension<Caller>>,
         media: MediaType,
     ) -> Response {
+        if let Err(error) = self.persisted_queries.resolve(&mut request) {
+            let refused = async_graphql::Response::from_errors(vec![error]);
+            return graphql_http::graphql_response(refused, false, media);
+        }
         self.documents.prepare(&mut request);
         if caller.is_some_and(|Extension(caller)| !caller.may_write) && is_mutation(&mut request) {
             // A read-only credential: every mutation field fails, nothing runs.

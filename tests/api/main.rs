@@ -9,6 +9,7 @@ mod http_surface;
 mod import;
 mod mapping;
 mod paging;
+mod persisted_queries;
 mod reads;
 mod schema;
 mod secrets;
