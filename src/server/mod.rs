@@ -3,9 +3,11 @@
 pub mod auth;
 mod cors;
 pub mod graphql_http;
+pub mod idempotency;
 
 use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType};
+use idempotency::IdempotencyKey;
 
 use crate::config::Config;
 use crate::gateway::{loader, Gateway};
@@ -40,6 +42,8 @@ pub struct AppState {
     pub documents: ParsedDocuments,
     /// `[limits] max_errors`.
     pub max_errors: usize,
+    /// `[store] idempotency_ttl_secs`: how long a mutation's `Idempotency-Key` is remembered.
+    pub idempotency_ttl: std::time::Duration,
 }
 
 impl AppState {
@@ -189,8 +193,13 @@ async fn graphql_post(
             return EdgeError::new(status, code, rejection.body_text()).respond(media);
         }
     };
-    match graphql_http::post_request(&headers, &body) {
-        Ok(request) => state.answer(request, caller, media).await,
+    let request = match graphql_http::post_request(&headers, &body) {
+        Ok(request) => request,
+        Err(refused) => return refused.respond(media),
+    };
+    match IdempotencyKey::from_headers(&headers) {
+        Ok(None) => state.answer(request, caller, media).await.response,
+        Ok(Some(key)) => state.answer_once(key, request, caller, media).await,
         Err(refused) => refused.respond(media),
     }
 }
@@ -230,7 +239,15 @@ async fn graphql_get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    state.answer(request, caller, media).await
+    // GET never runs a mutation, so an `Idempotency-Key` has nothing to do here.
+    state.answer(request, caller, media).await.response
+}
+
+/// A request's answer, and whether it ran: one refused before (parse, validation) did not,
+/// and keeps no `Idempotency-Key`.
+struct Answered {
+    response: Response,
+    executed: bool,
 }
 
 impl AppState {
@@ -241,7 +258,7 @@ impl AppState {
         mut request: async_graphql::Request,
         caller: Option<Extension<Caller>>,
         media: MediaType,
-    ) -> Response {
+    ) -> Answered {
         self.documents.prepare(&mut request);
         let executed = Executed::default();
         let mut request = request.data(executed.clone());
@@ -250,7 +267,11 @@ impl AppState {
         }
         let mut response = self.execute(request).await;
         cap_errors(&mut response, self.max_errors);
-        graphql_http::graphql_response(response, executed.get(), media)
+        let executed = executed.get();
+        Answered {
+            response: graphql_http::graphql_response(response, executed, media),
+            executed,
+        }
     }
 }
 
