@@ -28,6 +28,7 @@ pub struct Application {
     sandbox: Option<Arc<Sandbox>>,
     /// The temporary folder of a store made for this run (the sandbox's), removed at exit.
     _store_dir: Option<tempfile::TempDir>,
+    store: Store,
     hygiene: Hygiene,
 }
 
@@ -74,7 +75,7 @@ impl Application {
         let gateway = Arc::new(
             Gateway::new(registry, &config.cache)
                 .with_limits(&config.limits, cursor_key)
-                .with_store(store),
+                .with_store(store.clone()),
         );
         let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
         let state = AppState {
@@ -84,6 +85,7 @@ impl Application {
             persisted_queries: Default::default(),
             max_errors: config.limits.max_errors,
             graphiql: crate::server::graphiql::page(config.auth.is_some()),
+            idempotency_ttl: Duration::from_secs(config.store.idempotency_ttl_secs),
         };
         let router = router(state, &config, sandbox_mode).map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
@@ -94,6 +96,7 @@ impl Application {
             address,
             sandbox,
             _store_dir: store_dir,
+            store,
             hygiene: Hygiene {
                 max_connections: config.limits.max_connections,
                 shutdown_grace_secs: config.limits.shutdown_grace_secs,
@@ -126,6 +129,7 @@ impl Application {
     ) -> std::io::Result<()> {
         // Keeps the simulators alive as long as the gateway serves.
         let _sandbox = self.sandbox;
+        let _cleanup = AbortOnDrop(tokio::spawn(delete_expired_keys(self.store)));
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
@@ -189,6 +193,33 @@ async fn open_store(config: &StoreConfig) -> std::io::Result<(Store, Option<temp
     };
     let store = Store::open(&url).await.map_err(std::io::Error::other)?;
     Ok((store, dir))
+}
+
+/// How often expired idempotency keys are deleted (an expired key is already treated as new;
+/// this only keeps the table small).
+const CLEANUP_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes expired idempotency keys now and every `CLEANUP_EVERY`, while the gateway serves.
+async fn delete_expired_keys(store: Store) {
+    let mut every = tokio::time::interval(CLEANUP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match store.delete_expired_keys().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired idempotency keys deleted"),
+            Err(e) => tracing::warn!(error = %e, "expired idempotency keys could not be deleted"),
+        }
+    }
+}
+
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A client must send its request headers within this (a trickling client is disconnected).

@@ -35,7 +35,8 @@ impl MediaType {
         }
     }
 
-    fn header(self) -> HeaderValue {
+    /// Its `Content-Type` header.
+    pub fn header(self) -> HeaderValue {
         HeaderValue::from_static(match self {
             MediaType::Json => "application/json; charset=utf-8",
             MediaType::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",

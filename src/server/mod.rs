@@ -4,10 +4,12 @@ pub mod auth;
 mod cors;
 pub mod graphiql;
 pub mod graphql_http;
+pub mod idempotency;
 pub mod persisted_queries;
 
 use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType};
+use idempotency::IdempotencyKey;
 
 use crate::config::Config;
 use crate::gateway::{loader, Gateway};
@@ -43,6 +45,8 @@ pub struct AppState {
     pub max_errors: usize,
     /// The playground page (`graphiql::page`).
     pub graphiql: Html<String>,
+    /// `[store] idempotency_ttl_secs`: how long a mutation's `Idempotency-Key` is remembered.
+    pub idempotency_ttl: std::time::Duration,
 }
 
 impl AppState {
@@ -196,8 +200,13 @@ async fn graphql_post(
             return EdgeError::new(status, code, rejection.body_text()).respond(media);
         }
     };
-    match graphql_http::post_request(&headers, &body) {
-        Ok(request) => state.answer(request, caller, media).await,
+    let request = match graphql_http::post_request(&headers, &body) {
+        Ok(request) => request,
+        Err(refused) => return refused.respond(media),
+    };
+    match IdempotencyKey::from_headers(&headers) {
+        Ok(None) => state.answer(request, caller, media).await.response,
+        Ok(Some(key)) => state.answer_once(key, request, caller, media).await,
         Err(refused) => refused.respond(media),
     }
 }
@@ -242,7 +251,15 @@ async fn graphql_get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    state.answer(request, caller, media).await
+    // GET never runs a mutation, so an `Idempotency-Key` has nothing to do here.
+    state.answer(request, caller, media).await.response
+}
+
+/// A request's answer, and whether it ran: one refused before (parse, validation) did not,
+/// and keeps no `Idempotency-Key`.
+struct Answered {
+    response: Response,
+    executed: bool,
 }
 
 impl AppState {
@@ -253,15 +270,18 @@ impl AppState {
         mut request: async_graphql::Request,
         caller: Option<Extension<Caller>>,
         media: MediaType,
-    ) -> Response {
+    ) -> Answered {
+        let refused = |response, executed| Answered {
+            response: graphql_http::graphql_response(response, executed, media),
+            executed,
+        };
         if let Err(error) = self.persisted_queries.resolve(&mut request) {
-            let refused = async_graphql::Response::from_errors(vec![error]);
-            return graphql_http::graphql_response(refused, false, media);
+            return refused(async_graphql::Response::from_errors(vec![error]), false);
         }
         self.documents.prepare(&mut request);
         if caller.is_some_and(|Extension(caller)| !caller.may_write) && is_mutation(&mut request) {
             // A read-only credential: every mutation field fails, nothing runs.
-            return graphql_http::graphql_response(auth::forbidden(&mut request), true, media);
+            return refused(auth::forbidden(&mut request), true);
         }
         let executed = Executed::default();
         let request = request.data(executed.clone());
@@ -270,7 +290,11 @@ impl AppState {
             code_field_errors(&mut response.errors);
         }
         cap_errors(&mut response, self.max_errors);
-        graphql_http::graphql_response(response, executed.get(), media)
+        let executed = executed.get();
+        Answered {
+            response: graphql_http::graphql_response(response, executed, media),
+            executed,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! (TEXT ids made here, BIGINT epoch milliseconds, JSON as TEXT).
 
 pub mod claims;
+pub mod idempotency;
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
 use sqlx::{AnyPool, Executor};

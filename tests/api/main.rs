@@ -6,6 +6,7 @@ mod config_errors;
 mod faults;
 mod helpers;
 mod http_surface;
+mod idempotency;
 mod import;
 mod mapping;
 mod paging;
