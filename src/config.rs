@@ -225,6 +225,8 @@ pub struct LimitsConfig {
     pub max_errors: usize,
     /// Directives one field may carry (a body of repeated `@include` is refused whole).
     pub max_directives_per_field: usize,
+    /// Operations one JSON-array (batched) request may hold.
+    pub max_batch: usize,
     /// Connections open at once; further ones wait in the accept queue.
     pub max_connections: usize,
     /// How long SIGTERM waits for the requests in flight.
@@ -255,6 +257,7 @@ impl Default for LimitsConfig {
             max_complexity: 5_000,
             max_errors: 100,
             max_directives_per_field: 8,
+            max_batch: 10,
             max_connections: 1024,
             shutdown_grace_secs: 30,
             max_upstream_calls: 100,
@@ -460,6 +463,9 @@ impl Config {
         }
         if raw.limits.max_errors == 0 {
             return Err(invalid("limits.max_errors", "must be at least 1"));
+        }
+        if raw.limits.max_batch == 0 {
+            return Err(invalid("limits.max_batch", "must be at least 1"));
         }
         if raw.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));

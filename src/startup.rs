@@ -84,6 +84,7 @@ impl Application {
             documents: Default::default(),
             persisted_queries: Default::default(),
             max_errors: config.limits.max_errors,
+            max_batch: config.limits.max_batch,
             graphiql: crate::server::graphiql::page(config.auth.is_some()),
             idempotency_ttl: Duration::from_secs(config.store.idempotency_ttl_secs),
         };

@@ -92,10 +92,18 @@ pub fn json_response(status: StatusCode, media: MediaType, body: &Value) -> Resp
 /// A POST body: JSON, as `application/json` (or `application/graphql-response+json`), UTF-8.
 /// Anything else is refused with 415 before it is read, so no cross-site form or `text/plain`
 /// POST can run anything.
+/// What a POST body holds: one operation, or a batch (a JSON array, Apollo's `BatchHttpLink`).
+#[derive(Debug)]
+pub enum Posted {
+    One(Box<async_graphql::Request>),
+    Batch(Vec<async_graphql::Request>),
+}
+
 pub fn post_request(
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<async_graphql::Request, EdgeError> {
+    max_batch: usize,
+) -> Result<Posted, EdgeError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -121,10 +129,24 @@ pub fn post_request(
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| EdgeError::bad_request(format!("the request body is not JSON: {e}")))?;
     match value {
-        Value::Object(params) => request_from(params),
-        Value::Array(_) => Err(EdgeError::bad_request(
-            "batched requests (a JSON array) are not accepted; send one operation per request",
-        )),
+        Value::Object(params) => request_from(params).map(|r| Posted::One(Box::new(r))),
+        Value::Array(items) if items.is_empty() => {
+            Err(EdgeError::bad_request("the batch is empty"))
+        }
+        Value::Array(items) if items.len() > max_batch => Err(EdgeError::bad_request(format!(
+            "a batch holds at most {max_batch} operations (`[limits] max_batch`); this one has {}",
+            items.len()
+        ))),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(params) => request_from(params),
+                _ => Err(EdgeError::bad_request(
+                    "each operation of a batch must be a JSON object",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Posted::Batch),
         _ => Err(EdgeError::bad_request(
             "the request body must be a JSON object",
         )),
@@ -188,6 +210,17 @@ fn request_from(mut params: Map<String, Value>) -> Result<async_graphql::Request
     Ok(request)
 }
 
+/// A response as JSON: without `data` when the request never executed.
+pub fn response_body(response: &async_graphql::Response, executed: bool) -> Value {
+    let mut body = serde_json::to_value(response).unwrap_or_else(|_| json!({}));
+    if !executed {
+        if let Value::Object(map) = &mut body {
+            map.remove("data");
+        }
+    }
+    body
+}
+
 /// The answer to an executed (or refused) GraphQL request. A request that never executed
 /// (parse, validation or variable errors) has no `data`, and under
 /// `application/graphql-response+json` gets 400; field errors keep 200.
@@ -201,13 +234,7 @@ pub fn graphql_response(
     } else {
         StatusCode::OK
     };
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
-    if !executed {
-        if let Value::Object(map) = &mut body {
-            map.remove("data");
-        }
-    }
-    let mut http = json_response(status, media, &body);
+    let mut http = json_response(status, media, &response_body(&response, executed));
     for (name, value) in response.http_headers.iter() {
         http.headers_mut().append(name, value.clone());
     }
@@ -251,16 +278,17 @@ mod tests {
             "application/x-www-form-urlencoded",
             "application/json; charset=latin1",
         ] {
-            let err = post_request(&headers(&[("content-type", content_type)]), &body).unwrap_err();
+            let err =
+                post_request(&headers(&[("content-type", content_type)]), &body, 10).unwrap_err();
             assert_eq!(
                 err.status,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "{content_type}"
             );
         }
-        assert!(post_request(&HeaderMap::new(), &body).is_err());
+        assert!(post_request(&HeaderMap::new(), &body, 10).is_err());
         let ok = headers(&[("content-type", "application/json; charset=UTF-8")]);
-        assert!(post_request(&ok, &body).is_ok());
+        assert!(post_request(&ok, &body, 10).is_ok());
     }
 
     #[test]
@@ -272,11 +300,12 @@ mod tests {
             r#"{"query": "{a}", "variables": "[]"}"#,
             r#"{"query": "{a}", "operationName": 3}"#,
             r#"{"query": "{a}", "extensions": "x"}"#,
-            r#"[{"query": "{a}"}]"#,
+            r#"[]"#,
+            r#"[1]"#,
             r#"{"query": "{a}""#,
             "",
         ] {
-            let err = post_request(&ok, &Bytes::from(body)).unwrap_err();
+            let err = post_request(&ok, &Bytes::from(body), 10).unwrap_err();
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{body}");
         }
     }

@@ -297,9 +297,10 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )]);
-        let request = super::super::graphql_http::post_request(&headers, &body.to_owned().into())
-            .expect("a request");
-        request_hash(&request)
+        match super::super::graphql_http::post_request(&headers, &body.to_owned().into(), 1) {
+            Ok(super::super::graphql_http::Posted::One(request)) => request_hash(&request),
+            other => panic!("one request expected, got {other:?}"),
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod idempotency;
 pub mod persisted_queries;
 
 use auth::{Authenticator, Caller};
-use graphql_http::{EdgeError, MediaType};
+use graphql_http::{EdgeError, MediaType, Posted};
 use idempotency::IdempotencyKey;
 
 use crate::config::Config;
@@ -43,6 +43,8 @@ pub struct AppState {
     pub persisted_queries: persisted_queries::PersistedQueries,
     /// `[limits] max_errors`.
     pub max_errors: usize,
+    /// `[limits] max_batch`: operations one JSON-array request may hold.
+    pub max_batch: usize,
     /// The playground page (`graphiql::page`).
     pub graphiql: Html<String>,
     /// `[store] idempotency_ttl_secs`: how long a mutation's `Idempotency-Key` is remembered.
@@ -52,8 +54,9 @@ pub struct AppState {
 impl AppState {
     /// Runs one GraphQL request (its document already `prepare`d) under its own upstream
     /// budget, with its own loader, whose batches run in this request's span and budget.
+    /// (A batch's operations share the batch's budget.)
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        let budget = self.gateway.request_budget();
+        let budget = request_budget::current().unwrap_or_else(|| self.gateway.request_budget());
         request_budget::within(Some(budget), async {
             let request = request.data(loader::for_request(self.gateway.clone()));
             self.schema.execute(request).await
@@ -200,14 +203,31 @@ async fn graphql_post(
             return EdgeError::new(status, code, rejection.body_text()).respond(media);
         }
     };
-    let request = match graphql_http::post_request(&headers, &body) {
-        Ok(request) => request,
+    let key = match IdempotencyKey::from_headers(&headers) {
+        Ok(key) => key,
         Err(refused) => return refused.respond(media),
     };
-    match IdempotencyKey::from_headers(&headers) {
-        Ok(None) => state.answer(request, caller, media).await.response,
-        Ok(Some(key)) => state.answer_once(key, request, caller, media).await,
-        Err(refused) => refused.respond(media),
+    let mut request = match graphql_http::post_request(&headers, &body, state.max_batch) {
+        Ok(Posted::One(request)) => *request,
+        Ok(Posted::Batch(requests)) if key.is_none() => {
+            return state.answer_batch(requests, caller, media).await;
+        }
+        Ok(Posted::Batch(_)) => return EdgeError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "an Idempotency-Key covers one operation: send the mutation on its own, not in a batch",
+        )
+        .respond(media),
+        Err(refused) => return refused.respond(media),
+    };
+    // A hashed query is resolved first, so what it names is what the rest sees.
+    if let Err(error) = state.persisted_queries.resolve(&mut request) {
+        let refused = async_graphql::Response::from_errors(vec![error]);
+        return graphql_http::graphql_response(refused, false, media);
+    }
+    match key {
+        None => state.answer(request, caller, media).await.response,
+        Some(key) => state.answer_once(key, request, caller, media).await,
     }
 }
 
@@ -267,21 +287,27 @@ impl AppState {
     /// `application/graphql-response+json`), at most `max_errors` errors.
     async fn answer(
         &self,
-        mut request: async_graphql::Request,
+        request: async_graphql::Request,
         caller: Option<Extension<Caller>>,
         media: MediaType,
     ) -> Answered {
-        let refused = |response, executed| Answered {
+        let (response, executed) = self.run(request, caller.as_ref()).await;
+        Answered {
             response: graphql_http::graphql_response(response, executed, media),
             executed,
-        };
-        if let Err(error) = self.persisted_queries.resolve(&mut request) {
-            return refused(async_graphql::Response::from_errors(vec![error]), false);
         }
+    }
+
+    /// Runs one operation: its GraphQL response, and whether it executed.
+    async fn run(
+        &self,
+        mut request: async_graphql::Request,
+        caller: Option<&Extension<Caller>>,
+    ) -> (async_graphql::Response, bool) {
         self.documents.prepare(&mut request);
         if caller.is_some_and(|Extension(caller)| !caller.may_write) && is_mutation(&mut request) {
             // A read-only credential: every mutation field fails, nothing runs.
-            return refused(auth::forbidden(&mut request), true);
+            return (auth::forbidden(&mut request), true);
         }
         let executed = Executed::default();
         let request = request.data(executed.clone());
@@ -290,11 +316,36 @@ impl AppState {
             code_field_errors(&mut response.errors);
         }
         cap_errors(&mut response, self.max_errors);
-        let executed = executed.get();
-        Answered {
-            response: graphql_http::graphql_response(response, executed, media),
-            executed,
-        }
+        (response, executed.get())
+    }
+
+    /// A batch (Apollo's `BatchHttpLink`): its operations run concurrently under ONE upstream
+    /// budget and deadline, and the answer is their results in order, status 200.
+    async fn answer_batch(
+        &self,
+        requests: Vec<async_graphql::Request>,
+        caller: Option<Extension<Caller>>,
+        media: MediaType,
+    ) -> Response {
+        let budget = self.gateway.request_budget();
+        let results = request_budget::within(Some(budget), async {
+            let runs = requests.into_iter().map(|mut request| {
+                let caller = caller.as_ref();
+                async move {
+                    if let Err(error) = self.persisted_queries.resolve(&mut request) {
+                        return (async_graphql::Response::from_errors(vec![error]), false);
+                    }
+                    self.run(request, caller).await
+                }
+            });
+            futures::future::join_all(runs).await
+        })
+        .await;
+        let body: Vec<serde_json::Value> = results
+            .into_iter()
+            .map(|(response, executed)| graphql_http::response_body(&response, executed))
+            .collect();
+        graphql_http::json_response(StatusCode::OK, media, &serde_json::Value::Array(body))
     }
 }
 

@@ -1,5 +1,6 @@
 mod auth;
 mod bad_input;
+mod batches;
 mod batching;
 mod budgets;
 mod config_errors;
