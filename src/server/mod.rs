@@ -8,7 +8,7 @@ use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType};
 
 use crate::config::Config;
-use crate::gateway::{loader, Gateway};
+use crate::gateway::{consent, loader, Gateway};
 use crate::graphql::access::MayWrite;
 use crate::graphql::errors::Executed;
 use crate::graphql::AppSchema;
@@ -48,7 +48,9 @@ impl AppState {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         let budget = self.gateway.request_budget();
         request_budget::within(Some(budget), async {
-            let request = request.data(loader::for_request(self.gateway.clone()));
+            let request = request
+                .data(loader::for_request(self.gateway.clone()))
+                .data(consent::for_request(&self.gateway));
             self.schema.execute(request).await
         })
         .await

@@ -3,6 +3,7 @@ mod bad_input;
 mod batching;
 mod budgets;
 mod config_errors;
+mod do_not_contact;
 mod faults;
 mod helpers;
 mod http_surface;
