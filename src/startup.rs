@@ -3,6 +3,7 @@
 
 use crate::config::{Config, StoreConfig};
 use crate::gateway::cursor::CursorKey;
+use crate::gateway::outbox::OutboxWorker;
 use crate::gateway::Gateway;
 use crate::graphql::build_schema;
 use crate::providers::Registry;
@@ -26,6 +27,7 @@ pub struct Application {
     router: Router,
     address: SocketAddr,
     sandbox: Option<Arc<Sandbox>>,
+    gateway: Arc<Gateway>,
     /// The temporary folder of a store made for this run (the sandbox's), removed at exit.
     _store_dir: Option<tempfile::TempDir>,
     store: Store,
@@ -80,7 +82,7 @@ impl Application {
         let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
         let state = AppState {
             schema,
-            gateway,
+            gateway: gateway.clone(),
             documents: Default::default(),
             persisted_queries: Default::default(),
             max_errors: config.limits.max_errors,
@@ -96,6 +98,7 @@ impl Application {
             router,
             address,
             sandbox,
+            gateway,
             _store_dir: store_dir,
             store,
             hygiene: Hygiene {
@@ -115,6 +118,11 @@ impl Application {
         self.sandbox.clone()
     }
 
+    /// The gateway it serves (its store, registry and caches).
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.clone()
+    }
+
     /// Serves until Ctrl-C or SIGTERM, finishing the requests in flight.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
@@ -123,7 +131,8 @@ impl Application {
     /// Serves until `signal`: each connection under the edge's hygiene (a client must send
     /// its request headers within `HEADER_READ_TIMEOUT`; at most `max_connections` open at
     /// once, further ones wait in the accept queue), then stops accepting and lets the
-    /// requests in flight finish for up to `shutdown_grace_secs`.
+    /// requests in flight finish for up to `shutdown_grace_secs`. The do-not-contact outbox
+    /// worker runs as long as it serves, and stops after the requests.
     pub async fn run_until(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
@@ -131,6 +140,7 @@ impl Application {
         // Keeps the simulators alive as long as the gateway serves.
         let _sandbox = self.sandbox;
         let _cleanup = AbortOnDrop(tokio::spawn(delete_expired_keys(self.store)));
+        let outbox = OutboxWorker::start(self.gateway.clone());
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
@@ -175,6 +185,9 @@ impl Application {
                 "requests still in flight after shutdown_grace_secs ({}s): stopping anyway",
                 grace.as_secs()
             );
+        }
+        if let Some(outbox) = outbox {
+            outbox.stop().await;
         }
         Ok(())
     }

@@ -101,6 +101,9 @@ pub enum UserErrorCode {
     MalformedRow,
     /// A warning: the write happened, but the provider's answer does not show this value.
     FieldNotStored,
+    /// The write would opt in (`smsOptIn`/`emailOptIn: true`) a phone or email that is in the
+    /// gateway's do-not-contact registry.
+    DoNotContact,
 }
 
 impl UserErrorCode {
@@ -121,6 +124,7 @@ impl UserErrorCode {
             UserErrorCode::InvalidCsv => "INVALID_CSV",
             UserErrorCode::MalformedRow => "MALFORMED_ROW",
             UserErrorCode::FieldNotStored => "FIELD_NOT_STORED",
+            UserErrorCode::DoNotContact => "DO_NOT_CONTACT",
         }
     }
 }

@@ -205,6 +205,19 @@ impl Gateway {
                         Ok(input) => input,
                         Err(errors) => return fail(errors),
                     };
+                    match self.registered_opt_ins(&input.as_patch(), None, &[]).await {
+                        Ok(errors) if errors.is_empty() => {}
+                        Ok(errors) => return fail(errors),
+                        Err(why) => {
+                            return fail(vec![UserError::new(
+                                &[],
+                                UserErrorCode::Invalid,
+                                format!(
+                                    "not sent: the do-not-contact registry cannot be read ({why})"
+                                ),
+                            )])
+                        }
+                    }
                     let written = if native_upsert {
                         provider.upsert(&input).await
                     } else {

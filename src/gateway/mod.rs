@@ -2,11 +2,13 @@
 //! fan-out across providers with its cursor, and filters.
 
 pub mod cache;
+pub mod consent;
 pub mod cursor;
 pub mod filter;
 pub mod import;
 pub mod listing;
 pub mod loader;
+pub mod outbox;
 pub mod validate;
 pub mod writes;
 

@@ -124,8 +124,12 @@ pub struct DoNotContactResult {
     pub provider: ProviderId,
     pub status: DoNotContactStatus,
     pub message: String,
-    /// The failure, when `status` is `Failed`.
+    /// The last failure, when `status` is `Failed`, `Pending` or `Unsupported`.
     pub error: Option<ProviderError>,
+    /// Calls made to the provider so far.
+    pub attempts: u64,
+    /// When the outbox sends it again (`Pending` only).
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What became of a do-not-contact request at one provider.
@@ -133,10 +137,22 @@ pub struct DoNotContactResult {
 pub enum DoNotContactStatus {
     /// The provider's do-not-contact mechanism took the request.
     Applied,
-    /// The provider documents no mechanism for this request.
+    /// The provider documents no mechanism for this request (the gateway's registry still
+    /// covers its contacts).
     Unsupported,
-    /// The provider failed; `code` says how.
+    /// The provider refused it for good (a 4xx); `code` says how. Adding the entry again
+    /// tries again.
     Failed,
+    /// Not applied yet (a timeout, a connection failure, a 5xx or a 429): the gateway's
+    /// outbox sends it again, with backoff, until the provider takes it.
+    Pending,
+}
+
+/// A do-not-contact entry and what a request did with it.
+pub struct Registration {
+    pub entry: super::consent::DoNotContactEntry,
+    /// One per provider the request concerned, in `ProviderId` order.
+    pub results: Vec<DoNotContactResult>,
 }
 
 impl Gateway {
@@ -166,6 +182,8 @@ impl Gateway {
             .capable(id, Capability::Create)
             .map_err(WriteError::Provider)?;
         let input = self.new_contact(provider.as_ref(), draft, &["input"])?;
+        self.refuse_registered_opt_ins(&input.as_patch(), None, &["input"])
+            .await?;
         self.create_validated(provider.as_ref(), &input).await
     }
 
@@ -202,6 +220,9 @@ impl Gateway {
             provider.region(),
             &["input"],
         )?;
+        let current = self.current_for_opt_ins(id, &patch).await?;
+        self.refuse_registered_opt_ins(&patch, current.as_deref(), &["input"])
+            .await?;
         self.update_validated(provider.as_ref(), id, &patch).await
     }
 
@@ -351,6 +372,8 @@ impl Gateway {
             .capable(id, Capability::Upsert)
             .map_err(WriteError::Provider)?;
         let input = self.new_contact(provider.as_ref(), draft.clone(), &["input"])?;
+        self.refuse_registered_opt_ins(&input.as_patch(), None, &["input"])
+            .await?;
         let email = input
             .primary_email()
             .filter(|_| match_email)
@@ -497,6 +520,9 @@ impl Gateway {
                         provider.region(),
                         &["input"],
                     )?;
+                    // The match's own phones and emails, where the input gives none.
+                    self.refuse_registered_opt_ins(&patch, Some(&existing), &["input"])
+                        .await?;
                     let written = self
                         .update_validated(provider.as_ref(), &existing.global_id(), &patch)
                         .await?;
@@ -562,53 +588,252 @@ impl Gateway {
         Ok(found.matches.into_iter().map(|(_, c)| c).collect())
     }
 
-    /// Puts a phone (or email) on each provider's do-not-contact mechanism, concurrently;
-    /// one result per provider, whether it applied, cannot, or failed.
+    /// What the registry says against a write that sets `smsOptIn` (`emailOptIn`) to true:
+    /// one `DO_NOT_CONTACT` userError per registered phone (email) it would opt in. The phones
+    /// and emails are those the write gives, else `current`'s. `Err`: the store failed.
+    pub async fn registered_opt_ins(
+        &self,
+        patch: &ContactPatch,
+        current: Option<&Contact>,
+        prefix: &[&str],
+    ) -> Result<Vec<UserError>, String> {
+        let Some(store) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let sms = matches!(patch.sms_opt_in, Patch::Set(true));
+        let email = matches!(patch.email_opt_in, Patch::Set(true));
+        let mut phones: Vec<String> = match (&patch.phones, current) {
+            _ if !sms => Vec::new(),
+            (Patch::Set(given), _) => given.iter().filter_map(|p| p.e164.clone()).collect(),
+            (Patch::Keep, Some(c)) => c.phones.iter().filter_map(|p| p.e164.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let mut emails: Vec<String> = match (&patch.emails, current) {
+            _ if !email => Vec::new(),
+            (Patch::Set(given), _) => given.iter().map(|e| e.address.to_lowercase()).collect(),
+            (Patch::Keep, Some(c)) => c.emails.iter().map(|e| e.address.to_lowercase()).collect(),
+            _ => Vec::new(),
+        };
+        phones.sort();
+        phones.dedup();
+        emails.sort();
+        emails.dedup();
+        if phones.is_empty() && emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = store
+            .registered(&phones, &emails)
+            .await
+            .map_err(|e| e.to_string())?;
+        let path =
+            |field: &'static str| -> Vec<&str> { prefix.iter().copied().chain([field]).collect() };
+        let refused = |key: &String, field| {
+            UserError::new(
+                &path(field),
+                UserErrorCode::DoNotContact,
+                format!(
+                    "{key} is on the do-not-contact list: `{field}` cannot be set to true for it"
+                ),
+            )
+        };
+        Ok(phones
+            .iter()
+            .filter(|p| found.phones.contains(*p))
+            .map(|p| refused(p, "smsOptIn"))
+            .chain(
+                emails
+                    .iter()
+                    .filter(|e| found.emails.contains(*e))
+                    .map(|e| refused(e, "emailOptIn")),
+            )
+            .collect())
+    }
+
+    /// `registered_opt_ins` as a write's refusal.
+    async fn refuse_registered_opt_ins(
+        &self,
+        patch: &ContactPatch,
+        current: Option<&Contact>,
+        prefix: &[&str],
+    ) -> Result<(), WriteError> {
+        match self.registered_opt_ins(patch, current, prefix).await {
+            Ok(errors) if errors.is_empty() => Ok(()),
+            Ok(errors) => Err(WriteError::User(errors)),
+            Err(why) => Err(WriteError::Store(why)),
+        }
+    }
+
+    /// The contact as it stands, when `patch` opts in without giving the phones (emails) to
+    /// check against the registry. A provider that cannot be read (Mainbrainer) cannot be
+    /// checked: the caller is asked to give them.
+    async fn current_for_opt_ins(
+        &self,
+        id: &GlobalId,
+        patch: &ContactPatch,
+    ) -> Result<Option<Arc<Contact>>, WriteError> {
+        let unknown = [
+            (
+                &patch.sms_opt_in,
+                patch.phones.is_keep(),
+                "smsOptIn",
+                "phones",
+            ),
+            (
+                &patch.email_opt_in,
+                patch.emails.is_keep(),
+                "emailOptIn",
+                "emails",
+            ),
+        ]
+        .into_iter()
+        .filter(|(opt_in, keep, _, _)| matches!(opt_in, Patch::Set(true)) && *keep)
+        .map(|(_, _, opt_in, list)| (opt_in, list))
+        .collect::<Vec<_>>();
+        if unknown.is_empty() || self.store.is_none() {
+            return Ok(None);
+        }
+        match self.lookup(id, false).await {
+            Ok(found) => Ok(found),
+            Err(ProviderError::Unsupported { .. }) => Err(WriteError::User(
+                unknown
+                    .into_iter()
+                    .map(|(opt_in, list)| {
+                        UserError::new(
+                            &["input", list],
+                            UserErrorCode::Required,
+                            format!(
+                                "{} cannot be read, so the gateway cannot check the contact's \
+                                 {list} against the do-not-contact registry: give `{list}` with \
+                                 `{opt_in}: true`",
+                                id.provider.display_name()
+                            ),
+                        )
+                    })
+                    .collect(),
+            )),
+            Err(e) => Err(WriteError::Provider(e)),
+        }
+    }
+
+    /// Records `request` in the do-not-contact registry (or finds the live entry holding the
+    /// same phone and email), then propagates it to each provider concerned, concurrently:
+    /// what is not applied yet is sent now unless another holder is sending it. One result
+    /// per provider: applied, pending (the outbox sends it again), unsupported or failed.
     pub async fn do_not_contact(
         &self,
         request: &DoNotContact,
         providers: Option<Vec<ProviderId>>,
-    ) -> Vec<DoNotContactResult> {
-        let explicit = providers.is_some();
-        let mut ids = providers.unwrap_or_else(|| ProviderId::ALL.to_vec());
-        ids.sort();
-        ids.dedup();
-        let ids: Vec<ProviderId> = ids
-            .into_iter()
-            .filter(|id| explicit || self.registry.get(*id).is_some())
-            .collect();
-        join_all(ids.into_iter().map(|id| async move {
-            let result = |status, message: String, error| DoNotContactResult {
-                provider: id,
-                status,
-                message,
-                error,
-            };
-            let provider = match self.registry.capable(id, Capability::DoNotContact) {
-                Ok(p) => p,
-                Err(e @ ProviderError::Unsupported { .. }) => {
-                    return result(
-                        DoNotContactStatus::Unsupported,
-                        format!(
-                            "{} documents no do-not-contact mechanism",
-                            id.display_name()
-                        ),
-                        Some(e),
-                    )
-                }
-                Err(e) => return result(DoNotContactStatus::Failed, e.to_string(), Some(e)),
-            };
-            match provider.do_not_contact(request).await {
-                Ok(message) => result(DoNotContactStatus::Applied, message, None),
-                Err(e @ ProviderError::Unsupported { .. }) => result(
-                    DoNotContactStatus::Unsupported,
-                    format!("{} cannot take this request: {e}", id.display_name()),
-                    Some(e),
-                ),
-                Err(e) => result(DoNotContactStatus::Failed, e.to_string(), Some(e)),
-            }
-        }))
+    ) -> Result<Registration, WriteError> {
+        let store = self.registry_store().map_err(WriteError::Store)?;
+        let ids = self.dnc_providers(providers);
+        let phone = request.phone.as_ref().map(|p| p.best().to_string());
+        let email = request.email.as_ref().map(|e| e.trim().to_lowercase());
+        let (entry, _) = store
+            .add_dnc_entry(
+                phone.as_deref(),
+                email.as_deref(),
+                request.reason.as_deref(),
+            )
+            .await
+            .map_err(|e| WriteError::Store(e.to_string()))?;
+        let sent = join_all(
+            ids.iter()
+                .map(|id| self.propagate_inline(store, &entry, *id)),
+        )
+        .await;
+        if let Some(Err(e)) = sent.into_iter().find(Result::is_err) {
+            return Err(WriteError::Store(e.to_string()));
+        }
+        self.registration(store, entry, &ids, |r| r)
+            .await
+            .map_err(WriteError::Store)
+    }
+
+    /// Removes every live entry holding the phone or the email from the gateway's registry.
+    /// Providers are not called: none documents a way to undo its own entry, and opting back
+    /// in would assume consent; their results say so (`Unsupported`).
+    pub async fn remove_from_do_not_contact(
+        &self,
+        request: &DoNotContact,
+        providers: Option<Vec<ProviderId>>,
+    ) -> Result<Registration, WriteError> {
+        let store = self.registry_store().map_err(WriteError::Store)?;
+        let ids = self.dnc_providers(providers);
+        let phone = request.phone.as_ref().map(|p| p.best().to_string());
+        let email = request.email.as_ref().map(|e| e.trim().to_lowercase());
+        let mut removed = store
+            .remove_dnc_entries(phone.as_deref(), email.as_deref())
+            .await
+            .map_err(|e| WriteError::Store(e.to_string()))?;
+        // The entry holding exactly these keys, else the oldest removed.
+        let Some(at) = removed
+            .iter()
+            .position(|e| e.phone == phone && e.email == email)
+            .or((!removed.is_empty()).then_some(0))
+        else {
+            let named = [phone, email].into_iter().flatten().collect::<Vec<_>>();
+            return Err(WriteError::User(vec![UserError::new(
+                &["input"],
+                UserErrorCode::NotFound,
+                format!("no do-not-contact entry holds {}", named.join(" or ")),
+            )]));
+        };
+        let entry = removed.swap_remove(at);
+        self.registration(store, entry, &ids, |mut r| {
+            r.status = DoNotContactStatus::Unsupported;
+            r.message = format!(
+                "removed from the gateway's registry only: {} documents no way to undo its own \
+                 do-not-contact entry, and opting back in would assume consent",
+                r.provider.display_name()
+            );
+            r.error = None;
+            r.next_attempt_at = None;
+            r
+        })
         .await
+        .map_err(WriteError::Store)
+    }
+
+    /// `entry` as it now stands, with one result per provider of `ids` (those it has no
+    /// propagation to are unsupported), each passed through `shown`.
+    async fn registration(
+        &self,
+        store: &crate::store::Store,
+        entry: crate::store::dnc::Entry,
+        ids: &[ProviderId],
+        shown: impl Fn(DoNotContactResult) -> DoNotContactResult,
+    ) -> Result<Registration, String> {
+        let entry = self
+            .entry_views(store, vec![entry])
+            .await
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or("the entry vanished from the store")?;
+        let results = ids
+            .iter()
+            .map(|id| {
+                let held = entry.results.iter().find(|r| r.provider == *id);
+                shown(match held {
+                    Some(r) => DoNotContactResult {
+                        provider: r.provider,
+                        status: r.status,
+                        message: r.message.clone(),
+                        error: r.error.clone(),
+                        attempts: r.attempts,
+                        next_attempt_at: r.next_attempt_at,
+                    },
+                    None => DoNotContactResult {
+                        provider: *id,
+                        status: DoNotContactStatus::Unsupported,
+                        message: format!("{} was not asked", id.display_name()),
+                        error: None,
+                        attempts: 0,
+                        next_attempt_at: None,
+                    },
+                })
+            })
+            .collect();
+        Ok(Registration { entry, results })
     }
 }
 

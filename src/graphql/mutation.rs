@@ -2,12 +2,12 @@
 //! can fix comes back as `userErrors`, provider failures as GraphQL errors with their code.
 
 use super::errors::write_error;
-use super::types::ContactObject;
+use super::types::{ContactObject, DoNotContactEntry, DoNotContactResult};
 use crate::contact::{GlobalId, ProviderId};
 use crate::fields::kind::{self, EmailDraft, PhoneDraft};
 use crate::fields::Kind;
 use crate::gateway::validate;
-use crate::gateway::writes::{DoNotContactStatus, WriteError, Written};
+use crate::gateway::writes::{Registration, WriteError, Written};
 use crate::gateway::Gateway;
 use crate::write::{ContactDraft, Patch, UserError, UserErrorCode};
 use async_graphql::{
@@ -187,7 +187,9 @@ pub struct UpsertContactInput {
 pub struct DoNotContactInput {
     /// Any format; normalized to E.164 first (national numbers in the gateway's region).
     pub phone: Option<String>,
+    /// Compared case-insensitively.
     pub email: Option<String>,
+    /// Kept with a new entry (an existing entry keeps its own).
     pub reason: Option<String>,
     /// Default: every enabled provider.
     pub providers: Option<Vec<ProviderId>>,
@@ -211,19 +213,31 @@ pub struct DeleteContactPayload {
     pub user_errors: Vec<UserError>,
 }
 
-#[derive(SimpleObject)]
-pub struct DoNotContactResult {
-    pub provider: ProviderId,
-    pub status: DoNotContactStatus,
-    pub message: Option<String>,
-    /// The error code when FAILED (PROVIDER_UNAVAILABLE, PROVIDER_AUTH_FAILED…).
-    pub code: Option<String>,
-}
-
 #[derive(SimpleObject, Default)]
 pub struct DoNotContactPayload {
+    /// One per provider the request concerned, in ProviderId order.
     pub results: Vec<DoNotContactResult>,
+    /// The registry's entry: made by this request, or the one that already held the phone
+    /// and email (removeFromDoNotContact: the entry removed).
+    pub entry: Option<DoNotContactEntry>,
     pub user_errors: Vec<UserError>,
+}
+
+impl DoNotContactPayload {
+    fn from_outcome(outcome: std::result::Result<Registration, WriteError>) -> Result<Self> {
+        let (registration, user_errors) = settle(outcome)?;
+        Ok(match registration {
+            Some(r) => DoNotContactPayload {
+                results: r.results.into_iter().map(Into::into).collect(),
+                entry: Some(r.entry.into()),
+                user_errors,
+            },
+            None => DoNotContactPayload {
+                user_errors,
+                ..Default::default()
+            },
+        })
+    }
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -391,46 +405,52 @@ impl MutationRoot {
         change_tags(ctx, id, tags, false).await
     }
 
-    /// Puts a phone (or email) on every provider's do-not-contact mechanism; one result per
-    /// provider: APPLIED, UNSUPPORTED (none documented) or FAILED.
+    /// Records a phone and/or email in the gateway's do-not-contact registry (durably, before
+    /// any call; the same phone and email again finds the entry already there), then
+    /// propagates it to every provider's do-not-contact mechanism. One result per provider:
+    /// APPLIED, PENDING (retried by the gateway until applied), UNSUPPORTED (none documented)
+    /// or FAILED.
     async fn add_to_do_not_contact(
         &self,
         ctx: &Context<'_>,
         input: DoNotContactInput,
     ) -> Result<DoNotContactPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
-        let settings = ctx.data::<super::query::QuerySettings>()?;
-        let request = match validate::do_not_contact(
-            input.phone,
-            input.email,
-            input.reason,
-            crate::phone::parse_region(&settings.default_region),
-        ) {
-            Ok(r) => r,
-            Err(errors) => {
+        let (request, providers) = match dnc_request(ctx, input) {
+            Ok(parsed) => parsed,
+            Err(user_errors) => {
                 return Ok(DoNotContactPayload {
-                    user_errors: errors,
+                    user_errors,
                     ..Default::default()
                 })
             }
         };
-        let providers = input.providers;
-        let results = gateway.do_not_contact(&request, providers).await;
-        Ok(DoNotContactPayload {
-            results: results
-                .into_iter()
-                .map(|r| DoNotContactResult {
-                    provider: r.provider,
-                    status: r.status,
-                    message: Some(r.message),
-                    code: r
-                        .error
-                        .filter(|_| r.status == DoNotContactStatus::Failed)
-                        .map(|e| super::errors::code(&e).to_string()),
+        DoNotContactPayload::from_outcome(gateway.do_not_contact(&request, providers).await)
+    }
+
+    /// Removes every entry holding the phone or the email from the gateway's registry. No
+    /// provider is called: none documents a way to undo its own entry, and opting back in
+    /// would assume consent, so every provider's result is UNSUPPORTED and says so.
+    async fn remove_from_do_not_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: DoNotContactInput,
+    ) -> Result<DoNotContactPayload> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let (request, providers) = match dnc_request(ctx, input) {
+            Ok(parsed) => parsed,
+            Err(user_errors) => {
+                return Ok(DoNotContactPayload {
+                    user_errors,
+                    ..Default::default()
                 })
-                .collect(),
-            user_errors: Vec::new(),
-        })
+            }
+        };
+        DoNotContactPayload::from_outcome(
+            gateway
+                .remove_from_do_not_contact(&request, providers)
+                .await,
+        )
     }
 
     /// Imports a CSV whose header row names unified fields (firstName, lastName, email, phone,
@@ -481,6 +501,19 @@ impl MutationRoot {
         }
         Ok(payload)
     }
+}
+
+/// A do-not-contact input, validated: the phone in E.164 (read in the gateway's region).
+fn dnc_request(
+    ctx: &Context<'_>,
+    input: DoNotContactInput,
+) -> std::result::Result<(crate::write::DoNotContact, Option<Vec<ProviderId>>), Vec<UserError>> {
+    let region = ctx
+        .data::<super::query::QuerySettings>()
+        .ok()
+        .and_then(|s| crate::phone::parse_region(&s.default_region));
+    let request = validate::do_not_contact(input.phone, input.email, input.reason, region)?;
+    Ok((request, input.providers))
 }
 
 async fn change_tags(

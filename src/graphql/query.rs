@@ -2,14 +2,17 @@
 
 use super::errors::{bad_user_input, provider_error};
 use super::types::{
-    ContactConnection, ContactEdge, ContactObject, PageInfo, PhoneNormalization, ProviderInfo,
+    ContactConnection, ContactEdge, ContactObject, DoNotContactEntryConnection,
+    DoNotContactEntryEdge, PageInfo, PhoneNormalization, ProviderInfo,
 };
 use crate::contact::{shown, GlobalId, ProviderId};
+use crate::gateway::consent::{self, RegistryKey, RequestRegistry};
 use crate::gateway::filter::Filter;
 use crate::gateway::listing::{ContactsArgs, MAX_FIRST};
 use crate::gateway::loader::{ContactLoader, LookupKey};
 use crate::gateway::Gateway;
 use crate::phone;
+use crate::store::dnc::EntryFilter;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, InputObject, Object, Result, ID};
 use std::sync::Arc;
@@ -128,6 +131,14 @@ impl QueryRoot {
             use_cache: !no_cache.unwrap_or(false),
         };
         let page = gateway.contacts(args).await.map_err(bad_user_input)?;
+        let look = ctx.look_ahead();
+        if look.field("nodes").field("consent").exists()
+            || look.field("edges").field("node").field("consent").exists()
+        {
+            if let Some(registry) = ctx.data_opt::<RequestRegistry>() {
+                consent::prefetch(registry, page.edges.iter().map(|e| e.contact.as_ref())).await;
+            }
+        }
         for error in &page.errors {
             ctx.add_error(
                 ctx.set_error_path(provider_error(error).into_server_error(ctx.item.pos)),
@@ -191,9 +202,112 @@ impl QueryRoot {
         })
     }
 
+    /// Whether the phone or the email is in the gateway's do-not-contact registry (true when
+    /// either is). The phone is compared as E.164, the email case-insensitively.
+    async fn is_do_not_contact(
+        &self,
+        ctx: &Context<'_>,
+        phone: Option<String>,
+        email: Option<String>,
+    ) -> Result<bool> {
+        let settings = ctx.data::<QuerySettings>()?;
+        let filter = registry_keys(phone, email, &settings.default_region)?;
+        if filter.phone.is_none() && filter.email.is_none() {
+            return Err(bad_user_input("give a phone or an email"));
+        }
+        let keys: Vec<RegistryKey> = filter
+            .phone
+            .map(RegistryKey::Phone)
+            .into_iter()
+            .chain(filter.email.map(RegistryKey::Email))
+            .collect();
+        let registered = match ctx.data_opt::<RequestRegistry>() {
+            Some(loader) => consent::any_registered(loader, keys).await,
+            None => {
+                let gateway = ctx.data::<Arc<Gateway>>()?;
+                consent::any_registered(&consent::for_request(gateway), keys).await
+            }
+        };
+        registered.map_err(|e| super::errors::store_error(&e.to_string()))
+    }
+
+    /// The gateway's do-not-contact registry, oldest entry first: those holding the phone
+    /// (E.164) and the email given, or every entry. `first` is at most 100.
+    #[graphql(complexity = "5 + first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    async fn do_not_contact_entries(
+        &self,
+        ctx: &Context<'_>,
+        phone: Option<String>,
+        email: Option<String>,
+        #[graphql(default_with = "Some(20)")] first: Option<i64>,
+        after: Option<String>,
+    ) -> Result<DoNotContactEntryConnection> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let settings = ctx.data::<QuerySettings>()?;
+        let first = first.unwrap_or(20);
+        let first = u64::try_from(first)
+            .ok()
+            .filter(|first| *first <= MAX_FIRST as u64)
+            .ok_or_else(|| {
+                bad_user_input(format!("`first` must be 0 to {MAX_FIRST}, got {first}"))
+            })?;
+        let filter = registry_keys(phone, email, &settings.default_region)?;
+        let after = match after {
+            Some(cursor) => Some(consent::decode_cursor(&cursor).ok_or_else(|| {
+                bad_user_input(format!(
+                    "`after`: `{}` is not a doNotContactEntries cursor",
+                    shown(&cursor)
+                ))
+            })?),
+            None => None,
+        };
+        let want_total = ctx.look_ahead().field("totalCount").exists();
+        let page = gateway
+            .do_not_contact_entries(filter, first, after, want_total)
+            .await
+            .map_err(|why| super::errors::store_error(&why))?;
+        Ok(DoNotContactEntryConnection {
+            edges: page
+                .entries
+                .into_iter()
+                .map(|(cursor, entry)| DoNotContactEntryEdge {
+                    cursor,
+                    node: entry.into(),
+                })
+                .collect(),
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: page.end_cursor,
+            },
+            total_count: page.total_count.unwrap_or_default(),
+        })
+    }
+
     /// Federation: resolves `Contact` entities by id through the same loader as `contact`.
     #[graphql(entity)]
     async fn find_contact_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ContactObject>> {
         self.contact(ctx, id, None).await
     }
+}
+
+/// A phone (as E.164, read in `default_region`) and an email (lower-cased), as the registry
+/// keeps them; a phone that does not read is the caller's to fix.
+fn registry_keys(
+    phone: Option<String>,
+    email: Option<String>,
+    default_region: &str,
+) -> Result<EntryFilter> {
+    let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let phone = match trimmed(phone) {
+        Some(p) => Some(
+            crate::fields::writable_phone(&p, phone::parse_region(default_region)).ok_or_else(
+                || bad_user_input(format!("phone: `{}` is not a phone number", shown(&p))),
+            )?,
+        ),
+        None => None,
+    };
+    Ok(EntryFilter {
+        phone,
+        email: trimmed(email).map(|e| e.to_lowercase()),
+    })
 }

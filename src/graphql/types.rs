@@ -1,9 +1,11 @@
 //! The GraphQL face of the unified contact and its parts.
 
-use crate::contact::{self, Contact, ProviderId};
+use crate::contact::{Contact, ProviderId};
+use crate::gateway::consent::{self as registry, RequestRegistry};
+use crate::gateway::writes::{self, DoNotContactStatus};
 use crate::providers::Capability as CoreCapability;
 use crate::write::UserError;
-use async_graphql::{ComplexObject, Enum, Json, Object, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Enum, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -84,11 +86,15 @@ pub struct ContactGroup {
     pub kind: GroupKind,
 }
 
-/// Consent as the provider reports it; a null field means the provider does not say.
+/// Consent as the provider reports it, and the gateway's do-not-contact registry: a null
+/// field means nobody says.
 #[derive(SimpleObject)]
 pub struct Consent {
     pub email_opt_in: Option<bool>,
     pub sms_opt_in: Option<bool>,
+    /// True when any of the contact's phones (E.164) or emails is in the gateway's
+    /// do-not-contact registry, whichever provider the contact comes from; otherwise what the
+    /// provider says (null: it does not say).
     pub do_not_contact: Option<bool>,
 }
 
@@ -179,12 +185,30 @@ impl ContactObject {
     async fn custom_fields(&self) -> Json<&serde_json::Map<String, serde_json::Value>> {
         Json(&self.0.custom_fields)
     }
-    async fn consent(&self) -> Option<Consent> {
-        self.0.consent.as_ref().map(|c: &contact::Consent| Consent {
-            email_opt_in: c.email_opt_in,
-            sms_opt_in: c.sms_opt_in,
-            do_not_contact: c.do_not_contact,
-        })
+    /// Null when the provider says nothing about consent and none of the contact's phones and
+    /// emails is in the do-not-contact registry; a registry hit shows as
+    /// `{ doNotContact: true }` even where the provider says nothing.
+    async fn consent(&self, ctx: &Context<'_>) -> Result<Option<Consent>> {
+        let registered = match ctx.data_opt::<RequestRegistry>() {
+            Some(loader) => registry::any_registered(loader, registry::keys_of(&self.0))
+                .await
+                .map_err(|e| super::errors::store_error(&e.to_string()))?,
+            None => false,
+        };
+        let said = self.0.consent.as_ref();
+        if said.is_none() && !registered {
+            return Ok(None);
+        }
+        let said = said.cloned().unwrap_or_default();
+        Ok(Some(Consent {
+            email_opt_in: said.email_opt_in,
+            sms_opt_in: said.sms_opt_in,
+            do_not_contact: if registered {
+                Some(true)
+            } else {
+                said.do_not_contact
+            },
+        }))
     }
     async fn is_test(&self) -> Option<bool> {
         self.0.is_test
@@ -272,6 +296,92 @@ pub struct PhoneNormalization {
     pub region: Option<String>,
 }
 
+/// One provider's propagation of a do-not-contact entry.
+#[derive(SimpleObject)]
+pub struct DoNotContactResult {
+    pub provider: ProviderId,
+    pub status: DoNotContactStatus,
+    pub message: Option<String>,
+    /// The error code when FAILED, and the last failure's when PENDING
+    /// (PROVIDER_UNAVAILABLE, PROVIDER_RATE_LIMITED, PROVIDER_AUTH_FAILED…).
+    pub code: Option<String>,
+    /// Calls made to the provider so far.
+    pub attempts: u64,
+    /// When the gateway sends it again (PENDING only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl From<writes::DoNotContactResult> for DoNotContactResult {
+    fn from(r: writes::DoNotContactResult) -> Self {
+        let failing = matches!(
+            r.status,
+            DoNotContactStatus::Failed | DoNotContactStatus::Pending
+        );
+        DoNotContactResult {
+            provider: r.provider,
+            status: r.status,
+            message: Some(r.message).filter(|m| !m.is_empty()),
+            code: r
+                .error
+                .filter(|_| failing)
+                .map(|e| super::errors::code(&e).to_string()),
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+        }
+    }
+}
+
+/// A phone and/or email in the gateway's do-not-contact registry.
+#[derive(SimpleObject)]
+pub struct DoNotContactEntry {
+    /// E.164.
+    pub phone: Option<String>,
+    /// Lower-cased.
+    pub email: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When it was removed from the registry (removeFromDoNotContact); null while it is in it.
+    pub removed_at: Option<DateTime<Utc>>,
+    /// Where each provider's propagation stands, in ProviderId order.
+    pub results: Vec<DoNotContactResult>,
+}
+
+impl From<registry::DoNotContactEntry> for DoNotContactEntry {
+    fn from(e: registry::DoNotContactEntry) -> Self {
+        DoNotContactEntry {
+            phone: e.phone,
+            email: e.email,
+            reason: e.reason,
+            created_at: e.created_at,
+            removed_at: e.removed_at,
+            results: e.results.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DoNotContactEntryEdge {
+    pub cursor: String,
+    pub node: DoNotContactEntry,
+}
+
+/// Entries of the registry, oldest first.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct DoNotContactEntryConnection {
+    pub edges: Vec<DoNotContactEntryEdge>,
+    pub page_info: PageInfo,
+    /// How many entries match, over all pages.
+    pub total_count: u64,
+}
+
+#[ComplexObject]
+impl DoNotContactEntryConnection {
+    async fn nodes(&self) -> Vec<&DoNotContactEntry> {
+        self.edges.iter().map(|e| &e.node).collect()
+    }
+}
+
 /// Something the caller can fix. `field` is the path of the input field it is about.
 #[Object(name = "UserError")]
 impl UserError {
@@ -283,7 +393,7 @@ impl UserError {
     }
     /// INVALID_EMAIL, INVALID_PHONE, REQUIRED, TOO_LONG, TOO_MANY, INVALID, FIELD_NOT_SUPPORTED,
     /// INVALID_ID, NOT_FOUND, AMBIGUOUS_MATCH, CANNOT_DELETE, PROVIDER_VALIDATION, INVALID_CSV,
-    /// MALFORMED_ROW; in `warnings`, FIELD_NOT_STORED.
+    /// MALFORMED_ROW, DO_NOT_CONTACT; in `warnings`, FIELD_NOT_STORED.
     async fn code(&self) -> Option<&str> {
         Some(self.code.as_str())
     }

@@ -12,7 +12,7 @@ use graphql_http::{EdgeError, MediaType, Posted};
 use idempotency::IdempotencyKey;
 
 use crate::config::Config;
-use crate::gateway::{loader, Gateway};
+use crate::gateway::{consent, loader, Gateway};
 use crate::graphql::errors::{code_field_errors, Executed};
 use crate::graphql::AppSchema;
 use crate::providers::request_budget;
@@ -58,7 +58,9 @@ impl AppState {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         let budget = request_budget::current().unwrap_or_else(|| self.gateway.request_budget());
         request_budget::within(Some(budget), async {
-            let request = request.data(loader::for_request(self.gateway.clone()));
+            let request = request
+                .data(loader::for_request(self.gateway.clone()))
+                .data(consent::for_request(&self.gateway));
             self.schema.execute(request).await
         })
         .await

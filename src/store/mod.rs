@@ -4,10 +4,13 @@
 //! (TEXT ids made here, BIGINT epoch milliseconds, JSON as TEXT).
 
 pub mod claims;
+pub mod dnc;
 pub mod idempotency;
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
 use sqlx::{AnyPool, Executor};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Which database the url named.
@@ -34,6 +37,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Lookups of the do-not-contact registry made through this pool (one statement each),
+    /// so tests can see that a request's lookups are batched.
+    registry_reads: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -75,7 +81,11 @@ impl Store {
             .await
             .map_err(StoreError::Open)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            registry_reads: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -152,8 +152,18 @@ async fn the_callers_name_is_in_the_log_line_and_never_its_key() {
         sandbox.config_toml()
     );
     let file = write_config(&config);
+    // A store of its own (the default would be a file beside the config, in the shared /tmp).
+    let store = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", store.path().join("store.db").display());
     let mut child = binary()
-        .args(["serve", "--listen", "0.0.0.0:0", "--config"])
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--store",
+            &store_url,
+            "--config",
+        ])
         .arg(file.path())
         .env("CG_TEST_FRONTEND_KEY", key)
         .env("RUST_LOG", "info")

@@ -680,14 +680,15 @@ async fn do_not_contact_reaches_consuelo_and_mainbrainer_and_says_unsupported_el
         assert!(sent(&app, quiet).is_empty());
     }
 
-    // A failing provider is FAILED with its code; the others still apply.
+    // A provider refusing it (a 4xx) is FAILED with its code; the others still apply. (A 5xx
+    // is PENDING and retried: tests/api/do_not_contact.rs.)
     app.sandbox
         .control(ProviderId::Consuelo)
-        .set_fault(Some(Fault::Status(503)));
-    let data = app.data(dnc, json!({ "input": { "phone": "+14155550142", "providers": ["CONSUELO", "MAINBRAINER"] } })).await;
+        .set_fault(Some(Fault::Status(422)));
+    let data = app.data(dnc, json!({ "input": { "phone": "+14155550143", "providers": ["CONSUELO", "MAINBRAINER"] } })).await;
     let results = &data["addToDoNotContact"]["results"];
     assert_eq!(results[0]["status"], "FAILED");
-    assert_eq!(results[0]["code"], "PROVIDER_UNAVAILABLE");
+    assert_eq!(results[0]["code"], "PROVIDER_REJECTED");
     assert_eq!(results[1]["status"], "APPLIED");
     app.sandbox.control(ProviderId::Consuelo).set_fault(None);
 
