@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::gateway::{loader, Gateway};
 use crate::graphql::access::MayWrite;
 use crate::graphql::errors::Executed;
+use crate::graphql::query::ReportedEntities;
 use crate::graphql::AppSchema;
 use crate::providers::request_budget;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
@@ -50,7 +51,9 @@ impl AppState {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         let budget = self.gateway.request_budget();
         request_budget::within(Some(budget), async {
-            let request = request.data(loader::for_request(self.gateway.clone()));
+            let request = request
+                .data(loader::for_request(self.gateway.clone()))
+                .data(ReportedEntities::default());
             self.schema.execute(request).await
         })
         .await
