@@ -14,8 +14,11 @@ use crate::gateway::Gateway;
 use crate::phone;
 use crate::store::dnc::EntryFilter;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, InputObject, Object, Result, ID};
-use std::sync::Arc;
+use async_graphql::{
+    Context, Error, InputObject, Object, OutputType, PathSegment, Pos, Result, Value, ID,
+};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// Narrows `contacts`: every contact returned satisfies every field given.
 #[derive(InputObject, Default)]
@@ -283,11 +286,68 @@ impl QueryRoot {
         })
     }
 
-    /// Federation: resolves `Contact` entities by id through the same loader as `contact`.
+    /// Federation: resolves `Contact` entities by id through the same loader as `contact`. A
+    /// lookup that fails nulls only its own representations, each with the coded error at
+    /// `["_entities", index]` (async-graphql would fail the whole `_entities` list, so a
+    /// router would lose every contact of its fetch to one provider's failure).
     #[graphql(entity)]
     async fn find_contact_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ContactObject>> {
-        self.contact(ctx, id, None).await
+        match self.contact(ctx, id.clone(), None).await {
+            Ok(found) => Ok(found),
+            Err(error) => {
+                report_entity_error(ctx, &id, error);
+                Ok(None)
+            }
+        }
     }
+}
+
+/// Request data: the `_entities` failures already reported, by field and id. A repeated
+/// representation resolves once per occurrence; the first to fail reports for all of them.
+#[derive(Default)]
+pub struct ReportedEntities(Mutex<HashSet<(Pos, String)>>);
+
+/// Adds `error` once for each `Contact` representation with this id, at its index.
+fn report_entity_error(ctx: &Context<'_>, id: &str, error: Error) {
+    if let Some(reported) = ctx.data_opt::<ReportedEntities>() {
+        let mut reported = reported.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !reported.insert((ctx.item.pos, id.to_string())) {
+            return;
+        }
+    }
+    let error = ctx.set_error_path(error.into_server_error(ctx.item.pos));
+    let indices = representation_indices(ctx, id);
+    if indices.is_empty() {
+        ctx.add_error(error);
+        return;
+    }
+    for index in indices {
+        let mut at_index = error.clone();
+        at_index.path.push(PathSegment::Index(index));
+        ctx.add_error(at_index);
+    }
+}
+
+/// Where the `Contact` representations with this id are in `_entities(representations:)`.
+fn representation_indices(ctx: &Context<'_>, id: &str) -> Vec<usize> {
+    let typename = Value::String(ContactObject::type_name().into_owned());
+    let id = Value::String(id.to_string());
+    let arguments = ctx.field().arguments().unwrap_or_default();
+    let Some((_, Value::List(representations))) = arguments
+        .iter()
+        .find(|(name, _)| name.as_str() == "representations")
+    else {
+        return Vec::new();
+    };
+    representations
+        .iter()
+        .enumerate()
+        .filter(|(_, representation)| {
+            matches!(representation, Value::Object(fields)
+                if fields.get("__typename") == Some(&typename) && fields.get("id") == Some(&id))
+        })
+        .map(|(index, _)| index)
+        .collect()
 }
 
 /// A phone (as E.164, read in `default_region`) and an email (lower-cased), as the registry

@@ -14,6 +14,7 @@ use idempotency::IdempotencyKey;
 use crate::config::Config;
 use crate::gateway::{consent, loader, Gateway};
 use crate::graphql::errors::{code_field_errors, Executed};
+use crate::graphql::query::ReportedEntities;
 use crate::graphql::AppSchema;
 use crate::providers::request_budget;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
@@ -60,7 +61,8 @@ impl AppState {
         request_budget::within(Some(budget), async {
             let request = request
                 .data(loader::for_request(self.gateway.clone()))
-                .data(consent::for_request(&self.gateway));
+                .data(consent::for_request(&self.gateway))
+                .data(ReportedEntities::default());
             self.schema.execute(request).await
         })
         .await

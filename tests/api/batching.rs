@@ -2,7 +2,8 @@
 
 use crate::helpers::spawn_app;
 use contact_gateway::contact::ProviderId;
-use serde_json::json;
+use contact_gateway::sandbox::Fault;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 fn upstream_total(app: &crate::helpers::TestApp) -> u64 {
@@ -82,6 +83,79 @@ async fn federation_entity_lookups_use_the_same_loader() {
     assert_eq!(data["_entities"][0]["id"], json!(id));
     assert_eq!(data["_entities"][1]["id"], json!(id));
     assert_eq!(upstream_total(&app), 1);
+}
+
+#[tokio::test]
+async fn federation_a_failing_provider_nulls_only_its_own_representations() {
+    let app = spawn_app().await;
+    let native = |provider: ProviderId| {
+        app.sandbox.control(provider).records()[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let magicblocks = format!("magicblocks:{}", native(ProviderId::Magicblocks));
+    let maiagent = format!("maiagent:{}", native(ProviderId::Maiagent));
+    let consuelo = format!("consuelo:{}", native(ProviderId::Consuelo));
+    app.sandbox
+        .control(ProviderId::Maiagent)
+        .set_fault(Some(Fault::Status(500)));
+    reset(&app);
+    // What a router sends: one `_entities` with the representations of several subgraphs'
+    // references; MaiAgent's twice, and one id that is not a contact id.
+    let reps: Vec<Value> = [&magicblocks, &maiagent, &consuelo, &maiagent, "bogus"]
+        .iter()
+        .map(|id| json!({ "__typename": "Contact", "id": id }))
+        .collect();
+    let body = app
+        .graphql(
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Contact { id provider } } }",
+            json!({ "r": reps }),
+        )
+        .await;
+    let entities = &body["data"]["_entities"];
+    assert_eq!(entities[0]["id"], json!(magicblocks), "{body:#}");
+    assert_eq!(entities[1], Value::Null, "{body:#}");
+    assert_eq!(entities[2]["id"], json!(consuelo), "{body:#}");
+    assert_eq!(entities[3], Value::Null, "{body:#}");
+    assert_eq!(entities[4], Value::Null, "{body:#}");
+    // One error per failed representation, at its own index, coded; the provider's name it.
+    let mut errors: Vec<(Value, Value, Value)> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["path"].clone(),
+                e["extensions"]["code"].clone(),
+                e["extensions"]["provider"].clone(),
+            )
+        })
+        .collect();
+    errors.sort_by_key(|(path, _, _)| path.to_string());
+    assert_eq!(
+        errors,
+        vec![
+            (
+                json!(["_entities", 1]),
+                json!("PROVIDER_UNAVAILABLE"),
+                json!("MAIAGENT")
+            ),
+            (
+                json!(["_entities", 3]),
+                json!("PROVIDER_UNAVAILABLE"),
+                json!("MAIAGENT")
+            ),
+            (
+                json!(["_entities", 4]),
+                json!("BAD_USER_INPUT"),
+                Value::Null
+            ),
+        ],
+        "{body:#}"
+    );
+    // Still one upstream call per distinct contact.
+    assert_eq!(upstream_total(&app), 3);
 }
 
 #[tokio::test]
