@@ -726,8 +726,7 @@ impl Gateway {
     ) -> Result<Registration, WriteError> {
         let store = self.registry_store().map_err(WriteError::Store)?;
         let ids = self.dnc_providers(providers);
-        let phone = request.phone.as_ref().map(|p| p.best().to_string());
-        let email = request.email.as_ref().map(|e| e.trim().to_lowercase());
+        let (phone, email) = registry_keys(request);
         let (entry, _) = store
             .add_dnc_entry(
                 phone.as_deref(),
@@ -759,8 +758,7 @@ impl Gateway {
     ) -> Result<Registration, WriteError> {
         let store = self.registry_store().map_err(WriteError::Store)?;
         let ids = self.dnc_providers(providers);
-        let phone = request.phone.as_ref().map(|p| p.best().to_string());
-        let email = request.email.as_ref().map(|e| e.trim().to_lowercase());
+        let (phone, email) = registry_keys(request);
         let mut removed = store
             .remove_dnc_entries(phone.as_deref(), email.as_deref())
             .await
@@ -835,6 +833,13 @@ impl Gateway {
             .collect();
         Ok(Registration { entry, results })
     }
+}
+
+/// The registry's keys of a request: the phone as E.164, the email lower-cased.
+fn registry_keys(request: &DoNotContact) -> (Option<String>, Option<String>) {
+    let phone = request.phone.as_ref().map(|p| p.best().to_string());
+    let email = request.email.as_ref().map(|e| e.trim().to_lowercase());
+    (phone, email)
 }
 
 /// An id a provider cannot have (a MaiAgent id that is not a UUID, a Mainbrainer id that is
