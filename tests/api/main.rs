@@ -3,6 +3,7 @@ mod bad_input;
 mod batching;
 mod budgets;
 mod config_errors;
+mod consistency;
 mod faults;
 mod helpers;
 mod http_surface;
