@@ -1,12 +1,29 @@
 //! The read cache (moka): contact records by global id and list windows by (provider, query,
-//! window). A write bumps its provider's generation, which retires every list window of that
-//! provider at once (their keys carry the generation), and drops the record it touched.
+//! window), each stored under a write stamp.
+//!
+//! Every write takes the next value of one clock once its provider has answered it, and
+//! publishes it as the stamp of its provider (list windows) and of the record it wrote, before
+//! the gateway acknowledges the write. A read looks entries up under the stamps current when
+//! it starts. What makes a read after a write see it: **an entry is stored under stamp `s`
+//! only if it holds an answer to a request sent after every write stamped `s` or lower had
+//! been answered** (a write takes its stamp after its answer, so once `s` is taken every write
+//! stamped `s` or lower has been answered). A read that starts after a write was acknowledged looks under
+//! a stamp at least that write's, so it finds only entries read after the write, or loads.
+//! Nothing is needed before a write is sent: a read overlapping it is stored under a stamp
+//! lower than the write's, where no read after the write looks.
+//!
+//! The stamp is part of the key, so nothing is checked and then inserted: an answer obtained
+//! before a write is stored under the stamp it was read under, where a read after the write
+//! no longer looks, however the insert and the write interleave; a load in flight under an
+//! old stamp is not joined by a read under the new one. A hit costs a hash of the id and one
+//! atomic load more than a plain lookup, and no lock.
 
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId, ProviderId};
 use crate::providers::{ListQuery, ProviderError};
 use moka::future::Cache;
 use std::future::Future;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +50,8 @@ pub struct WindowKey {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    Contact(GlobalId),
-    Window { key: WindowKey, generation: u64 },
+    Contact { id: GlobalId, stamp: u64 },
+    Window { key: WindowKey, stamp: u64 },
 }
 
 #[derive(Clone)]
@@ -43,17 +60,30 @@ enum Entry {
     Window(Arc<Window>),
 }
 
+/// Record stamps are kept per stripe of ids (a write to one id also retires the few others
+/// hashing to its stripe): 512 KiB, so a write retires about one other cached contact in
+/// 65,536.
+const RECORD_STRIPES: usize = 1 << 16;
+
 pub struct ReadCache {
     entries: Cache<Key, Entry>,
-    generations: [AtomicU64; ProviderId::ALL.len()],
+    /// The last stamp taken by a write.
+    clock: AtomicU64,
+    /// Per provider, the stamp of its latest write: its list windows are keyed by it.
+    lists: [AtomicU64; ProviderId::ALL.len()],
+    /// Per stripe of record ids, the stamp of the latest write to a record hashing there.
+    records: Box<[AtomicU64]>,
+    /// Fixed keys: a record's stripe is the same in every run (a collision costs a miss).
+    stripe_hasher: BuildHasherDefault<DefaultHasher>,
+    /// Test seam: the next insert waits here (`hold_next_insert`).
+    #[cfg(test)]
+    insert_gate: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
-/// Taken before an upstream read; a write to the same provider since makes the result too
-/// old to cache.
+/// Taken before an upstream list read: the provider's stamp then.
 #[derive(Clone, Copy)]
 pub struct Ticket {
-    provider: ProviderId,
-    generation: u64,
+    stamp: u64,
 }
 
 impl ReadCache {
@@ -63,34 +93,51 @@ impl ReadCache {
                 .max_capacity(config.max_entries)
                 .time_to_live(Duration::from_secs(config.ttl_secs))
                 .build(),
-            generations: Default::default(),
+            clock: AtomicU64::new(0),
+            lists: Default::default(),
+            records: (0..RECORD_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stripe_hasher: Default::default(),
+            #[cfg(test)]
+            insert_gate: Default::default(),
         }
     }
 
     pub fn ticket(&self, provider: ProviderId) -> Ticket {
         Ticket {
-            provider,
-            generation: self.generations[provider.index()].load(Ordering::Acquire),
+            stamp: self.lists[provider.index()].load(Ordering::Acquire),
         }
     }
 
-    fn still_current(&self, ticket: Ticket) -> bool {
-        self.generations[ticket.provider.index()].load(Ordering::Acquire) == ticket.generation
+    fn record(&self, id: &GlobalId) -> &AtomicU64 {
+        let hash = self.stripe_hasher.hash_one(id) as usize;
+        &self.records[hash % RECORD_STRIPES]
+    }
+
+    /// The key `id` is looked up under now.
+    fn contact_key(&self, id: &GlobalId) -> Key {
+        Key::Contact {
+            id: id.clone(),
+            stamp: self.record(id).load(Ordering::Acquire),
+        }
     }
 
     /// The cached contact, else `load`'s answer. Concurrent misses for one id, from any
-    /// request, share one `load` (moka's single-flight `try_get_with`). The answer is cached
-    /// only when it is a contact and no write to its provider came while it was loading.
+    /// request, share one `load` (moka's single-flight `try_get_with`) when they started
+    /// under the same stamp, i.e. with no write to the id acknowledged between them. The
+    /// answer is cached when it is a contact, under that stamp, so `load` must not have
+    /// started (an async block not yet polled): it is sent after the stamp is read.
     pub async fn contact_or_load<F>(&self, id: &GlobalId, load: F) -> Lookup
     where
         F: Future<Output = Lookup>,
     {
-        let ticket = self.ticket(id.provider);
         let loaded = self
             .entries
-            .try_get_with(Key::Contact(id.clone()), async {
+            .try_get_with(self.contact_key(id), async {
                 match load.await {
-                    Ok(Some(contact)) if self.still_current(ticket) => Ok(Entry::Contact(contact)),
+                    Ok(Some(contact)) => {
+                        self.before_insert().await;
+                        Ok(Entry::Contact(contact))
+                    }
                     // Shared with the other waiters, but not kept.
                     uncached => Err(uncached),
                 }
@@ -103,19 +150,22 @@ impl ReadCache {
         }
     }
 
-    /// Caches a contact read under `ticket`, unless a write to its provider came since.
+    /// Caches a contact read under `ticket` (taken before the read was sent), unless a write
+    /// to it took a stamp since. Under the record's stamp `s` read here: `s <= ticket` means
+    /// every write stamped `s` or lower was answered before the ticket was taken. A write
+    /// coming after this check stamps past `s`, where later reads look.
     pub async fn put_contact(&self, ticket: Ticket, contact: Arc<Contact>) {
-        if self.still_current(ticket) {
-            let key = Key::Contact(contact.global_id());
+        let key = self.contact_key(&contact.global_id());
+        if matches!(key, Key::Contact { stamp, .. } if stamp <= ticket.stamp) {
+            self.before_insert().await;
             self.entries.insert(key, Entry::Contact(contact)).await;
         }
     }
 
     pub async fn window(&self, key: &WindowKey) -> Option<Arc<Window>> {
-        let generation = self.ticket(key.provider).generation;
         let key = Key::Window {
             key: key.clone(),
-            generation,
+            stamp: self.ticket(key.provider).stamp,
         };
         match self.entries.get(&key).await {
             Some(Entry::Window(w)) => Some(w),
@@ -125,7 +175,8 @@ impl ReadCache {
 
     /// Caches a window read under `ticket` (and each contact in it, for later lookups).
     pub async fn put_window(&self, ticket: Ticket, key: WindowKey, window: Arc<Window>) {
-        if !self.still_current(ticket) {
+        // Only saves the room: a window stored under an old stamp is never found.
+        if self.ticket(key.provider).stamp != ticket.stamp {
             return;
         }
         for contact in &window.contacts {
@@ -133,24 +184,235 @@ impl ReadCache {
         }
         let key = Key::Window {
             key,
-            generation: ticket.generation,
+            stamp: ticket.stamp,
         };
+        self.before_insert().await;
         self.entries.insert(key, Entry::Window(window)).await;
     }
 
-    /// After a write: the record it touched and every list window of its provider.
+    /// The next write stamp. Call it only after the provider answered the write (or the call
+    /// ended): stamps are then in answer order.
+    fn next_stamp(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// After a write, once its provider answered: the record it touched and every list
+    /// window of its provider. Done when this returns: acknowledge the write after it.
     pub async fn invalidate(&self, id: &GlobalId) {
-        self.invalidate_provider(id.provider);
-        self.invalidate_contact(id).await;
+        let stamp = self.next_stamp();
+        self.lists[id.provider.index()].fetch_max(stamp, Ordering::AcqRel);
+        let previous = self.record(id).fetch_max(stamp, Ordering::AcqRel);
+        // Only frees the room: what is stored under an older stamp is never found.
+        self.entries
+            .invalidate(&Key::Contact {
+                id: id.clone(),
+                stamp: previous,
+            })
+            .await;
     }
 
-    /// Drops one cached contact (its provider's list windows stay).
+    /// Drops one cached contact (its provider's list windows stay), for a read that must ask
+    /// the provider.
     pub async fn invalidate_contact(&self, id: &GlobalId) {
-        self.entries.invalidate(&Key::Contact(id.clone())).await;
+        self.entries.invalidate(&self.contact_key(id)).await;
     }
 
-    /// After a write whose record id is not known (e.g. an upsert that may have matched).
+    /// After a write whose record id is not known, once its provider answered: every list
+    /// window of the provider. Cached records stay, so it suits a write that cannot have
+    /// changed one: a create, or a provider that reads nothing (Mainbrainer's upsert).
     pub fn invalidate_provider(&self, provider: ProviderId) {
-        self.generations[provider.index()].fetch_add(1, Ordering::AcqRel);
+        let stamp = self.next_stamp();
+        self.lists[provider.index()].fetch_max(stamp, Ordering::AcqRel);
+    }
+
+    /// Test seam: whatever is about to be cached waits here, after every decision to cache it.
+    async fn before_insert(&self) {
+        #[cfg(test)]
+        {
+            let gate = self.insert_gate.lock().unwrap().take();
+            if let Some(release) = gate {
+                let _ = release.await;
+            }
+        }
+    }
+
+    /// Holds the next insert just before it happens, until the returned sender is used.
+    #[cfg(test)]
+    fn hold_next_insert(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (release, gate) = tokio::sync::oneshot::channel();
+        *self.insert_gate.lock().unwrap() = Some(gate);
+        release
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::future::{ready, BoxFuture, FutureExt};
+    use futures::poll;
+    use std::task::Poll;
+    use tokio::sync::oneshot;
+
+    const PROVIDER: ProviderId = ProviderId::Consuelo;
+
+    fn cache() -> ReadCache {
+        ReadCache::new(&CacheConfig::default())
+    }
+
+    fn id(native: &str) -> GlobalId {
+        GlobalId::new(PROVIDER, native)
+    }
+
+    /// The contact `native` as a provider answers it, with `company` as its state.
+    fn contact(native: &str, company: &str) -> Arc<Contact> {
+        let mut contact = Contact::new(PROVIDER, native, serde_json::Value::Null);
+        contact.company = Some(company.into());
+        Arc::new(contact)
+    }
+
+    /// A load answering at once with `company`.
+    fn answered(native: &str, company: &str) -> BoxFuture<'static, Lookup> {
+        ready(Ok(Some(contact(native, company)))).boxed()
+    }
+
+    /// A load that answers what the test sends, when it sends it.
+    fn held_load() -> (BoxFuture<'static, Lookup>, oneshot::Sender<Lookup>) {
+        let (answer, answered) = oneshot::channel();
+        (async { answered.await.unwrap() }.boxed(), answer)
+    }
+
+    fn company(found: &Lookup) -> &str {
+        found
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .company
+            .as_deref()
+            .unwrap()
+    }
+
+    /// What a read of `native` that starts now shows: the cached contact, else the provider's
+    /// current state, `now`.
+    async fn read_now(cache: &ReadCache, native: &str, now: &str) -> String {
+        company(
+            &cache
+                .contact_or_load(&id(native), answered(native, now))
+                .await,
+        )
+        .to_string()
+    }
+
+    fn window_key() -> WindowKey {
+        WindowKey {
+            provider: PROVIDER,
+            query: ListQuery::default(),
+            offset: 0,
+            limit: 20,
+        }
+    }
+
+    /// Answered `before`, held just before it is cached; a write acknowledged there.
+    #[tokio::test]
+    async fn a_write_acknowledged_between_a_loads_answer_and_its_insert_is_seen_next() {
+        let (cache, c1) = (cache(), id("c1"));
+        let release = cache.hold_next_insert();
+        let mut read = cache.contact_or_load(&c1, answered("c1", "before")).boxed();
+        assert!(poll!(&mut read).is_pending(), "held before the insert");
+        cache.invalidate(&id("c1")).await;
+        release.send(()).unwrap();
+        // It began before the write: either state is right for it.
+        read.await.unwrap();
+        assert_eq!(read_now(&cache, "c1", "after").await, "after");
+    }
+
+    /// A read that starts after a write was acknowledged must not take the answer of a load
+    /// that began before it (single-flight).
+    #[tokio::test]
+    async fn a_read_after_a_write_does_not_share_a_load_begun_before_it() {
+        let (cache, c1) = (cache(), id("c1"));
+        let (load, answer) = held_load();
+        let mut first = cache.contact_or_load(&c1, load).boxed();
+        assert!(poll!(&mut first).is_pending(), "its load is out");
+        cache.invalidate(&id("c1")).await;
+        let mut second = cache.contact_or_load(&c1, answered("c1", "after")).boxed();
+        let early = poll!(&mut second);
+        answer.send(Ok(Some(contact("c1", "before")))).unwrap();
+        let (_, second) = match early {
+            Poll::Ready(second) => (first.await, second),
+            Poll::Pending => futures::join!(first, second),
+        };
+        assert_eq!(company(&second), "after");
+        assert_eq!(read_now(&cache, "c1", "after").await, "after");
+    }
+
+    /// `put_contact` (a lookup retried for its own request) held just before its insert.
+    #[tokio::test]
+    async fn a_write_acknowledged_just_before_a_put_contact_is_seen_next() {
+        let cache = cache();
+        let ticket = cache.ticket(PROVIDER);
+        let release = cache.hold_next_insert();
+        let mut put = cache.put_contact(ticket, contact("c1", "before")).boxed();
+        assert!(poll!(&mut put).is_pending(), "held before the insert");
+        cache.invalidate(&id("c1")).await;
+        release.send(()).unwrap();
+        put.await;
+        assert_eq!(read_now(&cache, "c1", "after").await, "after");
+    }
+
+    /// A window's contacts go into the contact cache: one held just before its insert.
+    #[tokio::test]
+    async fn a_windows_contact_cached_across_a_write_is_not_served_after_it() {
+        let cache = cache();
+        let ticket = cache.ticket(PROVIDER);
+        let window = Arc::new(Window {
+            contacts: vec![contact("c1", "before")],
+            exhausted: true,
+            total: Some(1),
+        });
+        let release = cache.hold_next_insert();
+        let mut put = cache.put_window(ticket, window_key(), window).boxed();
+        assert!(poll!(&mut put).is_pending(), "held before the first insert");
+        cache.invalidate(&id("c1")).await;
+        release.send(()).unwrap();
+        put.await;
+        assert_eq!(read_now(&cache, "c1", "after").await, "after");
+    }
+
+    /// The hot path: a cached contact is served without a load, and writes to other contacts
+    /// of its provider leave it cached.
+    #[tokio::test]
+    async fn a_cached_contact_survives_writes_to_other_contacts() {
+        let cache = cache();
+        read_now(&cache, "c1", "first").await;
+        let other = (2..)
+            .map(|n| id(&format!("c{n}")))
+            .find(|other| !std::ptr::eq(cache.record(other), cache.record(&id("c1"))))
+            .unwrap();
+        cache.invalidate(&other).await;
+        cache.invalidate_provider(PROVIDER);
+        assert_eq!(read_now(&cache, "c1", "second").await, "first");
+        cache.invalidate(&id("c1")).await;
+        assert_eq!(read_now(&cache, "c1", "third").await, "third");
+    }
+
+    /// The window itself, held just before its insert while a write to its provider is
+    /// acknowledged.
+    #[tokio::test]
+    async fn a_window_cached_across_a_write_is_not_served_after_it() {
+        let cache = cache();
+        let ticket = cache.ticket(PROVIDER);
+        let window = Arc::new(Window {
+            contacts: Vec::new(),
+            exhausted: true,
+            total: Some(0),
+        });
+        let release = cache.hold_next_insert();
+        let mut put = cache.put_window(ticket, window_key(), window).boxed();
+        assert!(poll!(&mut put).is_pending(), "held before the insert");
+        cache.invalidate_provider(PROVIDER);
+        release.send(()).unwrap();
+        put.await;
+        assert!(cache.window(&window_key()).await.is_none());
     }
 }

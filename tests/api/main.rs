@@ -4,6 +4,7 @@ mod batches;
 mod batching;
 mod budgets;
 mod config_errors;
+mod consistency;
 mod do_not_contact;
 mod faults;
 mod helpers;
