@@ -329,7 +329,7 @@ impl ProviderConfig {
             api_key,
             settings: BTreeMap::new(),
             timeout_ms: 10_000,
-            max_concurrency: 8,
+            max_concurrency: 64,
             default_region: "US".into(),
         }
     }
@@ -765,7 +765,7 @@ fn validate_provider(
     if timeout_ms == 0 {
         return Err(invalid(key("timeout_ms"), "must be at least 1"));
     }
-    let max_concurrency = raw.max_concurrency.unwrap_or(8);
+    let max_concurrency = raw.max_concurrency.unwrap_or(64);
     if max_concurrency == 0 {
         return Err(invalid(key("max_concurrency"), "must be at least 1"));
     }
