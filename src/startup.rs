@@ -141,7 +141,10 @@ impl Application {
         let _sandbox = self.sandbox;
         let _cleanup = AbortOnDrop(tokio::spawn(delete_expired_keys(self.store)));
         let outbox = OutboxWorker::start(self.gateway.clone());
-        let mut http = auto::Builder::new(TokioExecutor::new());
+        // HTTP/1 only (HTTP/2 arrives through a TLS-terminating proxy as HTTP/1): the header
+        // deadline is an HTTP/1 setting, and a cleartext HTTP/2 client could otherwise hold a
+        // connection slot without it.
+        let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);

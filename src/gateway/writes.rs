@@ -610,8 +610,15 @@ impl Gateway {
         };
         let mut emails: Vec<String> = match (&patch.emails, current) {
             _ if !email => Vec::new(),
-            (Patch::Set(given), _) => given.iter().map(|e| e.address.to_lowercase()).collect(),
-            (Patch::Keep, Some(c)) => c.emails.iter().map(|e| e.address.to_lowercase()).collect(),
+            (Patch::Set(given), _) => given
+                .iter()
+                .map(|e| e.address.trim().to_lowercase())
+                .collect(),
+            (Patch::Keep, Some(c)) => c
+                .emails
+                .iter()
+                .map(|e| e.address.trim().to_lowercase())
+                .collect(),
             _ => Vec::new(),
         };
         phones.sort();

@@ -27,6 +27,9 @@ fn auth_header(provider: ProviderId, key: &Secret) -> (&'static str, String) {
     }
 }
 
+/// The largest answer read from a provider.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
 /// A connection pool for upstream calls (a `reqwest::Client` is a handle to its pool: clones
 /// share it).
 pub fn pool() -> reqwest::Client {
@@ -258,8 +261,23 @@ impl UpstreamClient {
                 retry_after_secs,
             });
         }
-        let bytes = response.bytes().await.map_err(to_error)?;
-        Ok((status, bytes))
+        // Read in chunks up to a bound: a provider's answer is a page of contacts, and a broken
+        // or hostile upstream must not make the gateway buffer whatever it sends.
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(to_error)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(ProviderError::Unavailable {
+                    provider,
+                    reason: format!("its answer is larger than {} MiB", MAX_ANSWER_BYTES >> 20),
+                    retryable: false,
+                    // It answered: a write was taken.
+                    may_have_been_applied: true,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((status, bytes.into()))
     }
 
     fn status_error(&self, status: u16, body: &[u8]) -> ProviderError {

@@ -53,7 +53,11 @@ enum JwtKeys {
 struct Jwks {
     url: String,
     http: reqwest::Client,
-    cached: RwLock<Option<(JwkSet, Instant)>>,
+    cached: RwLock<Option<JwkSet>>,
+    /// When the keys were last asked for, fetched or not: one fetch at a time, at most one per
+    /// `REFETCH_AFTER`, so tokens naming unknown keys cannot make the gateway hammer the
+    /// identity provider (or pile up waiting on it while it is down).
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
@@ -97,6 +101,7 @@ impl Authenticator {
                             .build()
                             .unwrap_or_default(),
                         cached: RwLock::new(None),
+                        last_fetch: tokio::sync::Mutex::new(None),
                     }),
                 };
                 Some(JwtCheck {
@@ -148,9 +153,15 @@ impl Authenticator {
     pub fn admit(&self, caller: &Caller) -> Result<(), Duration> {
         match &self.per_caller {
             None => Ok(()),
-            Some(limiter) => limiter
-                .check_key(&caller.name)
-                .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now())),
+            Some(limiter) => {
+                // Callers seen once (JWT subjects) must not grow the buckets without bound.
+                if limiter.len() > 10_000 {
+                    limiter.retain_recent();
+                }
+                limiter
+                    .check_key(&caller.name)
+                    .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+            }
         }
     }
 }
@@ -196,15 +207,18 @@ impl Jwks {
         if let Some(key) = self.find(kid).await {
             return key;
         }
-        let stale = self
-            .cached
-            .read()
-            .await
-            .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() >= REFETCH_AFTER);
-        if stale {
+        {
+            let mut last_fetch = self.last_fetch.lock().await;
+            // Another request may have fetched while this one waited for the lock.
+            if let Some(key) = self.find(kid).await {
+                return key;
+            }
+            if last_fetch.is_some_and(|at| at.elapsed() < REFETCH_AFTER) {
+                return Err(format!("no key `{kid}` at the identity provider"));
+            }
+            *last_fetch = Some(Instant::now());
             let set = self.fetch().await?;
-            *self.cached.write().await = Some((set, Instant::now()));
+            *self.cached.write().await = Some(set);
         }
         self.find(kid)
             .await
@@ -213,7 +227,7 @@ impl Jwks {
 
     async fn find(&self, kid: &str) -> Option<Result<DecodingKey, String>> {
         let cached = self.cached.read().await;
-        let jwk = cached.as_ref()?.0.find(kid)?;
+        let jwk = cached.as_ref()?.find(kid)?;
         Some(DecodingKey::from_jwk(jwk).map_err(|e| format!("key `{kid}` cannot be used: {e}")))
     }
 
@@ -310,6 +324,11 @@ pub fn forbidden(request: &mut async_graphql::Request) -> async_graphql::Respons
             .collect(),
         Err(_) => Vec::new(),
     };
+    let mut fields = fields;
+    if fields.is_empty() {
+        // Fields behind fragments: one error for the operation.
+        fields.push((String::new(), async_graphql::Pos::default()));
+    }
     let errors = fields
         .into_iter()
         .map(|(field, pos)| {
@@ -317,7 +336,9 @@ pub fn forbidden(request: &mut async_graphql::Request) -> async_graphql::Respons
                 "this credential may only read: mutations need the write role or scope",
                 Some(pos),
             );
-            error.path = vec![PathSegment::Field(field)];
+            if !field.is_empty() {
+                error.path = vec![PathSegment::Field(field)];
+            }
             error
                 .extensions
                 .get_or_insert_with(Default::default)

@@ -154,7 +154,14 @@ impl AppState {
                 };
                 match tokio::spawn(run.instrument(tracing::Span::current())).await {
                     Ok(response) => response,
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // Cancelled: the runtime is shutting down.
+                    Err(_) => EdgeError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "STORE_UNAVAILABLE",
+                        "the gateway is shutting down; the key's outcome is unknown: retry later",
+                    )
+                    .respond(media),
                 }
             }
             Ok(Begun::Replay(stored)) => replay(stored, media),

@@ -32,7 +32,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tracing::{Instrument, Level};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -230,7 +230,21 @@ async fn graphql_post(
         return graphql_http::graphql_response(refused, false, media);
     }
     match key {
-        None => state.answer(request, caller, media).await.response,
+        // In a task of its own: a client that disconnects must not cut a write short between
+        // the provider's answer and the cache's invalidation.
+        None => {
+            let run = async move { state.answer(request, caller, media).await.response };
+            match tokio::spawn(run.instrument(tracing::Span::current())).await {
+                Ok(response) => response,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => EdgeError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SHUTTING_DOWN",
+                    "the gateway is shutting down",
+                )
+                .respond(media),
+            }
+        }
         Some(key) => state.answer_once(key, request, caller, media).await,
     }
 }

@@ -137,6 +137,11 @@ async fn a_read_key_reads_and_cannot_write_a_write_key_writes() {
         "{body}"
     );
     assert_eq!(consuelo.request_count(), 0, "nothing sent upstream");
+    // Fields behind a fragment are refused too, with the code.
+    let fragment = r#"mutation { ...F } fragment F on Mutation { deleteContact(id: "consuelo:contact_1001") { deletedId } }"#;
+    let (_, _, body) = call(&app, Some(READ_KEY), fragment).await;
+    assert_eq!(error_codes(&body), ["FORBIDDEN"], "{body}");
+    assert_eq!(consuelo.request_count(), 0, "nothing sent upstream");
     let (_, _, body) = call(&app, Some(WRITE_KEY), CREATE).await;
     assert!(
         body["data"]["createContact"]["contact"]["id"].is_string(),
