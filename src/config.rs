@@ -274,9 +274,15 @@ impl Default for LimitsConfig {
 const MIN_CURSOR_SECRET_BYTES: usize = 16;
 
 impl LimitsConfig {
-    /// Checks the per-request limits and reads the cursor secret from the environment.
+    /// Checks every limit (none may be 0) and reads the cursor secret from the environment.
     fn validated(mut self, env: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         for (key, value) in [
+            ("limits.max_body_bytes", self.max_body_bytes as u64),
+            ("limits.max_depth", self.max_depth as u64),
+            ("limits.max_complexity", self.max_complexity as u64),
+            ("limits.max_errors", self.max_errors as u64),
+            ("limits.max_batch", self.max_batch as u64),
+            ("limits.max_connections", self.max_connections as u64),
             ("limits.max_upstream_calls", self.max_upstream_calls),
             ("limits.request_timeout_ms", self.request_timeout_ms),
             ("limits.max_scan", self.max_scan),
@@ -451,24 +457,6 @@ impl Config {
         })?;
         if raw.cache.max_entries == 0 {
             return Err(invalid("cache.max_entries", "must be at least 1"));
-        }
-        if raw.limits.max_body_bytes == 0 {
-            return Err(invalid("limits.max_body_bytes", "must be at least 1"));
-        }
-        if raw.limits.max_depth == 0 {
-            return Err(invalid("limits.max_depth", "must be at least 1"));
-        }
-        if raw.limits.max_complexity == 0 {
-            return Err(invalid("limits.max_complexity", "must be at least 1"));
-        }
-        if raw.limits.max_errors == 0 {
-            return Err(invalid("limits.max_errors", "must be at least 1"));
-        }
-        if raw.limits.max_batch == 0 {
-            return Err(invalid("limits.max_batch", "must be at least 1"));
-        }
-        if raw.limits.max_connections == 0 {
-            return Err(invalid("limits.max_connections", "must be at least 1"));
         }
         let limits = raw.limits.validated(&env)?;
         let mut providers = BTreeMap::new();

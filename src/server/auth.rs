@@ -294,12 +294,7 @@ pub async fn require_caller(
 
 /// A browser's GET of the playground: HTML, never executed.
 fn is_graphiql_page(request: &Request) -> bool {
-    request.method() == Method::GET
-        && request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
+    request.method() == Method::GET && super::graphql_http::wants_html(request.headers())
 }
 
 /// The answer to a mutation from a read-only credential: each of its fields fails with

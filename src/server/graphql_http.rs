@@ -44,6 +44,14 @@ impl MediaType {
     }
 }
 
+/// A browser asking for a page (GraphiQL), not a GraphQL answer.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
 /// `q=0`: the client refuses this type.
 fn refused(m: &mime::Mime) -> bool {
     m.get_param("q")

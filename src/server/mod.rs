@@ -256,10 +256,7 @@ async fn graphql_get(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
+    let wants_html = graphql_http::wants_html(&headers);
     let media = MediaType::accepted(&headers);
     let request = match graphql_http::get_request(params) {
         Ok(request) if !wants_html => request,
