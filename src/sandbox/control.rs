@@ -26,11 +26,12 @@ const MAX_LOGGED_REQUESTS: usize = 10_000;
 /// Prefix of the control routes; requests under it are neither counted nor faulted.
 pub const CONTROL_PREFIX: &str = "/__sandbox";
 
-/// A misbehaviour a simulator can be told to show, on every API request until cleared.
+/// A misbehaviour a simulator can be told to show, on every API request until cleared (or on
+/// the next few only: `SimControl::set_fault_times`).
 ///
 /// Over HTTP (`PUT /__sandbox/fault`) it is written `{"status":500}`,
 /// `{"rateLimited":{"retryAfterSecs":3}}`, `"malformedJson"`, `"hang"`, `"dropConnection"`,
-/// or `null` to clear.
+/// or `null` to clear; `{"fault": {"status":503}, "times": 2}` shows it twice, then serves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Fault {
@@ -104,6 +105,8 @@ pub fn straddling_message(what: &str, key: &str) -> String {
 #[derive(Default)]
 struct Settings {
     fault: Option<Fault>,
+    /// API requests `fault` is still shown on; `None`: until cleared.
+    fault_times: Option<u64>,
     latency: Duration,
     echo_key: bool,
     log: VecDeque<RecordedRequest>,
@@ -146,7 +149,17 @@ impl SimControl {
 
     /// Sets (or clears, with `None`) the fault shown on every API request.
     pub fn set_fault(&self, fault: Option<Fault>) {
-        self.settings().fault = fault;
+        let mut s = self.settings();
+        s.fault = fault;
+        s.fault_times = None;
+    }
+
+    /// Shows `fault` on the next `times` API requests, then serves them normally again (a
+    /// provider that fails twice and recovers).
+    pub fn set_fault_times(&self, fault: Fault, times: u64) {
+        let mut s = self.settings();
+        s.fault = (times > 0).then_some(fault);
+        s.fault_times = Some(times);
     }
 
     /// The fault currently set.
@@ -265,8 +278,16 @@ pub(crate) async fn intercept(
     });
 
     let (fault, latency) = {
-        let s = ctl.settings();
-        (s.fault.clone(), s.latency)
+        let mut s = ctl.settings();
+        let fault = s.fault.clone();
+        if let Some(left) = s.fault_times.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                s.fault = None;
+                s.fault_times = None;
+            }
+        }
+        (fault, s.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -380,14 +401,25 @@ pub(crate) fn routes(ctl: Arc<SimControl>) -> Router {
         .route(
             "/__sandbox/fault",
             put(|State(c): State<Arc<SimControl>>, body: Bytes| async move {
-                match serde_json::from_slice::<Option<Fault>>(&body) {
-                    Ok(fault) => {
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum SetFault {
+                    Always(Option<Fault>),
+                    Times { fault: Fault, times: u64 },
+                }
+                match serde_json::from_slice::<SetFault>(&body) {
+                    Ok(SetFault::Always(fault)) => {
                         c.set_fault(fault);
+                        StatusCode::NO_CONTENT.into_response()
+                    }
+                    Ok(SetFault::Times { fault, times }) => {
+                        c.set_fault_times(fault, times);
                         StatusCode::NO_CONTENT.into_response()
                     }
                     Err(e) => control_error(format!(
                         "expected {{\"status\":500}}, {{\"rateLimited\":{{\"retryAfterSecs\":3}}}}, \
-                         \"malformedJson\", \"hang\", \"dropConnection\" or null: {e}"
+                         \"malformedJson\", \"hang\", \"dropConnection\" or null, or \
+                         {{\"fault\": <one of those>, \"times\": <requests>}}: {e}"
                     )),
                 }
             })

@@ -1044,6 +1044,27 @@ async fn configs_point_at_the_simulators_and_overlaps_exist() {
 }
 
 #[tokio::test]
+async fn a_fault_can_last_for_the_next_few_requests_only() {
+    let sb = Sandbox::start().await.unwrap();
+    let ma = ProviderId::Maiagent;
+    let base = sb.base_url(ma);
+    let c = client();
+    let put = |path: &str, body: &'static str| c.put(format!("{base}{path}")).body(body).send();
+    // A fault for the next two requests only, then service as usual.
+    let times = put("/__sandbox/fault", r#"{"fault":{"status":503},"times":2}"#);
+    assert_eq!(times.await.unwrap().status().as_u16(), 204);
+    for expected in [503, 503, 200, 200] {
+        let (status, _) = send(req(&sb, ma, Method::GET, "/api/contacts/")).await;
+        assert_eq!(status, expected);
+    }
+    assert_eq!(sb.control(ma).fault(), None);
+    sb.control(ma).set_fault_times(Fault::Status(500), 1);
+    sb.control(ma).set_fault(None);
+    let (status, _) = send(req(&sb, ma, Method::GET, "/api/contacts/")).await;
+    assert_eq!(status, 200, "set_fault(None) clears a counted fault too");
+}
+
+#[tokio::test]
 async fn the_printed_config_parses_into_the_sandbox_configs() {
     let sb = Sandbox::start().await.unwrap();
     let parsed = crate::config::Config::parse(&sb.config_toml(), |_| None).expect("parses");
