@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
 
@@ -314,6 +315,66 @@ impl LimitsConfig {
     }
 }
 
+/// A token bucket: `burst` calls at once, refilled at `rate_per_sec`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bucket {
+    pub rate_per_sec: f64,
+    pub burst: u32,
+}
+
+/// How the gateway spends one provider's rate budget and rides out its failures (`[providers.<id>]`
+/// `rate_per_sec`, `burst`, `follow_rate_limit_headers`, `max_retry_after_secs`, `retries`,
+/// `breaker_failures`, `breaker_cooldown_secs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetConfig {
+    /// Calls are paced by this bucket; `None`: the gateway does not pace them.
+    pub bucket: Option<Bucket>,
+    /// When the provider answers `X-RateLimit-Remaining: 0`, no call until `X-RateLimit-Reset`.
+    pub follow_rate_limit_headers: bool,
+    /// The longest a call waits for its turn (a 429's `Retry-After`, the bucket, the reset);
+    /// a longer wait fails at once with `PROVIDER_RATE_LIMITED`.
+    pub max_retry_after_secs: u64,
+    /// Times a read is sent again after a 5xx, a timeout or a connection failure.
+    pub retries: u32,
+    /// Failures in a row (5xx, timeouts, connection failures) that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker fails calls at once before letting one probe through.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for BudgetConfig {
+    /// No pacing (as for a provider that documents no limit); the rest at their defaults.
+    fn default() -> Self {
+        BudgetConfig {
+            bucket: None,
+            follow_rate_limit_headers: false,
+            max_retry_after_secs: 30,
+            retries: 2,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(10),
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// The defaults for `id`: its descriptor's bucket and headers, the rest as `default()`.
+    pub fn for_provider(id: ProviderId) -> Self {
+        let defaults = &crate::providers::descriptor(id).budget;
+        BudgetConfig {
+            bucket: defaults.bucket,
+            follow_rate_limit_headers: defaults.follow_rate_limit_headers,
+            ..BudgetConfig::default()
+        }
+    }
+}
+
+/// The longest `max_retry_after_secs`, `breaker_cooldown_secs`: an hour.
+const MAX_WAIT_SECS: u64 = 3600;
+/// The most `retries` a read may have.
+const MAX_RETRIES: u32 = 10;
+/// The slowest bucket: one call an hour.
+const MIN_RATE_PER_SEC: f64 = 1.0 / 3600.0;
+
 /// One enabled provider.
 #[derive(Clone, Debug)]
 pub struct ProviderConfig {
@@ -325,10 +386,12 @@ pub struct ProviderConfig {
     pub timeout_ms: u64,
     pub max_concurrency: usize,
     pub default_region: String,
+    pub budget: BudgetConfig,
 }
 
 impl ProviderConfig {
-    /// A provider at `base_url` with defaults for everything optional.
+    /// A provider at `base_url` with defaults for everything optional, and no pacing (the
+    /// sandbox's simulators; a config file gets the provider's documented limits instead).
     pub fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
         ProviderConfig {
             base_url: base_url.into(),
@@ -337,6 +400,7 @@ impl ProviderConfig {
             timeout_ms: 10_000,
             max_concurrency: 64,
             default_region: "US".into(),
+            budget: BudgetConfig::default(),
         }
     }
 
@@ -374,6 +438,13 @@ struct RawProvider {
     timeout_ms: Option<u64>,
     max_concurrency: Option<usize>,
     default_region: Option<String>,
+    rate_per_sec: Option<f64>,
+    burst: Option<u32>,
+    follow_rate_limit_headers: Option<bool>,
+    max_retry_after_secs: Option<u64>,
+    retries: Option<u32>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown_secs: Option<u64>,
     #[serde(flatten)]
     settings: BTreeMap<String, toml::Value>,
 }
@@ -715,6 +786,7 @@ fn validate_provider(
 ) -> Result<ProviderConfig, ConfigError> {
     let key = |name: &str| format!("providers.{id}.{name}");
     let base_url = validate_base_url(&raw.base_url).map_err(|m| invalid(key("base_url"), m))?;
+    let budget = validate_budget(id, &raw)?;
     let api_key = match (raw.api_key, raw.api_key_env) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -768,7 +840,83 @@ fn validate_provider(
         timeout_ms,
         max_concurrency,
         default_region,
+        budget,
     })
+}
+
+/// The provider's budget: its descriptor's defaults, overridden by the keys given.
+fn validate_budget(id: ProviderId, raw: &RawProvider) -> Result<BudgetConfig, ConfigError> {
+    let key = |name: &str| format!("providers.{id}.{name}");
+    let mut budget = BudgetConfig::for_provider(id);
+    let rate = match raw.rate_per_sec {
+        // 0: no bucket, as for a provider that documents no limit.
+        Some(0.0) => None,
+        Some(rate) if rate.is_finite() && rate >= MIN_RATE_PER_SEC => Some(rate),
+        Some(_) => {
+            return Err(invalid(
+                key("rate_per_sec"),
+                "must be a number of calls per second (at least 1 an hour, e.g. 0.5 or 10), or 0 for no bucket",
+            ))
+        }
+        None => budget.bucket.map(|b| b.rate_per_sec),
+    };
+    if raw.burst == Some(0) {
+        return Err(invalid(key("burst"), "must be at least 1"));
+    }
+    budget.bucket = match (rate, raw.burst) {
+        (Some(rate_per_sec), burst) => Some(Bucket {
+            rate_per_sec,
+            // Without one: the provider's default burst, or one second's worth of calls.
+            burst: burst
+                .or(budget.bucket.map(|b| b.burst))
+                .unwrap_or(rate_per_sec.ceil() as u32)
+                .max(1),
+        }),
+        (None, Some(_)) => {
+            return Err(invalid(
+                key("burst"),
+                format!("{id} has no bucket to size: set rate_per_sec too"),
+            ))
+        }
+        (None, None) => None,
+    };
+    if let Some(follow) = raw.follow_rate_limit_headers {
+        budget.follow_rate_limit_headers = follow;
+    }
+    if let Some(secs) = raw.max_retry_after_secs {
+        if secs > MAX_WAIT_SECS {
+            return Err(invalid(
+                key("max_retry_after_secs"),
+                format!("must be at most {MAX_WAIT_SECS} (an hour)"),
+            ));
+        }
+        budget.max_retry_after_secs = secs;
+    }
+    if let Some(retries) = raw.retries {
+        if retries > MAX_RETRIES {
+            return Err(invalid(
+                key("retries"),
+                format!("must be at most {MAX_RETRIES}"),
+            ));
+        }
+        budget.retries = retries;
+    }
+    if let Some(failures) = raw.breaker_failures {
+        if failures == 0 {
+            return Err(invalid(key("breaker_failures"), "must be at least 1"));
+        }
+        budget.breaker_failures = failures;
+    }
+    if let Some(secs) = raw.breaker_cooldown_secs {
+        if secs == 0 || secs > MAX_WAIT_SECS {
+            return Err(invalid(
+                key("breaker_cooldown_secs"),
+                format!("must be between 1 and {MAX_WAIT_SECS} (an hour)"),
+            ));
+        }
+        budget.breaker_cooldown = Duration::from_secs(secs);
+    }
+    Ok(budget)
 }
 
 /// The provider's own keys: each one its descriptor declares, a non-blank string; the required
@@ -789,6 +937,13 @@ fn validate_settings(
                 "timeout_ms",
                 "max_concurrency",
                 "default_region",
+                "rate_per_sec",
+                "burst",
+                "follow_rate_limit_headers",
+                "max_retry_after_secs",
+                "retries",
+                "breaker_failures",
+                "breaker_cooldown_secs",
             ];
             known.extend(declared.iter().map(|s| s.key));
             let message = format!("unknown key; {id} takes {}", known.join(", "));
@@ -957,6 +1112,54 @@ mod tests {
                 "[limits]\ncursor_secret_env = \"SHORT_SECRET\"",
                 "limits.cursor_secret_env",
             ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nrate_per_sec = -1",
+                "providers.maiagent.rate_per_sec",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nrate_per_sec = nan",
+                "providers.maiagent.rate_per_sec",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nrate_per_sec = \"fast\"",
+                "rate_per_sec",
+            ),
+            (
+                "[providers.mainbrainer]\nbase_url = \"https://x\"\napi_key = \"k\"\nburst = 0",
+                "providers.mainbrainer.burst",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nburst = 5",
+                "providers.maiagent.burst",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nburst = -5",
+                "burst",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nmax_retry_after_secs = 100000",
+                "providers.maiagent.max_retry_after_secs",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nretries = 50",
+                "providers.maiagent.retries",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nretries = -1",
+                "retries",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nbreaker_failures = 0",
+                "providers.maiagent.breaker_failures",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nbreaker_cooldown_secs = 0",
+                "providers.maiagent.breaker_cooldown_secs",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nfollow_rate_limit_headers = \"yes\"",
+                "follow_rate_limit_headers",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).expect_err(text).to_string();
@@ -965,6 +1168,125 @@ mod tests {
                 "{text:?} gave {err:?}, which does not name {key}"
             );
         }
+    }
+
+    #[test]
+    fn each_provider_gets_its_documented_budget_unless_the_config_says_otherwise() {
+        let providers: String = ProviderId::ALL
+            .iter()
+            .map(|id| {
+                let workspace = if *id == ProviderId::Consuelo {
+                    "workspace_id = \"w\"\n"
+                } else {
+                    ""
+                };
+                format!("[providers.{id}]\nbase_url = \"https://x\"\napi_key = \"k\"\n{workspace}")
+            })
+            .collect();
+        let c = parse(&providers).unwrap();
+        let budget = |id: ProviderId| c.providers[&id].budget.clone();
+        let mainbrainer = budget(ProviderId::Mainbrainer);
+        assert_eq!(
+            mainbrainer.bucket,
+            Some(Bucket {
+                rate_per_sec: 10.0,
+                burst: 100
+            })
+        );
+        let whautomate = budget(ProviderId::Whautomate).bucket.unwrap();
+        assert_eq!(whautomate.burst, 100);
+        assert!(
+            (whautomate.rate_per_sec * 60.0 - 100.0).abs() < 1e-9,
+            "100 a minute"
+        );
+        let consuelo = budget(ProviderId::Consuelo);
+        assert_eq!(
+            (consuelo.bucket, consuelo.follow_rate_limit_headers),
+            (None, true)
+        );
+        for id in [ProviderId::Magicblocks, ProviderId::Maiagent] {
+            assert_eq!(budget(id), BudgetConfig::default(), "{id}: no bucket");
+        }
+        assert_eq!(
+            (
+                mainbrainer.max_retry_after_secs,
+                mainbrainer.retries,
+                mainbrainer.breaker_failures
+            ),
+            (30, 2, 5)
+        );
+
+        let c = parse(
+            r#"
+            [providers.mainbrainer]
+            base_url = "https://x"
+            api_key = "k"
+            rate_per_sec = 20
+            max_retry_after_secs = 0
+            retries = 0
+            breaker_failures = 3
+            breaker_cooldown_secs = 60
+            [providers.whautomate]
+            base_url = "https://x"
+            api_key = "k"
+            rate_per_sec = 0
+            [providers.maiagent]
+            base_url = "https://x"
+            api_key = "k"
+            rate_per_sec = 0.5
+            [providers.consuelo]
+            base_url = "https://x"
+            api_key = "k"
+            workspace_id = "w"
+            follow_rate_limit_headers = false
+            rate_per_sec = 1
+            burst = 1
+            "#,
+        )
+        .unwrap();
+        let mainbrainer = budget_of(&c, ProviderId::Mainbrainer);
+        assert_eq!(
+            mainbrainer.bucket,
+            Some(Bucket {
+                rate_per_sec: 20.0,
+                burst: 100
+            }),
+            "the default burst stays"
+        );
+        assert_eq!(
+            (
+                mainbrainer.max_retry_after_secs,
+                mainbrainer.retries,
+                mainbrainer.breaker_failures,
+                mainbrainer.breaker_cooldown
+            ),
+            (0, 0, 3, Duration::from_secs(60))
+        );
+        assert_eq!(
+            budget_of(&c, ProviderId::Whautomate).bucket,
+            None,
+            "0: no bucket"
+        );
+        assert_eq!(
+            budget_of(&c, ProviderId::Maiagent).bucket,
+            Some(Bucket {
+                rate_per_sec: 0.5,
+                burst: 1
+            })
+        );
+        let consuelo = budget_of(&c, ProviderId::Consuelo);
+        assert!(!consuelo.follow_rate_limit_headers);
+        assert_eq!(
+            consuelo.bucket,
+            Some(Bucket {
+                rate_per_sec: 1.0,
+                burst: 1
+            })
+        );
+    }
+
+    fn budget_of(config: &Config, id: ProviderId) -> BudgetConfig {
+        config.providers[&id].budget.clone()
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod redact;
 
+use super::pacing::{BreakerState, Pacing};
 use super::{Auth, ProviderError};
 use crate::config::{ProviderConfig, Secret};
 use crate::contact::{Contact, ProviderId};
@@ -47,7 +48,19 @@ pub struct UpstreamResponse {
     pub body: Value,
 }
 
-/// One provider's HTTP client: base URL, signing, timeout and in-flight bound.
+/// Whether a call may be sent again after a failure: said at each call site, since some
+/// providers search with a POST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Changes nothing upstream (a GET, a search or listing sent as POST): retried after a
+    /// 5xx, a timeout or a connection failure.
+    Read,
+    /// Creates, changes or deletes: never retried (a write that timed out may have been
+    /// applied).
+    Write,
+}
+
+/// One provider's HTTP client: base URL, signing, timeout, in-flight bound and pacing.
 #[derive(Clone)]
 pub struct UpstreamClient {
     provider: ProviderId,
@@ -56,6 +69,8 @@ pub struct UpstreamClient {
     headers: HeaderMap,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
+    /// Its rate budget, pauses, retries and breaker, shared by the clones.
+    pacing: Arc<Pacing>,
     region: Option<phonenumber::country::Id>,
     /// Finds the key in what the provider answers, so nothing read from an answer holds it.
     redactor: Arc<Redactor>,
@@ -85,6 +100,7 @@ impl UpstreamClient {
             headers,
             timeout: Duration::from_millis(config.timeout_ms),
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+            pacing: Arc::new(Pacing::new(provider, &config.budget)),
             region: phone::parse_region(&config.default_region),
             redactor: Arc::new(Redactor::new(config.api_key.expose())),
         }
@@ -94,6 +110,11 @@ impl UpstreamClient {
         self.provider
     }
 
+    /// The provider's pacing and breaker state (waits, retries, refusals).
+    pub fn pacing(&self) -> &Pacing {
+        &self.pacing
+    }
+
     /// The region national phone numbers from this provider are read in.
     pub fn region(&self) -> Option<phonenumber::country::Id> {
         self.region
@@ -101,16 +122,67 @@ impl UpstreamClient {
 
     /// Sends one request to `base_url + path` and decodes the answer. Non-2xx statuses become
     /// errors; `404` becomes `Ok(None)` so a "no such contact" is not a failure.
+    ///
+    /// Before sending, the provider's breaker and pacing have their say (a call that cannot
+    /// be made in time fails at once, unsent). A `Call::Read` that fails with a 5xx, a timeout
+    /// or a connection failure is sent again, up to `retries` times, after a jittered backoff,
+    /// while the request's deadline and calls allow it; a `Call::Write` never is.
     pub async fn send(
         &self,
+        call: Call,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Option<UpstreamResponse>, ProviderError> {
+        let mut delays = self.pacing.retry_delays();
+        let mut attempt = 1;
+        loop {
+            let error = match self.attempt(&method, path, query, body).await {
+                Err(error) if call == Call::Read && error.retryable() => error,
+                result => return result,
+            };
+            // Only within the request's deadline and calls, and never into an open breaker.
+            let budget = request_budget::current();
+            let fits = |delay: &Duration| {
+                budget
+                    .as_ref()
+                    .is_none_or(|b| b.has_room() && *delay < b.time_left())
+            };
+            let healthy = self.pacing.breaker_state() == BreakerState::Closed;
+            let Some(delay) = delays.next().filter(fits).filter(|_| healthy) else {
+                return Err(error);
+            };
+            tracing::info!(
+                target: "upstream",
+                provider = %self.provider, method = %method, path, attempt,
+                delay_ms = delay.as_millis() as u64, error = %error,
+                "retrying a read"
+            );
+            self.pacing.retrying();
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// One call: admitted by the breaker, paced, charged to the request, bounded, sent, and
+    /// its outcome reported to the breaker.
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Option<UpstreamResponse>, ProviderError> {
         let provider = self.provider;
-        // The request's budget, charged before sending: a refused call is never sent.
+        let admitted = self.pacing.admit()?;
         let budget = request_budget::current();
+        // Waiting for the provider's turn past the request's deadline would only delay the
+        // refusal: such a call fails at once.
+        self.pacing
+            .wait_turn(budget.as_ref().map(|b| b.time_left()))
+            .await?;
+        // The request's budget, charged before sending: a refused call is never sent.
         if let Some(budget) = &budget {
             budget
                 .charge()
@@ -149,7 +221,7 @@ impl UpstreamClient {
                 .body(body.to_string());
         }
         let started = Instant::now();
-        let result = match (self.read(request).await, &budget) {
+        let result = match (self.receive(request).await, &budget) {
             // The request's deadline, not the provider's timeout, cut this call.
             (Err(ProviderError::Timeout { .. }), Some(budget)) if cut_by_deadline => {
                 Err(refused(provider, budget.deadline_passed(), true))
@@ -169,8 +241,7 @@ impl UpstreamClient {
                 "upstream call failed"
             ),
         }
-        let (status, bytes) = result?;
-        match status {
+        let outcome = result.and_then(|(status, bytes)| match status {
             200..=299 => {
                 let body = if bytes.iter().all(u8::is_ascii_whitespace) {
                     Value::Null
@@ -182,25 +253,33 @@ impl UpstreamClient {
             }
             404 => Ok(None),
             _ => Err(self.status_error(status, &bytes)),
+        });
+        match &outcome {
+            // Our deadline cut it: it says nothing of the provider's health.
+            Err(ProviderError::RequestTimeout { .. }) => drop(admitted),
+            Err(error) => admitted.settle(error.retryable()),
+            Ok(_) => admitted.settle(false),
         }
+        outcome
     }
 
     /// Like `send`, but a 404 is an error too (for writes and listings).
     pub async fn send_expecting(
         &self,
+        call: Call,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ProviderError> {
-        self.send(method, path, query, body)
+        self.send(call, method, path, query, body)
             .await?
             .ok_or_else(|| ProviderError::not_found(self.provider))
     }
 
     /// `GET` of one record: its body, or `None` when the provider answers 404.
     pub async fn get_record(&self, path: &str) -> Result<Option<Value>, ProviderError> {
-        let response = self.send(Method::GET, path, &[], None).await?;
+        let response = self.send(Call::Read, Method::GET, path, &[], None).await?;
         Ok(response.map(|r| r.body))
     }
 
@@ -225,7 +304,9 @@ impl UpstreamClient {
         record_path(collection, native_id).ok_or_else(|| ProviderError::not_found(self.provider))
     }
 
-    async fn read(
+    /// Sends `request` and reads the answer (up to `MAX_ANSWER_BYTES`); a 429 and an
+    /// exhausted `X-RateLimit-Remaining` pause the provider.
+    async fn receive(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, axum::body::Bytes), ProviderError> {
@@ -250,12 +331,15 @@ impl UpstreamClient {
         };
         let response = request.send().await.map_err(to_error)?;
         let status = response.status().as_u16();
+        self.pacing.observe_headers(response.headers());
         if status == 429 {
             let retry_after_secs = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            self.pacing
+                .rate_limited(retry_after_secs.map(Duration::from_secs));
             return Err(ProviderError::RateLimited {
                 provider,
                 retry_after_secs,
@@ -488,7 +572,11 @@ mod tests {
         let results = request_budget::within(Some(budget), async {
             let mut results = Vec::new();
             for _ in 0..4 {
-                results.push(up.client.send(Method::GET, "/x", &[], None).await);
+                results.push(
+                    up.client
+                        .send(Call::Read, Method::GET, "/x", &[], None)
+                        .await,
+                );
             }
             results
         })
@@ -508,7 +596,11 @@ mod tests {
         assert_eq!(up.requests().len(), 2);
         // Outside a request nothing is limited.
         for _ in 0..3 {
-            assert!(up.client.send(Method::GET, "/x", &[], None).await.is_ok());
+            assert!(up
+                .client
+                .send(Call::Read, Method::GET, "/x", &[], None)
+                .await
+                .is_ok());
         }
     }
 
@@ -529,8 +621,12 @@ mod tests {
         let budget = RequestBudget::new(10, Duration::from_millis(300));
         let started = Instant::now();
         let (cut, late) = request_budget::within(Some(budget), async {
-            let cut = client.send(Method::POST, "/x", &[], None).await;
-            let late = client.send(Method::POST, "/x", &[], None).await;
+            let cut = client
+                .send(Call::Write, Method::POST, "/x", &[], None)
+                .await;
+            let late = client
+                .send(Call::Write, Method::POST, "/x", &[], None)
+                .await;
             (cut, late)
         })
         .await;
@@ -555,6 +651,63 @@ mod tests {
             }) => {}
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    /// Consuelo's way (NOTES 2.4): nothing remaining pauses the provider until the reset.
+    #[tokio::test]
+    async fn an_exhausted_rate_limit_header_pauses_calls_until_the_reset() {
+        use axum::http::HeaderMap as Headers;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let served = Arc::new(AtomicU64::new(0));
+        let count = served.clone();
+        // The first answer says nothing remains until three seconds from now.
+        let app = axum::Router::new().fallback(move || {
+            let count = count.clone();
+            async move {
+                let mut headers = Headers::new();
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
+                    headers.insert("x-ratelimit-reset", HeaderValue::from(now + 3));
+                }
+                (headers, "{}")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut config = ProviderConfig::new(format!("http://{addr}"), Secret::new("k"));
+        config.budget.follow_rate_limit_headers = true;
+        let client = UpstreamClient::new(ProviderId::Consuelo, &config);
+        let read = || client.send(Call::Read, Method::GET, "/x", &[], None);
+
+        assert!(read().await.is_ok());
+        // A request with half a second left cannot wait for the reset: refused, unsent.
+        let budget = RequestBudget::new(10, Duration::from_millis(500));
+        let refused = request_budget::within(Some(budget.clone()), read()).await;
+        match refused {
+            Err(ProviderError::RateLimited {
+                retry_after_secs: Some(1..=3),
+                ..
+            }) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(budget.calls_charged(), 0, "a refused call is not charged");
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+        // Without a deadline the call waits for the reset (under `max_retry_after_secs`).
+        let started = Instant::now();
+        assert!(read().await.is_ok());
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+        assert_eq!(client.pacing().rate_limit_refusals(), 1);
+        assert_eq!(client.pacing().waits(), 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! errors they return, and the registry that builds the enabled ones from config.
 
 pub mod http;
+pub mod pacing;
 pub mod request_budget;
 #[cfg(test)]
 mod testing;
@@ -13,7 +14,7 @@ pub mod maiagent;
 pub mod mainbrainer;
 pub mod whautomate;
 
-use crate::config::ProviderConfig;
+use crate::config::{Bucket, ProviderConfig};
 use crate::contact::{Contact, ProviderId};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
 use async_trait::async_trait;
@@ -532,6 +533,23 @@ pub struct Setting {
     pub about: &'static str,
 }
 
+/// How the gateway paces a provider whose config says nothing (`[providers.<id>] rate_per_sec`,
+/// `burst`, `follow_rate_limit_headers`): what its document says of its rate limit.
+pub struct DefaultBudget {
+    /// A token bucket where the provider documents a limit; `None` where it documents none.
+    pub bucket: Option<Bucket>,
+    /// The provider reports its budget in `X-RateLimit-*` headers on every answer.
+    pub follow_rate_limit_headers: bool,
+}
+
+impl DefaultBudget {
+    /// No documented limit: no bucket (every provider's 429 still pauses it).
+    const NONE: DefaultBudget = DefaultBudget {
+        bucket: None,
+        follow_rate_limit_headers: false,
+    };
+}
+
 /// Everything the gateway knows of one provider besides its adapter's code: a sixth provider
 /// is one adapter module, one simulator module, one line in `contact::provider_ids!` and one
 /// entry here.
@@ -539,6 +557,7 @@ pub struct Descriptor {
     pub id: ProviderId,
     pub auth: Auth,
     pub settings: &'static [Setting],
+    pub budget: DefaultBudget,
     /// Builds the adapter from its client and its config (whose settings are checked).
     pub adapter: fn(http::UpstreamClient, &ProviderConfig) -> Arc<dyn Provider>,
     pub simulator: crate::sandbox::Simulator,
@@ -550,6 +569,8 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
         id: ProviderId::Magicblocks,
         auth: Auth::Bearer,
         settings: &[],
+        // NOTES 1.5: no rate limit documented.
+        budget: DefaultBudget::NONE,
         adapter: |client, _| Arc::new(magicblocks::MagicBlocks::new(client)),
         simulator: crate::sandbox::magicblocks::SIMULATOR,
     },
@@ -561,6 +582,12 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
             required: true,
             about: "Consuelo needs the workspace id its API asks for (sent as `workspaceId`)",
         }],
+        // NOTES 2.4: the limit depends on the plan, and every answer carries
+        // `X-RateLimit-Limit`, `-Remaining` and `-Reset`: follow them rather than guess a plan.
+        budget: DefaultBudget {
+            bucket: None,
+            follow_rate_limit_headers: true,
+        },
         adapter: |client, config| {
             let workspace = config.setting("workspace_id").unwrap_or_default();
             Arc::new(consuelo::Consuelo::new(client, workspace.to_string()))
@@ -577,6 +604,14 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
             about: "the Whautomate location new contacts join when they name none (for accounts \
                     that require one)",
         }],
+        // NOTES 3.4: undocumented; sister products state 100 requests a minute (unconfirmed).
+        budget: DefaultBudget {
+            bucket: Some(Bucket {
+                rate_per_sec: 100.0 / 60.0,
+                burst: 100,
+            }),
+            follow_rate_limit_headers: false,
+        },
         adapter: |client, config| {
             let location = config.setting("location_id").map(str::to_string);
             Arc::new(whautomate::Whautomate::new(client, location))
@@ -588,6 +623,8 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
         // maiagent.txt: the scheme word is `Api-Key`, not `Bearer`.
         auth: Auth::Scheme("Api-Key"),
         settings: &[],
+        // NOTES 4.4: no rate limit documented.
+        budget: DefaultBudget::NONE,
         adapter: |client, _| Arc::new(maiagent::MaiAgent::new(client)),
         simulator: crate::sandbox::maiagent::SIMULATOR,
     },
@@ -599,6 +636,14 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
             required: false,
             about: "the Mainbrainer list new contacts join",
         }],
+        // NOTES 5.6: a burst of 100 per 10 s on the smallest plan (Freemium).
+        budget: DefaultBudget {
+            bucket: Some(Bucket {
+                rate_per_sec: 10.0,
+                burst: 100,
+            }),
+            follow_rate_limit_headers: false,
+        },
         adapter: |client, config| {
             let list = config.setting("list_id").map(str::to_string);
             Arc::new(mainbrainer::Mainbrainer::new(client, list))

@@ -29,7 +29,7 @@ mod tests;
 
 pub use control::{Fault, RecordedRequest, SimControl};
 
-use crate::config::{ProviderConfig, Secret};
+use crate::config::{BudgetConfig, ProviderConfig, Secret};
 use crate::contact::ProviderId;
 // Only the registry, to know which simulators there are: never an adapter (Decision 7).
 use crate::providers::descriptor;
@@ -145,9 +145,11 @@ impl Sandbox {
 
 impl Sandbox {
     /// The `[providers.*]` sections of a config file pointing a gateway at the simulators.
+    /// Like the sandbox, they pace no provider: the keys that turn off a provider's default
+    /// bucket or headers are written out.
     pub fn config_toml(&self) -> String {
         let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
-        let mut text = String::new();
+        let mut text = String::from("# The simulators take any rate: no provider is paced.\n\n");
         for (id, config) in self.provider_configs() {
             text += &format!("[providers.{id}]\n");
             text += &format!("base_url = {}\n", quoted(&config.base_url));
@@ -156,10 +158,56 @@ impl Sandbox {
             for (key, value) in &config.settings {
                 text += &format!("{key} = {}\n", quoted(value));
             }
+            text += &budget_toml(id, &config.budget);
             text += "\n";
         }
         text
     }
+}
+
+/// The budget keys of `[providers.<id>]` where `budget` differs from the provider's defaults.
+fn budget_toml(id: ProviderId, budget: &BudgetConfig) -> String {
+    let defaults = BudgetConfig::for_provider(id);
+    let mut text = String::new();
+    if budget.bucket != defaults.bucket {
+        match budget.bucket {
+            Some(bucket) => {
+                text += &format!("rate_per_sec = {}\n", bucket.rate_per_sec);
+                text += &format!("burst = {}\n", bucket.burst);
+            }
+            None => text += "rate_per_sec = 0\n",
+        }
+    }
+    if budget.follow_rate_limit_headers != defaults.follow_rate_limit_headers {
+        text += &format!(
+            "follow_rate_limit_headers = {}\n",
+            budget.follow_rate_limit_headers
+        );
+    }
+    let numbers = [
+        (
+            "max_retry_after_secs",
+            budget.max_retry_after_secs,
+            defaults.max_retry_after_secs,
+        ),
+        ("retries", budget.retries.into(), defaults.retries.into()),
+        (
+            "breaker_failures",
+            budget.breaker_failures.into(),
+            defaults.breaker_failures.into(),
+        ),
+        (
+            "breaker_cooldown_secs",
+            budget.breaker_cooldown.as_secs().max(1),
+            defaults.breaker_cooldown.as_secs(),
+        ),
+    ];
+    for (key, value, default) in numbers {
+        if value != default {
+            text += &format!("{key} = {value}\n");
+        }
+    }
+    text
 }
 
 impl Drop for Sandbox {

@@ -1076,6 +1076,7 @@ async fn the_printed_config_parses_into_the_sandbox_configs() {
         assert_eq!(got.api_key, config.api_key);
         assert_eq!(got.settings, config.settings);
         assert_eq!(got.default_region, config.default_region);
+        assert_eq!(got.budget, config.budget, "{id}: the sandbox paces nothing");
     }
 }
 

@@ -154,8 +154,13 @@ async fn federation_a_failing_provider_nulls_only_its_own_representations() {
         ],
         "{body:#}"
     );
-    // Still one upstream call per distinct contact.
-    assert_eq!(upstream_total(&app), 3);
+    // Still one upstream read per distinct contact; the failing one was retried twice (a
+    // 5xx on a read is, `retries = 2`).
+    let calls = |id: ProviderId| app.sandbox.control(id).request_count();
+    assert_eq!(calls(ProviderId::Magicblocks), 1);
+    assert_eq!(calls(ProviderId::Consuelo), 1);
+    assert_eq!(calls(ProviderId::Maiagent), 3);
+    assert_eq!(upstream_total(&app), 5);
 }
 
 #[tokio::test]

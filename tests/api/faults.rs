@@ -31,15 +31,20 @@ async fn each_fault_gives_its_code_while_the_others_return() {
     let app = spawn_app_with(|c| {
         for p in c.providers.values_mut() {
             p.timeout_ms = 400;
+            // Each fault answers for itself: no breaker opened by the ones before it, no
+            // retries (`provider_budgets.rs` tests both).
+            p.budget.breaker_failures = u32::MAX;
+            p.budget.retries = 0;
         }
     })
     .await;
     let cases = [
         (Fault::Status(401), "PROVIDER_AUTH_FAILED"),
         (Fault::Status(403), "PROVIDER_AUTH_FAILED"),
+        // A 429 pauses the provider for its `Retry-After`: the next case waits a second.
         (
             Fault::RateLimited {
-                retry_after_secs: 7,
+                retry_after_secs: 1,
             },
             "PROVIDER_RATE_LIMITED",
         ),

@@ -6,7 +6,7 @@
 mod mapping;
 mod wire;
 
-use super::http::{UpstreamClient, UpstreamResponse};
+use super::http::{Call, UpstreamClient, UpstreamResponse};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::{non_empty, Contact};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
@@ -77,7 +77,13 @@ impl Consuelo {
         let path = self.client.contact_path(CONTACTS, native_id)?;
         let response = self
             .client
-            .send_expecting(Method::PATCH, &path, &[], Some(&json!(changes)))
+            .send_expecting(
+                Call::Write,
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&json!(changes)),
+            )
             .await?;
         let answer: Answer<Value> = self.read(response.body)?;
         if is_record(&answer.data) {
@@ -112,9 +118,10 @@ impl Consuelo {
                     .map(|company| SearchFilters { company }),
                 limit,
             });
+            // A search sent as POST changes nothing: a read, retried like one.
             match self
                 .client
-                .send(Method::POST, SEARCH, &[], Some(&body))
+                .send(Call::Read, Method::POST, SEARCH, &[], Some(&body))
                 .await
             {
                 Ok(Some(response)) => return Ok(response),
@@ -130,7 +137,7 @@ impl Consuelo {
         params.push(("limit", limit.to_string()));
         let response = self
             .client
-            .send_expecting(Method::GET, SEARCH, &params, None)
+            .send_expecting(Call::Read, Method::GET, SEARCH, &params, None)
             .await?;
         self.search_via_get.store(true, Ordering::Relaxed);
         Ok(response)
@@ -182,7 +189,7 @@ impl Provider for Consuelo {
         let body = json!(create_body(input, self.workspace()));
         let response = self
             .client
-            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
+            .send_expecting(Call::Write, Method::POST, CONTACTS, &[], Some(&body))
             .await?;
         let created = self.contact_in(response.body)?;
         let Some(notes) = non_empty(input.notes.as_deref()) else {
@@ -227,7 +234,7 @@ impl Provider for Consuelo {
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
         let path = self.client.contact_path(CONTACTS, native_id)?;
         self.client
-            .send_expecting(Method::DELETE, &path, &[], None)
+            .send_expecting(Call::Write, Method::DELETE, &path, &[], None)
             .await?;
         Ok(())
     }
@@ -249,7 +256,7 @@ impl Provider for Consuelo {
             reason: non_empty(request.reason.as_deref()),
         });
         self.client
-            .send_expecting(Method::POST, DNC, &[], Some(&body))
+            .send_expecting(Call::Write, Method::POST, DNC, &[], Some(&body))
             .await?;
         let mut said = format!(
             "applied: {e164} added to Consuelo's do-not-call list (write-only: Consuelo cannot report it back)"
@@ -288,7 +295,7 @@ impl Provider for Consuelo {
             params.push(("limit", limit.to_string()));
             params.push(("offset", offset.to_string()));
             self.client
-                .send_expecting(Method::GET, CONTACTS, &params, None)
+                .send_expecting(Call::Read, Method::GET, CONTACTS, &params, None)
                 .await?
         };
         let answer: Answer<Records> = serde_json::from_value(response.body)

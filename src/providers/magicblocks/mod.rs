@@ -10,7 +10,7 @@
 mod mapping;
 mod wire;
 
-use super::http::UpstreamClient;
+use super::http::{Call, UpstreamClient};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::Contact;
 use crate::write::{ContactPatch, NewContact, WriteFields, MANY};
@@ -90,7 +90,7 @@ impl Provider for MagicBlocks {
         let body = json!(create_body(input));
         let response = self
             .client
-            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
+            .send_expecting(Call::Write, Method::POST, CONTACTS, &[], Some(&body))
             .await?;
         self.contact_in(response.body)
     }
@@ -109,7 +109,7 @@ impl Provider for MagicBlocks {
         let body = json!(update_body(stored, patch));
         let response = self
             .client
-            .send_expecting(Method::PUT, &path, &[], Some(&body))
+            .send_expecting(Call::Write, Method::PUT, &path, &[], Some(&body))
             .await?;
         self.contact_in(response.body)
     }
@@ -137,7 +137,7 @@ impl Provider for MagicBlocks {
         let filtered = query.email.is_some() || query.phone.is_some();
         let Some(response) = self
             .client
-            .send(Method::GET, CONTACTS, &params, None)
+            .send(Call::Read, Method::GET, CONTACTS, &params, None)
             .await?
         else {
             // A lookup by email or phone may answer 404 for "no such contact".

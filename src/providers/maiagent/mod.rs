@@ -6,7 +6,7 @@
 mod mapping;
 mod wire;
 
-use super::http::UpstreamClient;
+use super::http::{Call, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
@@ -71,12 +71,12 @@ impl MaiAgent {
             // The first page always exists (empty when nothing matches): a 404 here is no
             // listing at all (a wrong `base_url`), never an empty one.
             self.client
-                .send_expecting(Method::GET, CONTACTS, &params, None)
+                .send_expecting(Call::Read, Method::GET, CONTACTS, &params, None)
                 .await?
         } else {
             let Some(response) = self
                 .client
-                .send(Method::GET, CONTACTS, &params, None)
+                .send(Call::Read, Method::GET, CONTACTS, &params, None)
                 .await?
             else {
                 // A page past the end answers 404 ("Invalid page."): nothing follows.
@@ -152,7 +152,7 @@ impl Provider for MaiAgent {
         let body = json!(create_body(input));
         let response = self
             .client
-            .send_expecting(Method::POST, CONTACTS, &[], Some(&body))
+            .send_expecting(Call::Write, Method::POST, CONTACTS, &[], Some(&body))
             .await?;
         // The contact exists: answer it as MaiAgent stored it. The gateway compares it with
         // the input and warns (FIELD_NOT_STORED) about anything missing; never an error here.
@@ -184,7 +184,7 @@ impl Provider for MaiAgent {
         }
         let response = self
             .client
-            .send_expecting(Method::PATCH, &path, &[], Some(&json!(body)))
+            .send_expecting(Call::Write, Method::PATCH, &path, &[], Some(&json!(body)))
             .await?;
         // The update happened: a field missing from the answer is the gateway's warning.
         to_contact(&response.body, self.client.region())
@@ -196,7 +196,7 @@ impl Provider for MaiAgent {
         let path = self.client.contact_path(CONTACTS, native_id)?;
         match self
             .client
-            .send_expecting(Method::DELETE, &path, &[], None)
+            .send_expecting(Call::Write, Method::DELETE, &path, &[], None)
             .await
         {
             Ok(_) => Ok(()),

@@ -15,7 +15,7 @@
 mod mapping;
 mod wire;
 
-use super::http::UpstreamClient;
+use super::http::{Call, UpstreamClient};
 use super::{Capabilities, Provider, ProviderError};
 use crate::contact::{non_empty, Contact};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
@@ -42,7 +42,7 @@ impl Mainbrainer {
     async fn send(&self, body: &UpsertBody) -> Result<Answer, ProviderError> {
         let response = self
             .client
-            .send_expecting(Method::POST, UPSERT, &[], Some(&json!(body)))
+            .send_expecting(Call::Write, Method::POST, UPSERT, &[], Some(&json!(body)))
             .await?;
         // mainbrainer.txt / NOTES 5.7.2: the answer's keys in any casing; a body that is not
         // an object reads as an empty answer.

@@ -10,7 +10,7 @@
 mod mapping;
 mod wire;
 
-use super::http::{records_under, UpstreamClient};
+use super::http::{records_under, Call, UpstreamClient};
 use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
@@ -52,7 +52,7 @@ impl Whautomate {
         params.extend(filters.iter().cloned());
         let response = self
             .client
-            .send_expecting(Method::GET, CONTACTS, &params, None)
+            .send_expecting(Call::Read, Method::GET, CONTACTS, &params, None)
             .await?;
         // A bare array (whautomate.txt), or the array under `data`/`contacts`/`results`.
         let records = records_under(&response.body, &["data", "contacts", "results"])
@@ -84,7 +84,7 @@ impl Whautomate {
     async fn put(&self, path: &str, body: &ContactBody) -> Result<Contact, ProviderError> {
         let response = self
             .client
-            .send_expecting(Method::PUT, path, &[], Some(&json!(body)))
+            .send_expecting(Call::Write, Method::PUT, path, &[], Some(&json!(body)))
             .await?;
         to_contact(&response.body, self.client.region())
     }
@@ -113,6 +113,7 @@ impl Whautomate {
         let response = self
             .client
             .send_expecting(
+                Call::Write,
                 Method::POST,
                 &format!("{path}/tags/{action}"),
                 &[],
@@ -227,7 +228,7 @@ impl Provider for Whautomate {
         let body = create_body(input, self.location_id.as_ref());
         let response = self
             .client
-            .send_expecting(Method::POST, CONTACTS, &[], Some(&json!(body)))
+            .send_expecting(Call::Write, Method::POST, CONTACTS, &[], Some(&json!(body)))
             .await
             .map_err(|e| match e {
                 ProviderError::Rejected {
@@ -260,7 +261,11 @@ impl Provider for Whautomate {
 
     async fn delete(&self, native_id: &str) -> Result<(), ProviderError> {
         let path = self.client.contact_path(CONTACTS, native_id)?;
-        let Some(response) = self.client.send(Method::DELETE, &path, &[], None).await? else {
+        let Some(response) = self
+            .client
+            .send(Call::Write, Method::DELETE, &path, &[], None)
+            .await?
+        else {
             return Err(ProviderError::no_contact(self.id(), native_id));
         };
         // whautomate.txt: 200 `{"success": true}`.
