@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -160,7 +160,7 @@ impl Authenticator {
                 }
                 limiter
                     .check_key(&caller.name)
-                    .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+                    .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
             }
         }
     }
