@@ -11,6 +11,7 @@ mod helpers;
 mod http_surface;
 mod idempotency;
 mod import;
+mod ledger;
 mod mapping;
 mod paging;
 mod persisted_queries;
