@@ -7,6 +7,7 @@ mod config_errors;
 mod consistency;
 mod do_not_contact;
 mod faults;
+mod field_support;
 mod helpers;
 mod http_surface;
 mod idempotency;

@@ -393,6 +393,10 @@ mod tests {
             "writes only: no list, get, search, delete or tags"
         );
         assert!(caps.holds_email && caps.holds_company && !caps.holds_tags);
+        // Without a ledger (no store) its fields are written, never read nor filtered.
+        let fields = crate::providers::field_support(&adapter);
+        assert!(fields.iter().all(|f| !f.read && !f.filter), "{fields:?}");
+        assert!(fields.iter().any(|f| f.write && f.clear));
         assert!(matches!(
             adapter.get("1329318").await,
             Err(ProviderError::Unsupported {
