@@ -11,7 +11,7 @@ const CREATE: &str = "mutation($input: CreateContactInput!) { createContact(inpu
     contact { id source } userErrors { code message } } }";
 const UPDATE: &str =
     "mutation($id: ID!, $input: UpdateContactInput!) { updateContact(id: $id, input: $input) {
-    contact { id source company name { first last } } userErrors { code message } } }";
+    contact { id source company name { first last } } userErrors { field code message } } }";
 const READ: &str =
     "query($id: ID!) { contact(id: $id) { id source nativeId name { first last full }
     primaryEmail primaryPhone company customFields groups { id kind } updatedAt
@@ -325,4 +325,62 @@ async fn concurrent_updates_through_two_gateways_all_land_in_the_ledger() {
         }
         assert_eq!(contact["customFields"], expected, "{backend}");
     }
+}
+
+/// Opting a contact in checks its phones and emails against the do-not-contact registry. For
+/// a Mainbrainer contact the gateway wrote, the ledger's copy gives them; a list the gateway
+/// never wrote may still be held by Mainbrainer, so the caller is asked for it.
+#[tokio::test]
+async fn opting_a_ledger_contact_in_checks_what_the_ledger_holds() {
+    let app = spawn_app().await;
+    let registered = "+14155550197";
+    let with_phone = create(
+        &app,
+        json!({ "input": { "provider": "MAINBRAINER", "firstName": "Reg",
+            "phones": [{ "number": registered }], "smsOptIn": false } }),
+    )
+    .await;
+    let email_only = create(
+        &app,
+        json!({ "input": { "provider": "MAINBRAINER", "firstName": "Eve",
+            "emails": [{ "address": "eve@ledger.example" }] } }),
+    )
+    .await;
+    app.data(
+        "mutation($p: String!) { addToDoNotContact(input: { phone: $p, providers: [] }) { entry { phone } } }",
+        json!({ "p": registered }),
+    )
+    .await;
+    let control = app.sandbox.control(ProviderId::Mainbrainer);
+    control.reset_requests();
+    let opt_in = json!({ "smsOptIn": true });
+    let code = |data: &Value| {
+        let errors = &data["updateContact"]["userErrors"];
+        (errors[0]["field"].clone(), errors[0]["code"].clone())
+    };
+    let data = app
+        .data(UPDATE, json!({ "id": with_phone, "input": opt_in }))
+        .await;
+    assert_eq!(
+        code(&data),
+        (json!(["input", "smsOptIn"]), json!("DO_NOT_CONTACT")),
+        "the ledger's phone is checked: {data}"
+    );
+    let data = app
+        .data(UPDATE, json!({ "id": email_only, "input": opt_in }))
+        .await;
+    assert_eq!(
+        code(&data),
+        (json!(["input", "phones"]), json!("REQUIRED")),
+        "{data}"
+    );
+    assert_eq!(control.request_count(), 0, "nothing was sent");
+    // Given the phones, the opt-in goes through.
+    let data = app
+        .data(
+            UPDATE,
+            json!({ "id": email_only, "input": { "smsOptIn": true, "phones": [{ "number": "+14155550198" }] } }),
+        )
+        .await;
+    assert_eq!(data["updateContact"]["userErrors"], json!([]), "{data}");
 }
