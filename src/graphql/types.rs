@@ -219,8 +219,8 @@ impl ContactObject {
     async fn updated_at(&self) -> Option<DateTime<Utc>> {
         self.0.updated_at
     }
-    /// The provider's record as received (from the gateway's ledger: the record as the
-    /// gateway's writes left it).
+    /// The provider's record as received; for a GATEWAY_LEDGER contact, the record as the
+    /// gateway's writes left it.
     async fn raw(&self) -> Json<&serde_json::Value> {
         Json(&self.0.raw)
     }

@@ -103,11 +103,14 @@ impl Ledger {
         limit: u32,
         region: Option<Region>,
     ) -> Result<ListChunk, ProviderError> {
-        let records = self
+        // One more than asked says whether any follow.
+        let mut records = self
             .store
-            .ledger_records(PROVIDER, offset, limit)
+            .ledger_records(PROVIDER, offset, limit.saturating_add(1))
             .await
             .map_err(|e| unreadable(&e))?;
+        let exhausted = records.len() <= limit as usize;
+        records.truncate(limit as usize);
         let total = self
             .store
             .ledger_count(PROVIDER)
@@ -118,8 +121,8 @@ impl Ledger {
             .map(|held| read(held, region))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ListChunk {
-            exhausted: offset + contacts.len() as u64 >= total || contacts.len() < limit as usize,
             contacts,
+            exhausted,
             total: Some(total),
         })
     }
