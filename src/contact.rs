@@ -259,6 +259,26 @@ pub struct Contact {
     pub updated_at: Option<DateTime<Utc>>,
     /// The provider's record as received.
     pub raw: Value,
+    /// Where it was read from (left out of serializations when it is the provider).
+    #[serde(skip_serializing_if = "ContactSource::is_provider")]
+    pub source: ContactSource,
+}
+
+/// Where a contact's fields come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, async_graphql::Enum)]
+pub enum ContactSource {
+    /// The provider's own answer.
+    #[default]
+    Provider,
+    /// The gateway's ledger of what it wrote to a provider that cannot be read back
+    /// (Mainbrainer): the fields as the gateway's writes left them.
+    GatewayLedger,
+}
+
+impl ContactSource {
+    pub fn is_provider(&self) -> bool {
+        *self == ContactSource::Provider
+    }
 }
 
 impl Contact {
@@ -281,6 +301,7 @@ impl Contact {
             created_at: None,
             updated_at: None,
             raw,
+            source: ContactSource::Provider,
         }
     }
 

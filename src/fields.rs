@@ -17,7 +17,8 @@ use std::str::FromStr;
 /// The table. Each row: the Rust name and `Field` variant, its kind (how it validates and what
 /// it holds), the GraphQL input name, the CSV column (and other header names it answers to,
 /// compared ignoring case, spaces, `_` and `-`), how to read it back from the provider's
-/// answer (to warn about what was not stored; `[]` when it is not compared), and its
+/// answer (to warn about what was not stored; `[]` when it is not compared), the
+/// `ContactFilter` fields that test it (`[]`: none; `ProviderInfo.fields.filter`), and its
 /// description. Each adapter says in `WriteFields` how many values of each it holds.
 ///
 /// It hands the rows to `$then!`, a macro of the module that generates something from them.
@@ -26,42 +27,48 @@ macro_rules! writable_fields {
     ($then:ident) => {
         $then! {
             first_name FirstName: $crate::fields::kind::Text<200>, "firstName",
-                csv "firstName" ["first", "givenname"], read [],
+                csv "firstName" ["first", "givenname"], read [], filter ["search"],
                 "Given name.";
             middle_name MiddleName: $crate::fields::kind::Text<200>, "middleName",
-                csv "middleName" ["middle"], read [],
+                csv "middleName" ["middle"], read [], filter ["search"],
                 "Middle name (providers with one name string hold it joined).";
             last_name LastName: $crate::fields::kind::Text<200>, "lastName",
-                csv "lastName" ["last", "surname", "familyname"], read [], "Family name.";
+                csv "lastName" ["last", "surname", "familyname"], read [], filter ["search"],
+                "Family name.";
             emails Emails: $crate::fields::kind::Emails, "emails",
                 csv "email" ["emailaddress"], read [|c: &Contact| Some(c.emails.clone())],
+                filter ["email", "search"],
                 "Email addresses; one may be primary (else the first is).";
             phones Phones: $crate::fields::kind::Phones, "phones",
                 csv "phone" ["phonenumber", "mobile"], read [|c: &Contact| Some(c.phones.clone())],
+                filter ["phone", "search"],
                 "Phone numbers in any format; national numbers are read in the provider's `default_region`.";
             company Company: $crate::fields::kind::Text<200>, "company",
-                csv "company" ["organization", "organisation"], read [|c: &Contact| c.company.clone()], "Company or organization.";
+                csv "company" ["organization", "organisation"], read [|c: &Contact| c.company.clone()],
+                filter ["company", "search"], "Company or organization.";
             notes Notes: $crate::fields::kind::Text<10000>, "notes",
-                csv "notes" ["note"], read [|c: &Contact| c.notes.clone()], "Free-text notes.";
+                csv "notes" ["note"], read [|c: &Contact| c.notes.clone()], filter [],
+                "Free-text notes.";
             tags Tags: $crate::fields::kind::Tags, "tags",
-                csv "tags" [], read [|c: &Contact| Some(c.tags.clone())],
+                csv "tags" [], read [|c: &Contact| Some(c.tags.clone())], filter ["tags"],
                 "Tags, exact names (a CSV cell separates them with `;` or `|`).";
             stage Stage: $crate::fields::kind::Text<100>, "stage",
-                csv "stage" [], read [|c: &Contact| c.stage.clone()], "Lifecycle or pipeline stage.";
+                csv "stage" [], read [|c: &Contact| c.stage.clone()], filter [],
+                "Lifecycle or pipeline stage.";
             group_ids GroupIds: $crate::fields::kind::GroupIds, "groupIds",
-                csv "groupId" ["group"], read [],
+                csv "groupId" ["group"], read [], filter [],
                 "MaiAgent inbox ids, the Whautomate location id, the Mainbrainer list id.";
             custom_fields CustomFields: $crate::fields::kind::CustomFields, "customFields",
-                csv "custom.<key>" [], read [|c: &Contact| Some(c.custom_fields.clone())],
+                csv "custom.<key>" [], read [|c: &Contact| Some(c.custom_fields.clone())], filter [],
                 "A JSON object of the provider's custom fields; an update merges it key by key (`null` removes a key).";
             email_opt_in EmailOptIn: $crate::fields::kind::Consent, "emailOptIn",
-                csv "emailOptIn" [], read [],
+                csv "emailOptIn" [], read [], filter [],
                 "Consent to email: true or false (it cannot be cleared to unknown).";
             sms_opt_in SmsOptIn: $crate::fields::kind::Consent, "smsOptIn",
-                csv "smsOptIn" [], read [],
+                csv "smsOptIn" [], read [], filter [],
                 "Consent to SMS: true or false (it cannot be cleared to unknown).";
             is_test IsTest: $crate::fields::kind::Flag, "isTest",
-                csv "isTest" [], read [],
+                csv "isTest" [], read [], filter [],
                 "Marks a test contact.";
         }
     };
@@ -69,6 +76,40 @@ macro_rules! writable_fields {
 
 /// In `WriteFields`: a field holds any number of values.
 pub const MANY: usize = usize::MAX;
+
+/// A set of writable fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldSet(u32);
+
+// One bit per field.
+const _: () = assert!(Field::ALL.len() <= 32);
+
+impl FieldSet {
+    pub const fn of(fields: &[Field]) -> FieldSet {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < fields.len() {
+            bits |= 1 << fields[i] as u32;
+            i += 1;
+        }
+        FieldSet(bits)
+    }
+
+    pub fn contains(self, field: Field) -> bool {
+        self.0 & (1 << field as u32) != 0
+    }
+}
+
+/// What a provider does with each writable field besides holding it on writes (its
+/// `WriteFields`): whether its contacts show it when read, and whether an update can clear it
+/// (a text or a list set to null or empty, a custom field's key set to null). An adapter
+/// declares it once, beside its `WriteFields`; `ProviderInfo.fields` is built from both, and
+/// a test checks both against what the simulators store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldAccess {
+    pub read: FieldSet,
+    pub clear: FieldSet,
+}
 
 /// How one kind of field validates, what it holds, and how it is read from a CSV cell and
 /// compared with a provider's answer.
@@ -660,7 +701,7 @@ macro_rules! generate {
     ($(
         $field:ident $variant:ident : $kind:ty, $input:literal,
             csv $csv:literal [$($alias:literal),*], read [$($read:expr)?],
-            $doc:literal;
+            filter [$($filter:literal),*], $doc:literal;
     )*) => {
         /// A writable field of the unified contact, as writes name it.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -694,6 +735,13 @@ macro_rules! generate {
                     };
                     header_key(f.csv_name()) == key || aliases.contains(&key.as_str())
                 })
+            }
+
+            /// The `ContactFilter` fields that test it (none: `contacts` cannot filter by it).
+            pub fn filtered_by(self) -> &'static [&'static str] {
+                match self {
+                    $(Field::$variant => &[$($filter),*],)*
+                }
             }
 
             /// How many values a provider holding `fields` can keep (0: it cannot hold it).

@@ -68,12 +68,12 @@ impl Application {
         sandbox: Option<Arc<Sandbox>>,
         sandbox_mode: bool,
     ) -> std::io::Result<Application> {
-        let registry = Registry::from_config(&config.providers);
+        let (store, store_dir) = open_store(&config.store).await?;
+        let registry = Registry::with_store(&config.providers, &store);
         let cursor_key = match &config.limits.cursor_secret {
             Some(secret) => CursorKey::new(secret.expose().as_bytes()),
             None => CursorKey::random(),
         };
-        let (store, store_dir) = open_store(&config.store).await?;
         let gateway = Arc::new(
             Gateway::new(registry, &config.cache)
                 .with_limits(&config.limits, cursor_key)

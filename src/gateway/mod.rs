@@ -111,6 +111,11 @@ impl Gateway {
         }
         let provider = self.registry.capable(id.provider, Capability::Get)?;
         let load = || async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
+        if provider.capabilities().ledger {
+            // The gateway's own ledger is read where it is kept, never cached: writes the
+            // cache does not see (a do-not-contact opt-out, another replica's) change it.
+            return load().await;
+        }
         if fresh {
             self.cache.invalidate_contact(id).await;
         }
@@ -147,7 +152,9 @@ impl Gateway {
             offset,
             limit,
         };
-        if use_cache {
+        // As in `lookup`: the ledger is never cached.
+        let ledger = provider.capabilities().ledger;
+        if use_cache && !ledger {
             if let Some(window) = self.cache.window(&key).await {
                 return Ok(window);
             }
@@ -159,7 +166,9 @@ impl Gateway {
             exhausted: chunk.exhausted,
             total: chunk.total,
         });
-        self.cache.put_window(ticket, key, window.clone()).await;
+        if !ledger {
+            self.cache.put_window(ticket, key, window.clone()).await;
+        }
         Ok(window)
     }
 }

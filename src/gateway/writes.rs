@@ -5,7 +5,7 @@
 use super::filter::Filter;
 use super::validate;
 use super::Gateway;
-use crate::contact::{shown, Contact, GlobalId, ProviderId};
+use crate::contact::{shown, Contact, ContactSource, GlobalId, ProviderId};
 use crate::providers::{Capability, Provider, ProviderError};
 use crate::write::{
     ContactDraft, ContactPatch, DoNotContact, Field, NewContact, Patch, UserError, UserErrorCode,
@@ -672,7 +672,7 @@ impl Gateway {
 
     /// The contact as it stands, when `patch` opts in without giving the phones (emails) to
     /// check against the registry. A provider that cannot be read (Mainbrainer) cannot be
-    /// checked: the caller is asked to give them.
+    /// checked beyond its ledger copy's phones (emails): the caller is asked to give them.
     async fn current_for_opt_ins(
         &self,
         id: &GlobalId,
@@ -699,25 +699,52 @@ impl Gateway {
         if unknown.is_empty() || self.store.is_none() {
             return Ok(None);
         }
-        match self.lookup(id, false).await {
-            Ok(found) => Ok(found),
-            Err(ProviderError::Unsupported { .. }) => Err(WriteError::User(
+        let required = |unknown: Vec<(&str, &str)>, in_ledger: bool| {
+            WriteError::User(
                 unknown
                     .into_iter()
                     .map(|(opt_in, list)| {
+                        let why = if in_ledger {
+                            format!(
+                                " and the gateway never wrote {list} for this contact (its \
+                                 ledger holds only what the gateway wrote)"
+                            )
+                        } else {
+                            String::new()
+                        };
                         UserError::new(
                             &["input", list],
                             UserErrorCode::Required,
                             format!(
-                                "{} cannot be read, so the gateway cannot check the contact's \
-                                 {list} against the do-not-contact registry: give `{list}` with \
-                                 `{opt_in}: true`",
+                                "{} cannot be read{why}, so the gateway cannot check the \
+                                 contact's {list} against the do-not-contact registry: give \
+                                 `{list}` with `{opt_in}: true`",
                                 id.provider.display_name()
                             ),
                         )
                     })
                     .collect(),
-            )),
+            )
+        };
+        match self.lookup(id, false).await {
+            // The ledger holds only what the gateway wrote: a list it lacks may still be held
+            // by the provider, unchecked.
+            Ok(Some(found)) if found.source == ContactSource::GatewayLedger => {
+                let lacking: Vec<(&str, &str)> = unknown
+                    .into_iter()
+                    .filter(|(_, list)| match *list {
+                        "phones" => found.phones.is_empty(),
+                        _ => found.emails.is_empty(),
+                    })
+                    .collect();
+                if lacking.is_empty() {
+                    Ok(Some(found))
+                } else {
+                    Err(required(lacking, true))
+                }
+            }
+            Ok(found) => Ok(found),
+            Err(ProviderError::Unsupported { .. }) => Err(required(unknown, false)),
             Err(e) => Err(WriteError::Provider(e)),
         }
     }

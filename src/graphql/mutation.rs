@@ -114,7 +114,7 @@ macro_rules! contact_inputs {
     ($(
         $field:ident $variant:ident : $kind:ty, $input:literal,
             csv $csv:literal [$($alias:literal),*], read [$($read:expr)?],
-            $doc:literal;
+            filter [$($filter:literal),*], $doc:literal;
     )*) => {
         /// A new contact. Fields the chosen provider cannot hold are refused with a userError
         /// (`FIELD_NOT_SUPPORTED`), never dropped.

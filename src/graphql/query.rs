@@ -169,10 +169,7 @@ impl QueryRoot {
         let gateway = ctx.data::<Arc<Gateway>>()?;
         Ok(ProviderId::ALL
             .into_iter()
-            .map(|id| {
-                let capabilities = gateway.registry.get(id).map(|p| p.capabilities().listed());
-                ProviderInfo::new(id, capabilities)
-            })
+            .map(|id| ProviderInfo::new(id, gateway.registry.get(id).map(|p| p.as_ref())))
             .collect())
     }
 

@@ -1,9 +1,9 @@
 //! The GraphQL face of the unified contact and its parts.
 
-use crate::contact::{Contact, ProviderId};
+use crate::contact::{Contact, ContactSource, ProviderId};
 use crate::gateway::consent::{self as registry, RequestRegistry};
 use crate::gateway::writes::{self, DoNotContactStatus};
-use crate::providers::Capability as CoreCapability;
+use crate::providers::{self as core, Provider};
 use crate::write::UserError;
 use async_graphql::{ComplexObject, Context, Enum, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -219,9 +219,16 @@ impl ContactObject {
     async fn updated_at(&self) -> Option<DateTime<Utc>> {
         self.0.updated_at
     }
-    /// The provider's record as received.
+    /// The provider's record as received; for a GATEWAY_LEDGER contact, the record as the
+    /// gateway's writes left it.
     async fn raw(&self) -> Json<&serde_json::Value> {
         Json(&self.0.raw)
+    }
+    /// Where its fields come from: the provider, or (GATEWAY_LEDGER) the gateway's ledger of
+    /// what it wrote to a provider that cannot be read (Mainbrainer): the fields as the
+    /// gateway's writes left them, `updatedAt` its last write.
+    async fn source(&self) -> ContactSource {
+        self.0.source
     }
 }
 
@@ -262,20 +269,59 @@ pub struct ProviderInfo {
     pub id: ProviderId,
     pub name: String,
     pub enabled: bool,
-    /// What the gateway performs on this provider, natively or emulated.
+    /// What the gateway performs on this provider, natively, emulated, or from its ledger
+    /// (`ledgerCapabilities`).
     pub capabilities: Vec<CapabilityGql>,
+    /// Those of `capabilities` the gateway serves from its ledger of what it wrote to this
+    /// provider, not from the provider: Mainbrainer's LIST and GET (it documents no read
+    /// endpoint). They show only contacts written through the gateway, with the fields as
+    /// written (`Contact.source: GATEWAY_LEDGER`); another id is UNSUPPORTED_BY_PROVIDER.
+    pub ledger_capabilities: Vec<CapabilityGql>,
+    /// Per writable field (`CreateContactInput`'s), what the gateway can do with it here;
+    /// empty when the provider is not enabled.
+    pub fields: Vec<FieldSupport>,
+}
+
+/// One writable field, as a provider supports it.
+#[derive(SimpleObject)]
+pub struct FieldSupport {
+    /// Its name in `CreateContactInput` and `UpdateContactInput` ("firstName", "emails"…).
+    pub field: String,
+    /// Contacts read from this provider show it (`contact`, `contacts`).
+    pub read: bool,
+    /// `createContact` and `updateContact` can set it (else FIELD_NOT_SUPPORTED).
+    pub write: bool,
+    /// `updateContact` can clear it: null or an empty list (for `customFields`, a key set to
+    /// null).
+    pub clear: bool,
+    /// `contacts(filter:)` finds this provider's contacts by it (`search`, `email`, `phone`,
+    /// `tags`, `company`).
+    pub filter: bool,
 }
 
 impl ProviderInfo {
-    pub fn new(id: ProviderId, capabilities: Option<Vec<CoreCapability>>) -> Self {
+    /// `provider` is its adapter when enabled.
+    pub fn new(id: ProviderId, provider: Option<&dyn Provider>) -> Self {
+        let capabilities = provider.map(|p| p.capabilities()).unwrap_or_default();
+        let listed = |list: Vec<core::Capability>| list.into_iter().map(Into::into).collect();
         ProviderInfo {
             id,
             name: id.display_name().to_string(),
-            enabled: capabilities.is_some(),
-            capabilities: capabilities
+            enabled: provider.is_some(),
+            // A disabled provider's are all false: none listed.
+            capabilities: listed(capabilities.listed()),
+            ledger_capabilities: listed(capabilities.from_ledger()),
+            fields: provider
+                .map(core::field_support)
                 .unwrap_or_default()
                 .into_iter()
-                .map(Into::into)
+                .map(|f| FieldSupport {
+                    field: f.field.input_name().to_string(),
+                    read: f.read,
+                    write: f.write,
+                    clear: f.clear,
+                    filter: f.filter,
+                })
                 .collect(),
         }
     }

@@ -16,6 +16,8 @@ pub mod whautomate;
 
 use crate::config::{Bucket, ProviderConfig};
 use crate::contact::{Contact, ProviderId};
+use crate::fields::{Field, FieldAccess};
+use crate::store::Store;
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -57,6 +59,10 @@ pub struct Capabilities {
     pub holds_tags: bool,
     /// The record has a company (MagicBlocks via `custom.company`, Consuelo, Mainbrainer).
     pub holds_company: bool,
+    /// `list` and `get` are served from the gateway's ledger of what it wrote there
+    /// (Mainbrainer, which documents no read endpoint), not by the provider: only contacts
+    /// written through the gateway are there, with the fields as written.
+    pub ledger: bool,
 }
 
 impl Capability {
@@ -95,6 +101,14 @@ impl Capabilities {
         }
     }
 
+    /// Those of `listed` served from the gateway's ledger, not by the provider.
+    pub fn from_ledger(&self) -> Vec<Capability> {
+        self.listed()
+            .into_iter()
+            .filter(|c| self.ledger && matches!(c, Capability::List | Capability::Get))
+            .collect()
+    }
+
     /// The capabilities in `ProviderInfo` order.
     pub fn listed(&self) -> Vec<Capability> {
         use Capability::*;
@@ -114,6 +128,45 @@ impl Capabilities {
         .filter(|c| self.has(*c))
         .collect()
     }
+}
+
+/// One writable field as a provider supports it (`ProviderInfo.fields`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldSupport {
+    pub field: Field,
+    /// Its contacts show it when read.
+    pub read: bool,
+    /// A create or an update can set it.
+    pub write: bool,
+    /// An update can clear it.
+    pub clear: bool,
+    /// `contacts(filter:)` can find its contacts by it: a `ContactFilter` field tests it, and
+    /// the provider's listing shows it (the gateway checks every filter on what it reads).
+    pub filter: bool,
+}
+
+/// Every writable field as `provider` supports it, in the field table's order: from what it
+/// can do (`capabilities`), hold (`write_fields`), read back and clear (`field_access`).
+pub fn field_support(provider: &dyn Provider) -> Vec<FieldSupport> {
+    let capabilities = provider.capabilities();
+    let holds = provider.write_fields();
+    let access = provider.field_access();
+    let reads = capabilities.get || capabilities.list;
+    let writes = capabilities.create || capabilities.update;
+    Field::ALL
+        .iter()
+        .map(|&field| {
+            let read = reads && access.read.contains(field);
+            let write = writes && field.capacity(&holds) > 0;
+            FieldSupport {
+                field,
+                read,
+                write,
+                clear: write && capabilities.update && access.clear.contains(field),
+                filter: read && capabilities.list && !field.filtered_by().is_empty(),
+            }
+        })
+        .collect()
 }
 
 /// Why a provider call failed. Each variant has one GraphQL code (`graphql/errors.rs`); what
@@ -362,6 +415,12 @@ pub trait Provider: Send + Sync + 'static {
         WriteFields::default()
     }
 
+    /// Which writable fields its contacts show when read and an update can clear (none, by
+    /// default), declared beside `write_fields`.
+    fn field_access(&self) -> FieldAccess {
+        FieldAccess::default()
+    }
+
     /// Creates a contact; returns it as the provider stored it. Never retried: a timeout may
     /// have created it.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
@@ -558,8 +617,9 @@ pub struct Descriptor {
     pub auth: Auth,
     pub settings: &'static [Setting],
     pub budget: DefaultBudget,
-    /// Builds the adapter from its client and its config (whose settings are checked).
-    pub adapter: fn(http::UpstreamClient, &ProviderConfig) -> Arc<dyn Provider>,
+    /// Builds the adapter from its client, its config (whose settings are checked) and the
+    /// gateway's store (for an adapter that keeps a ledger of its writes: Mainbrainer).
+    pub adapter: fn(http::UpstreamClient, &ProviderConfig, Option<&Store>) -> Arc<dyn Provider>,
     pub simulator: crate::sandbox::Simulator,
 }
 
@@ -571,7 +631,7 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
         settings: &[],
         // NOTES 1.5: no rate limit documented.
         budget: DefaultBudget::NONE,
-        adapter: |client, _| Arc::new(magicblocks::MagicBlocks::new(client)),
+        adapter: |client, _, _| Arc::new(magicblocks::MagicBlocks::new(client)),
         simulator: crate::sandbox::magicblocks::SIMULATOR,
     },
     Descriptor {
@@ -588,7 +648,7 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
             bucket: None,
             follow_rate_limit_headers: true,
         },
-        adapter: |client, config| {
+        adapter: |client, config, _| {
             let workspace = config.setting("workspace_id").unwrap_or_default();
             Arc::new(consuelo::Consuelo::new(client, workspace.to_string()))
         },
@@ -612,7 +672,7 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
             }),
             follow_rate_limit_headers: false,
         },
-        adapter: |client, config| {
+        adapter: |client, config, _| {
             let location = config.setting("location_id").map(str::to_string);
             Arc::new(whautomate::Whautomate::new(client, location))
         },
@@ -625,7 +685,7 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
         settings: &[],
         // NOTES 4.4: no rate limit documented.
         budget: DefaultBudget::NONE,
-        adapter: |client, _| Arc::new(maiagent::MaiAgent::new(client)),
+        adapter: |client, _, _| Arc::new(maiagent::MaiAgent::new(client)),
         simulator: crate::sandbox::maiagent::SIMULATOR,
     },
     Descriptor {
@@ -644,9 +704,10 @@ pub static DESCRIPTORS: [Descriptor; ProviderId::ALL.len()] = [
             }),
             follow_rate_limit_headers: false,
         },
-        adapter: |client, config| {
+        adapter: |client, config, store| {
             let list = config.setting("list_id").map(str::to_string);
-            Arc::new(mainbrainer::Mainbrainer::new(client, list))
+            let ledger = store.cloned().map(mainbrainer::Ledger::new);
+            Arc::new(mainbrainer::Mainbrainer::new(client, list).with_ledger(ledger))
         },
         simulator: crate::sandbox::mainbrainer::SIMULATOR,
     },
@@ -665,14 +726,23 @@ pub struct Registry {
 
 impl Registry {
     /// Builds an adapter for every configured provider, all sending through one connection
-    /// pool.
+    /// pool, without a store (Mainbrainer keeps no ledger then, so it reads nothing).
     pub fn from_config(configs: &BTreeMap<ProviderId, ProviderConfig>) -> Self {
+        Self::build(configs, None)
+    }
+
+    /// Like `from_config`, the adapters that keep a ledger keeping it in `store`.
+    pub fn with_store(configs: &BTreeMap<ProviderId, ProviderConfig>, store: &Store) -> Self {
+        Self::build(configs, Some(store))
+    }
+
+    fn build(configs: &BTreeMap<ProviderId, ProviderConfig>, store: Option<&Store>) -> Self {
         let pool = http::pool();
         let providers = configs
             .iter()
             .map(|(&id, config)| {
                 let client = http::UpstreamClient::with_pool(id, config, pool.clone());
-                (id, (descriptor(id).adapter)(client, config))
+                (id, (descriptor(id).adapter)(client, config, store))
             })
             .collect();
         Registry { providers }

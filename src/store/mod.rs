@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod dnc;
 pub mod idempotency;
+pub mod ledger;
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
 use sqlx::{AnyPool, Executor};

@@ -45,6 +45,42 @@ async fn paging_returns_every_contact_exactly_once_for_any_page_size() {
     }
 }
 
+/// Mainbrainer's contacts come from the gateway's ledger of what it wrote (ledger.rs), after
+/// every provider's: they page exactly once too, in the order they were written.
+#[tokio::test]
+async fn ledger_contacts_page_exactly_once_after_the_providers() {
+    let app = spawn_app().await;
+    let mut expected = everything(&app);
+    let create =
+        "mutation($input: CreateContactInput!) { createContact(input: $input) { contact { id } } }";
+    let mut written = Vec::new();
+    for n in 0..7 {
+        let input = json!({ "input": { "provider": "MAINBRAINER", "firstName": format!("Paged{n}"),
+            "emails": [{ "address": format!("paged{n}@ledger.example") }] } });
+        let data = app.data(create, input).await;
+        written.push(
+            data["createContact"]["contact"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    expected.extend(written.iter().cloned());
+    for first in [1, 5, 7] {
+        let got = ids(&app.all_contacts(&[], json!(null), first).await);
+        assert_eq!(got, expected, "first = {first}");
+    }
+    for first in [2, 7, 8] {
+        let got = ids(&app.all_contacts(&["MAINBRAINER"], json!(null), first).await);
+        assert_eq!(got, written, "first = {first}");
+    }
+    // A filter is checked on the ledger's copies as on any provider's contacts.
+    let got = ids(&app
+        .all_contacts(&["MAINBRAINER"], json!({ "search": "paged3" }), 2)
+        .await);
+    assert_eq!(got, [written[3].clone()]);
+}
+
 #[tokio::test]
 async fn total_count_is_the_sum_only_when_every_provider_reports_one() {
     let app = spawn_app().await;

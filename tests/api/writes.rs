@@ -922,13 +922,23 @@ async fn capabilities_match_what_the_adapters_do() {
                 "MAIAGENT",
                 &["LIST", "GET", "SEARCH", "CREATE", "UPDATE", "UPSERT", "DELETE", "IMPORT"]
             ),
+            // LIST and GET from the gateway's ledger (ledger.rs).
             expect(
                 "MAINBRAINER",
-                &["CREATE", "UPDATE", "UPSERT", "DO_NOT_CONTACT", "IMPORT"]
+                &[
+                    "LIST",
+                    "GET",
+                    "CREATE",
+                    "UPDATE",
+                    "UPSERT",
+                    "DO_NOT_CONTACT",
+                    "IMPORT"
+                ]
             ),
         ]
     );
-    // Each of these is exercised in this file; what is not listed is refused before any call.
+    // Each of these is exercised in this file (Mainbrainer's reads in ledger.rs); what is not
+    // listed is refused before any call.
 }
 
 /// maiagent.txt stores phoneNumber as an integer of national digits: a number from another

@@ -9,6 +9,7 @@ mod wire;
 use super::http::{Call, UpstreamClient, UpstreamResponse};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::{non_empty, Contact};
+use crate::fields::{Field, FieldAccess, FieldSet};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
 use mapping::{create_body, patch_body, to_contact, workspace_group};
 use reqwest::Method;
@@ -176,6 +177,25 @@ impl Provider for Consuelo {
             company: 1,
             notes: 1,
             ..WriteFields::default()
+        }
+    }
+
+    /// Reads show the name parts, the email, the phone, company, notes, the workspace as the
+    /// group and the custom fields (the last two cannot be written); PATCH clears with `null`.
+    fn field_access(&self) -> FieldAccess {
+        use Field::*;
+        FieldAccess {
+            read: FieldSet::of(&[
+                FirstName,
+                LastName,
+                Emails,
+                Phones,
+                Company,
+                Notes,
+                GroupIds,
+                CustomFields,
+            ]),
+            clear: FieldSet::of(&[FirstName, LastName, Emails, Phones, Company, Notes]),
         }
     }
 

@@ -13,6 +13,7 @@ mod wire;
 use super::http::{Call, UpstreamClient};
 use super::{window_from_offset, Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::Contact;
+use crate::fields::{Field, FieldAccess, FieldSet};
 use crate::write::{ContactPatch, NewContact, WriteFields, MANY};
 use mapping::{create_body, to_contact, update_body};
 use reqwest::Method;
@@ -83,6 +84,35 @@ impl Provider for MagicBlocks {
             // phones are all empty, which these flags cannot express): the provider decides.
             requires_email_or_phone: false,
             ..WriteFields::default()
+        }
+    }
+
+    /// Reads show the nested name, the email and phone lists, `custom.company` as the company,
+    /// the other custom fields and `isTest`; the update PUTs the whole merged record, so each
+    /// can be cleared (`isTest` to false: a boolean cannot be absent upstream).
+    fn field_access(&self) -> FieldAccess {
+        use Field::*;
+        FieldAccess {
+            read: FieldSet::of(&[
+                FirstName,
+                MiddleName,
+                LastName,
+                Emails,
+                Phones,
+                Company,
+                CustomFields,
+                IsTest,
+            ]),
+            clear: FieldSet::of(&[
+                FirstName,
+                MiddleName,
+                LastName,
+                Emails,
+                Phones,
+                Company,
+                CustomFields,
+                IsTest,
+            ]),
         }
     }
 

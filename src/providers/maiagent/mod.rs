@@ -11,6 +11,7 @@ use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
 use crate::contact::{Contact, PersonName};
+use crate::fields::{Field, FieldAccess, FieldSet};
 use crate::phone;
 use crate::write::{join_name, ContactPatch, NewContact, WriteFields, MANY};
 use mapping::{create_body, patch_body, to_contact};
@@ -142,6 +143,16 @@ impl Provider for MaiAgent {
             group_ids: MANY,
             requires_name: true,
             ..WriteFields::default()
+        }
+    }
+
+    /// Reads show the one name string (split into parts), the email, the phone and the
+    /// inboxes; PATCH clears the phone and email with `""` and the inboxes with `[]`.
+    fn field_access(&self) -> FieldAccess {
+        use Field::*;
+        FieldAccess {
+            read: FieldSet::of(&[FirstName, MiddleName, LastName, Emails, Phones, GroupIds]),
+            clear: FieldSet::of(&[FirstName, MiddleName, LastName, Emails, Phones, GroupIds]),
         }
     }
 

@@ -51,12 +51,14 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
             do_not_contact: None,
         });
     }
-    if let Some(list) = record.list_id {
-        contact.groups.push(Group {
-            id: list,
-            name: None,
-            kind: "list".into(),
-        });
+    for list in record.list_id.into_iter().chain(record.list_ids) {
+        if !contact.groups.iter().any(|g| g.id == list) {
+            contact.groups.push(Group {
+                id: list,
+                name: None,
+                kind: "list".into(),
+            });
+        }
     }
 
     // Named properties: first/last name and company are unified fields, the rest custom fields.

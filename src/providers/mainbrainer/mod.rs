@@ -1,6 +1,9 @@
 //! Mainbrainer CRM (mainbrainer.txt): write-only. The document has an upsert endpoint and no read
-//! endpoint, so get, list and search answer `UNSUPPORTED_BY_PROVIDER` (NOTES.md Decision 5).
-//! `to_contact` reads the upsert record shape (what the gateway sent, plus the returned id).
+//! endpoint (NOTES.md Decision 5), so every write is recorded in the gateway's ledger (`ledger`)
+//! and get and list serve the ledger's copies (`ContactSource::GatewayLedger`); an id the
+//! gateway never wrote answers `UNSUPPORTED_BY_PROVIDER`, and there is no search. Without a
+//! store there is no ledger, and nothing is read. `to_contact` reads the upsert record shape
+//! (what the gateway sent, plus the returned id).
 //!
 //! Every write is `POST /contacts/insertupdate` with camelCase keys. Its matching rules
 //! (mainbrainer.txt, NOTES 5.5) decide which record a body touches:
@@ -12,16 +15,20 @@
 //! So updates always go by `contactId`, creates and upserts send email and mobile together
 //! when both are known, and the do-not-contact body is built knowing which rule it hits.
 
+mod ledger;
 mod mapping;
 mod wire;
 
+pub use ledger::Ledger;
+
 use super::http::{Call, UpstreamClient};
-use super::{Capabilities, Provider, ProviderError};
+use super::{Capabilities, ListChunk, ListQuery, Provider, ProviderError};
 use crate::contact::{non_empty, Contact};
+use crate::fields::{Field, FieldAccess, FieldSet};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
 use mapping::{mobile, new_body, strip_invalid, to_contact, update_body};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use wire::{AnyCase, InvalidProperty, UpsertAnswer, UpsertBody};
 
 const UPSERT: &str = "/contacts/insertupdate";
@@ -30,11 +37,23 @@ pub struct Mainbrainer {
     client: UpstreamClient,
     /// The configured list a create joins when the input names none.
     list_id: Option<String>,
+    /// Where every write is recorded and reads are served from; none without a store.
+    ledger: Option<Ledger>,
 }
 
 impl Mainbrainer {
     pub fn new(client: UpstreamClient, list_id: Option<String>) -> Self {
-        Mainbrainer { client, list_id }
+        Mainbrainer {
+            client,
+            list_id,
+            ledger: None,
+        }
+    }
+
+    /// Recording its writes in `ledger` and serving reads from it.
+    pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// Sends one upsert body; answers the contact id Mainbrainer reports and the properties
@@ -44,6 +63,7 @@ impl Mainbrainer {
             .client
             .send_expecting(Call::Write, Method::POST, UPSERT, &[], Some(&json!(body)))
             .await?;
+        let answered = response.body.clone();
         // mainbrainer.txt / NOTES 5.7.2: the answer's keys in any casing; a body that is not
         // an object reads as an empty answer.
         let AnyCase(answer) =
@@ -61,14 +81,21 @@ impl Mainbrainer {
         Ok(Answer {
             id,
             invalid: data.invalid(),
+            answered,
         })
     }
 
-    /// The contact as written: the body sent, without the properties Mainbrainer reported
-    /// invalid, plus the id (Mainbrainer has no read endpoint). The write happened, so invalid
+    /// Records the write in the ledger (`operation` names it there); answers the contact as
+    /// the ledger now holds it, else (no ledger) as written: the body sent, without the
+    /// properties Mainbrainer reported invalid, plus the id. The write happened, so invalid
     /// properties are no error: the gateway compares this contact with the input and warns
     /// (FIELD_NOT_STORED) about what it lacks.
-    fn written(&self, body: &UpsertBody, answer: &Answer) -> Result<Contact, ProviderError> {
+    async fn written(
+        &self,
+        operation: &str,
+        body: &UpsertBody,
+        answer: &Answer,
+    ) -> Result<Contact, ProviderError> {
         let mut stored = body.clone();
         if !answer.invalid.is_empty() {
             let invalid: Vec<Option<String>> =
@@ -81,6 +108,19 @@ impl Mainbrainer {
             );
             strip_invalid(&mut stored, &answer.invalid);
         }
+        if let Some(ledger) = &self.ledger {
+            let region = self.client.region();
+            return ledger
+                .record(
+                    operation,
+                    &answer.id,
+                    body,
+                    &answer.answered,
+                    &stored,
+                    region,
+                )
+                .await;
+        }
         let mut raw = json!(stored);
         let id = answer
             .id
@@ -88,6 +128,13 @@ impl Mainbrainer {
             .map_or(json!(answer.id), |n| json!(n));
         raw["contactId"] = id;
         to_contact(&raw, self.client.region())
+    }
+
+    /// An insertupdate without `contactId` (a create or an upsert, as `operation` says).
+    async fn insert(&self, input: &NewContact, operation: &str) -> Result<Contact, ProviderError> {
+        let body = new_body(input, self.list_id.as_ref())?;
+        let answer = self.send(&body).await?;
+        self.written(operation, &body, &answer).await
     }
 }
 
@@ -97,6 +144,8 @@ struct Answer {
     id: String,
     /// `InvalidProperties` / `invalidPropertiesList`: properties not stored.
     invalid: Vec<InvalidProperty>,
+    /// The answer as received, for the ledger.
+    answered: Value,
 }
 
 #[async_trait::async_trait]
@@ -110,9 +159,14 @@ impl Provider for Mainbrainer {
         native_id.parse::<i64>().is_ok_and(|n| n > 0)
     }
 
-    /// Writes only: reads never will be (no read endpoint is documented), nor delete.
+    /// Writes; reads only from the gateway's ledger of them (no read endpoint is documented),
+    /// and no delete.
     fn capabilities(&self) -> Capabilities {
+        let ledger = self.ledger.is_some();
         Capabilities {
+            list: ledger,
+            get: ledger,
+            ledger,
             create: true,
             update: true,
             native_upsert: true,
@@ -120,6 +174,28 @@ impl Provider for Mainbrainer {
             holds_email: true,
             holds_company: true,
             ..Default::default()
+        }
+    }
+
+    /// The ledger's copy, when the gateway wrote this contact.
+    async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
+        match &self.ledger {
+            Some(ledger) => ledger.get(native_id, self.client.region()).await,
+            None => Err(self.unsupported("get")),
+        }
+    }
+
+    /// The ledger's copies, in the order the gateway first wrote them (the gateway checks the
+    /// filter on each).
+    async fn list(
+        &self,
+        _query: &ListQuery,
+        offset: u64,
+        limit: u32,
+    ) -> Result<ListChunk, ProviderError> {
+        match &self.ledger {
+            Some(ledger) => ledger.list(offset, limit, self.client.region()).await,
+            None => Err(self.unsupported("list")),
         }
     }
 
@@ -143,14 +219,33 @@ impl Provider for Mainbrainer {
         }
     }
 
+    /// Reads (from the ledger) show what the upsert record holds. A property is cleared by a
+    /// `null` value; the email, the mobile and the list cannot be (`null` reads as omitted and
+    /// no removal is documented), nor an opt-in.
+    fn field_access(&self) -> FieldAccess {
+        use Field::*;
+        FieldAccess {
+            read: FieldSet::of(&[
+                FirstName,
+                LastName,
+                Emails,
+                Phones,
+                Company,
+                GroupIds,
+                CustomFields,
+                EmailOptIn,
+                SmsOptIn,
+            ]),
+            clear: FieldSet::of(&[FirstName, LastName, Company, CustomFields]),
+        }
+    }
+
     /// An insertupdate without `contactId`. By the matching rules this may update instead of
     /// create: with only an email, an existing contact holding that email and no mobile is
     /// updated (with only a mobile, one holding that mobile and no email; with both, one
     /// holding both). The answer does not say which happened. Never retried.
     async fn create(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        let body = new_body(input, self.list_id.as_ref())?;
-        let answer = self.send(&body).await?;
-        self.written(&body, &answer)
+        self.insert(input, "create").await
     }
 
     /// The native upsert: the same body as a create (email and mobile together when both are
@@ -158,7 +253,7 @@ impl Provider for Mainbrainer {
     /// are sent (the input's, else `false`), as on a create: the call may create a record,
     /// and no consent is never assumed.
     async fn upsert(&self, input: &NewContact) -> Result<Contact, ProviderError> {
-        self.create(input).await
+        self.insert(input, "upsert").await
     }
 
     /// An insertupdate by `contactId` (an integer) with only the changed fields and only the
@@ -184,6 +279,14 @@ impl Provider for Mainbrainer {
         let answer = self.send(&body).await?;
         let id = &answer.id;
         if *id != contact_id.to_string() {
+            // Both facts go in the ledger: the new record holds what was sent, and the one
+            // asked for is gone.
+            if let Some(ledger) = &self.ledger {
+                self.written("update", &body, &answer).await?;
+                ledger
+                    .forget(&contact_id.to_string(), &body, &answer.answered)
+                    .await?;
+            }
             return Err(ProviderError::NotFound {
                 provider: self.id(),
                 detail: Some(format!(
@@ -192,7 +295,7 @@ impl Provider for Mainbrainer {
                 )),
             });
         }
-        self.written(&body, &answer)
+        self.written("update", &body, &answer).await
     }
 
     /// Decision 5: the phone as `{mobileCountryCode, mobileNumber, mobileOptIn: false}` and
@@ -219,6 +322,10 @@ impl Provider for Mainbrainer {
             ..UpsertBody::default()
         };
         let answer = self.send(&body).await?;
+        // The record it touched now holds the opt-out.
+        if self.ledger.is_some() {
+            self.written("do_not_contact", &body, &answer).await?;
+        }
         let mut said = format!(
             "applied: mobileOptIn=false for +{code}{number} (Mainbrainer contact {}); by the \
              mobile-only matching rule this opts out the contact holding that mobile and no \
@@ -286,6 +393,10 @@ mod tests {
             "writes only: no list, get, search, delete or tags"
         );
         assert!(caps.holds_email && caps.holds_company && !caps.holds_tags);
+        // Without a ledger (no store) its fields are written, never read nor filtered.
+        let fields = crate::providers::field_support(&adapter);
+        assert!(fields.iter().all(|f| !f.read && !f.filter), "{fields:?}");
+        assert!(fields.iter().any(|f| f.write && f.clear));
         assert!(matches!(
             adapter.get("1329318").await,
             Err(ProviderError::Unsupported {
@@ -805,5 +916,160 @@ mod tests {
         assert!(caps.create && caps.update && caps.native_upsert && caps.do_not_contact);
         assert!(!caps.delete && !caps.list && !caps.get);
         assert!(adapter.write_fields().requires_email_or_phone);
+    }
+
+    // ---- the ledger: what the gateway wrote, read back ----
+
+    use crate::contact::ContactSource;
+    use crate::store::Store;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// An adapter keeping its ledger in a fresh store, against `up`.
+    async fn ledgered(up: &testing::Upstream) -> (Mainbrainer, Store, tempfile::TempDir) {
+        let (store, dir) = crate::store::testing::sqlite().await;
+        let adapter =
+            Mainbrainer::new(up.client.clone(), None).with_ledger(Some(Ledger::new(store.clone())));
+        (adapter, store, dir)
+    }
+
+    /// Answers every upsert with the next id from `first` on, reporting `invalid` not stored.
+    async fn numbering(first: u64, invalid: Value) -> testing::Upstream {
+        let next = AtomicU64::new(first);
+        testing::spawn(ProviderId::Mainbrainer, "US", move |_| {
+            let id = next.fetch_add(1, Ordering::SeqCst);
+            (
+                201,
+                json!({ "status": "Success", "message": "Contact added/updated successfully",
+                    "data": { "ContactId": id.to_string(), "InvalidProperties": invalid, "InvalidContactIds": [] } }),
+            )
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn writes_are_recorded_as_sent_and_answered_and_read_back_as_the_ledgers_copy() {
+        let up = numbering(555, json!(["tier"])).await;
+        let (adapter, store, _dir) = ledgered(&up).await;
+        let caps = adapter.capabilities();
+        assert!(caps.list && caps.get && caps.ledger && !caps.search && !caps.delete);
+        let input = NewContact {
+            first_name: Some("Ann".into()),
+            emails: vec![testing::primary_email("ann@acme.io")],
+            custom_fields: [
+                ("tier".to_string(), json!("gold")),
+                ("city".to_string(), json!("Oslo")),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let written = adapter.create(&input).await.expect("create");
+        assert_eq!(written.source, ContactSource::GatewayLedger);
+        let read = adapter.get("555").await.expect("read").expect("held");
+        assert_eq!(read, written);
+        assert_eq!(read.custom_fields.get("city"), Some(&json!("Oslo")));
+        assert!(
+            !read.custom_fields.contains_key("tier"),
+            "Mainbrainer did not store it"
+        );
+        assert!(read.updated_at.is_some());
+        let writes = store
+            .ledger_writes(ProviderId::Mainbrainer, "555")
+            .await
+            .unwrap();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].operation, "create");
+        assert_eq!(writes[0].sent, up.requests()[0].body.clone().unwrap());
+        assert_eq!(
+            writes[0].answered["data"]["InvalidProperties"],
+            json!(["tier"])
+        );
+        assert_eq!(up.requests().len(), 1, "reads never call Mainbrainer");
+
+        // Ids are integers: another spelling of 555 is 555; one never written is unsupported.
+        assert_eq!(adapter.get("0555").await.unwrap().unwrap().native_id, "555");
+        assert!(matches!(
+            adapter.get("777").await,
+            Err(ProviderError::Unsupported {
+                operation: ledger::NOT_WRITTEN,
+                ..
+            })
+        ));
+        let listed = adapter.list(&ListQuery::default(), 0, 10).await.unwrap();
+        assert_eq!(listed.contacts, [read]);
+        assert_eq!((listed.total, listed.exhausted), (Some(1), true));
+    }
+
+    #[tokio::test]
+    async fn an_update_by_an_id_mainbrainer_no_longer_has_forgets_it_and_records_the_new_one() {
+        let up = numbering(555, json!([])).await;
+        let (adapter, store, _dir) = ledgered(&up).await;
+        let input = NewContact {
+            emails: vec![testing::primary_email("ann@acme.io")],
+            ..Default::default()
+        };
+        adapter.create(&input).await.expect("create: 555");
+        // Mainbrainer answers 556: it had no 555 any more, so it created 556.
+        let patch = ContactPatch {
+            company: Patch::Set("Acme".into()),
+            ..Default::default()
+        };
+        match adapter.update("555", &patch).await {
+            Err(ProviderError::NotFound {
+                detail: Some(detail),
+                ..
+            }) => assert!(detail.contains("created contact 556"), "{detail}"),
+            other => panic!("expected a 404, got {other:?}"),
+        }
+        assert_eq!(adapter.get("555").await.unwrap(), None, "known to be gone");
+        let new = adapter.get("556").await.unwrap().expect("recorded");
+        assert_eq!(new.company.as_deref(), Some("Acme"));
+        assert!(new.emails.is_empty(), "only what was sent");
+        let listed = adapter.list(&ListQuery::default(), 0, 10).await.unwrap();
+        let ids: Vec<&str> = listed
+            .contacts
+            .iter()
+            .map(|c| c.native_id.as_str())
+            .collect();
+        assert_eq!(ids, ["556"]);
+        let operations: Vec<String> = store
+            .ledger_writes(ProviderId::Mainbrainer, "555")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.operation)
+            .collect();
+        assert_eq!(operations, ["create", "update"]);
+    }
+
+    #[tokio::test]
+    async fn a_do_not_contact_opt_out_is_recorded_on_the_record_it_touched() {
+        let (sandbox, adapter) = sandboxed().await;
+        let (store, _dir) = crate::store::testing::sqlite().await;
+        let adapter = adapter.with_ledger(Some(Ledger::new(store)));
+        // Victor: seeded with a mobile and no email, never written through the gateway.
+        adapter
+            .do_not_contact(&DoNotContact {
+                phone: Some(testing::primary_phone("+14155550182")),
+                email: None,
+                reason: None,
+            })
+            .await
+            .expect("dnc");
+        assert_eq!(
+            stored(sandbox.control(ProviderId::Mainbrainer), VICTOR).unwrap()["mobileOptIn"],
+            false
+        );
+        let copy = adapter
+            .get(&VICTOR.to_string())
+            .await
+            .unwrap()
+            .expect("recorded");
+        assert_eq!(copy.consent.and_then(|c| c.sms_opt_in), Some(false));
+        assert_eq!(copy.phones[0].e164.as_deref(), Some("+14155550182"));
+        assert!(
+            copy.name.is_empty(),
+            "the gateway never wrote Victor's name"
+        );
     }
 }

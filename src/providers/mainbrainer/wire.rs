@@ -130,6 +130,10 @@ pub struct ContactRecord {
     pub contact_id: Option<String>,
     #[serde(default, deserialize_with = "wire::string_or_number")]
     pub list_id: Option<String>,
+    /// The lists the contact was added to, as the gateway's ledger keeps them (each write's
+    /// `listId`); items that are not strings are skipped.
+    #[serde(default, deserialize_with = "wire::items")]
+    pub list_ids: Vec<String>,
     #[serde(default, deserialize_with = "wire::text")]
     pub email: Option<String>,
     /// A dialing code (int32).

@@ -15,6 +15,7 @@ use super::{
     window_from_pages, Capabilities, ListChunk, ListQuery, NumberedPage, Provider, ProviderError,
 };
 use crate::contact::{non_empty, Contact};
+use crate::fields::{Field, FieldAccess, FieldSet};
 use crate::phone;
 use crate::write::{ContactPatch, NewContact, Patch, WriteFields, MANY};
 use mapping::{create_body, merged_body, to_contact};
@@ -218,6 +219,36 @@ impl Provider for Whautomate {
             requires_name: true,
             requires_phone: true,
             ..WriteFields::default()
+        }
+    }
+
+    /// Reads show the one name string (split into parts), the phone, notes, tags, stage, the
+    /// location as the group and the custom fields; the read-merge-write PUT leaves out what
+    /// is cleared, except the phone a PUT needs.
+    fn field_access(&self) -> FieldAccess {
+        use Field::*;
+        FieldAccess {
+            read: FieldSet::of(&[
+                FirstName,
+                MiddleName,
+                LastName,
+                Phones,
+                Notes,
+                Tags,
+                Stage,
+                GroupIds,
+                CustomFields,
+            ]),
+            clear: FieldSet::of(&[
+                FirstName,
+                MiddleName,
+                LastName,
+                Notes,
+                Tags,
+                Stage,
+                GroupIds,
+                CustomFields,
+            ]),
         }
     }
 
