@@ -809,7 +809,7 @@ mod tests {
         assert_eq!(requests[0].method, "DELETE");
         assert_eq!(requests[0].path, "/v1/contacts/64f1a2b3c4d5e6f7a8b9c006");
         assert_eq!(stored(&sandbox, FATIMA), None);
-        assert_eq!(sandbox.control(ProviderId::Whautomate).records().len(), 10);
+        assert_eq!(sandbox.control(ProviderId::Whautomate).records().len(), 11);
     }
 
     #[tokio::test]
