@@ -14,6 +14,7 @@ mod import;
 mod mapping;
 mod paging;
 mod persisted_queries;
+mod person;
 mod provider_budgets;
 mod reads;
 mod schema;

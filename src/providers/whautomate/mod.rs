@@ -190,6 +190,8 @@ impl Provider for Whautomate {
             get: true,
             // `searchText` (text, and a phone's digits) and `tags`.
             search: true,
+            // The phone's digits through `searchText` (NOTES 3.5.7); no email field to search.
+            search_phone: true,
             create: true,
             // Read-merge-write: PUT needs `name` and `phoneNumber` and replaces the record.
             update: true,
