@@ -29,8 +29,9 @@
 //!
 //! Environment: BENCH_REPS (3), BENCH_SECS (5, measured seconds per load), BENCH_WARMUP (2),
 //! BENCH_SCENARIOS (`abcd`), BENCH_FIRST (20, `first` in (b)), BENCH_LATENCY_MS (50),
-//! BENCH_IMPORT_ROWS (10000), BENCH_QUIET_WAIT (20: seconds to wait for other processes to
-//! settle before each measurement), OHA (the load generator's path).
+//! BENCH_WIDTHS (`one five`: the fan-outs of (b)), BENCH_IMPORT_ROWS (10000),
+//! BENCH_QUIET_WAIT (5: seconds to wait for other processes to settle before each measurement), OHA (the load generator's path), BENCH_GATEWAY (another
+//! gateway binary to measure instead of this build's).
 
 use contact_gateway::contact::ProviderId;
 use contact_gateway::sandbox::{RecordedRequest, Sandbox};
@@ -65,6 +66,7 @@ struct Settings {
     latency: Duration,
     import_rows: usize,
     quiet_wait: u64,
+    widths: String,
     oha: PathBuf,
     /// `target/bench`: results, and `run/` for what each run leaves.
     out: PathBuf,
@@ -87,9 +89,11 @@ fn main() {
         );
         std::process::exit(1);
     };
-    let gateway_bin = PathBuf::from(env!("CARGO_BIN_EXE_contact-gateway"));
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_contact-gateway"));
+    // Another build of the gateway may be measured instead (to compare two versions).
+    let gateway_bin = std::env::var_os("BENCH_GATEWAY").map_or(built.clone(), PathBuf::from);
     // target/release/contact-gateway → target/bench
-    let out = gateway_bin
+    let out = built
         .ancestors()
         .nth(2)
         .expect("the binary lies in target/<profile>/")
@@ -103,12 +107,14 @@ fn main() {
         first: env_or("BENCH_FIRST", 20),
         latency: Duration::from_millis(env_or("BENCH_LATENCY_MS", 50)),
         import_rows: env_or("BENCH_IMPORT_ROWS", 10_000),
-        quiet_wait: env_or("BENCH_QUIET_WAIT", 20),
+        quiet_wait: env_or("BENCH_QUIET_WAIT", 5),
+        widths: env_or("BENCH_WIDTHS", "one five".to_string()),
         oha,
         out,
     };
     // The simulators run on this runtime's workers; the main thread drives the bench.
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rt.spawn(stop_targets_on_signal());
     let sandbox = rt.block_on(Sandbox::start()).expect("sandbox starts");
     let mut bench = Bench {
         settings,
@@ -186,6 +192,23 @@ struct Bench {
     busy: Vec<f64>,
 }
 
+/// The processes this bench started and has not stopped yet.
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// On Ctrl-C or SIGTERM: stops the running targets (drops do not run then), and exits.
+async fn stop_targets_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    for pid in RUNNING.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    std::process::exit(130);
+}
+
 /// A process this bench started; killed when dropped.
 struct Target {
     child: Child,
@@ -197,6 +220,11 @@ impl Drop for Target {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let pid = self.child.id();
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| *p != pid);
     }
 }
 
@@ -281,6 +309,10 @@ impl Bench {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.id());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let url = loop {
             match lines.next() {
@@ -552,6 +584,9 @@ impl Bench {
             ("one", vec![ProviderId::Maiagent]),
             ("five", ProviderId::ALL.to_vec()),
         ] {
+            if !self.settings.widths.contains(width) {
+                continue;
+            }
             for connections in FAN_OUT_CONNECTIONS {
                 for rep in 1..=self.settings.reps {
                     let row = format!("b {width} {connections}");
