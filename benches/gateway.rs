@@ -24,8 +24,8 @@
 //! - (c) one query of 50 aliased `contact(id, noCache: true)` of distinct MagicBlocks contacts
 //!   (no documented rate limit), 50 ms upstream, one request at a time: against one upstream
 //!   round trip and against the floor making the same 50 calls;
-//! - (d) `importContacts` of 10,000 CSV rows into MagicBlocks: the gateway's peak RSS against
-//!   its idle RSS (after start-up and one small request).
+//! - (d) `importContacts` of 10,000 CSV rows into MagicBlocks: the gateway's peak RSS (VmHWM)
+//!   against its idle RSS (VmRSS after start-up and one small request).
 //!
 //! Environment: BENCH_REPS (3), BENCH_SECS (5, measured seconds per load), BENCH_WARMUP (2),
 //! BENCH_SCENARIOS (`abcd`), BENCH_FIRST (20, `first` in (b)), BENCH_LATENCY_MS (50),
@@ -231,13 +231,22 @@ impl Drop for Target {
 impl Target {
     /// Peak resident memory (VmHWM), MiB.
     fn peak_rss_mib(&self) -> f64 {
+        self.status_mib("VmHWM:")
+    }
+
+    /// Resident memory now (VmRSS), MiB.
+    fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    fn status_mib(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("/proc (Linux)");
         let kib: f64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmHWM");
+            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"));
         kib / 1024.0
     }
 }
@@ -711,7 +720,7 @@ impl Bench {
                 .collect();
             let name = format!("d-gateway-{rep}");
             let gateway = self.start_gateway(&name, &ProviderId::ALL, None);
-            let idle = gateway.peak_rss_mib();
+            let idle = gateway.rss_mib();
             self.settle();
             let started = Instant::now();
             let answer = self.post(&gateway.url, &import_body(&csv));
