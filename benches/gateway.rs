@@ -124,6 +124,7 @@ fn main() {
         http: reqwest::Client::new(),
         results: Results::default(),
         busy: Vec::new(),
+        warnings: Vec::new(),
     };
     let started = Instant::now();
     let scenarios = bench.settings.scenarios.clone();
@@ -190,6 +191,8 @@ struct Bench {
     results: Results,
     /// Cores other processes kept busy in the second before each measurement.
     busy: Vec<f64>,
+    /// What went wrong without stopping the run; printed under the table.
+    warnings: Vec<String>,
 }
 
 /// The processes this bench started and has not stopped yet.
@@ -473,11 +476,20 @@ impl Bench {
     }
 
     /// The upstream calls one request to `url` makes, as the simulators received them.
-    fn calls_of(&self, url: &str, body: &Value) -> Vec<RecordedRequest> {
+    /// Answers with errors (a provider refusing under load, say) are reported under the table
+    /// rather than stopping the run: oha sees only their HTTP 200.
+    fn calls_of(&mut self, what: &str, url: &str, body: &Value) -> Vec<RecordedRequest> {
         for id in ProviderId::ALL {
             self.sandbox.control(id).reset_requests();
         }
-        self.post(url, body);
+        let answer = self.try_post(url, body).expect("the gateway answers");
+        let answer: Value = serde_json::from_slice(&answer).expect("a JSON answer");
+        if let Some(errors) = answer.get("errors") {
+            let warning =
+                format!("{what}: a request right after the load answered errors: {errors}");
+            self.log(&warning);
+            self.warnings.push(warning);
+        }
         ProviderId::ALL
             .iter()
             .flat_map(|id| {
@@ -605,7 +617,9 @@ impl Bench {
                     let load = self.load(&name, &gateway.url, &body, connections);
                     let per_page = load.upstream_calls as f64 / load.requests as f64;
                     // The calls of one page at steady state, for the floor to replay.
-                    let calls = self.calls_of(&gateway.url, &body);
+                    let what =
+                        format!("(b) {width} provider(s), {connections} connections, run {rep}");
+                    let calls = self.calls_of(&what, &gateway.url, &body);
                     drop(gateway);
                     self.results
                         .add(&format!("{row} p50"), "gateway", load.p50_ms);
@@ -658,7 +672,7 @@ impl Bench {
                 .as_object()
                 .map_or(0, |d| d.values().filter(|c| !c.is_null()).count());
             assert_eq!(found, ALIASES, "every aliased contact is found");
-            let calls = self.calls_of(&gateway.url, &body);
+            let calls = self.calls_of(&format!("(c) run {rep}"), &gateway.url, &body);
             self.settle();
             let body_file = self.run_file(&format!("{name}.body.json"));
             std::fs::write(&body_file, body.to_string()).expect("write the body");
@@ -913,6 +927,9 @@ impl Bench {
             row("", "import time (s)", m("d secs", "gateway"), None, 1, "");
         }
         let _ = writeln!(out);
+        for warning in &self.warnings {
+            let _ = writeln!(out, "**⚠ {warning}**\n");
+        }
         let mut busy = self.busy.clone();
         busy.sort_by(f64::total_cmp);
         let noisy = busy.iter().filter(|b| **b > 0.3).count();
