@@ -4,7 +4,7 @@
 //! request's span so upstream log lines carry it, under the request's budget. Across requests, the cache's single-flight
 //! load makes concurrent misses for one contact one upstream call.
 
-use super::cache::Lookup;
+use super::cache::{Lookup, Reads};
 use super::Gateway;
 use crate::contact::GlobalId;
 use crate::providers::request_budget;
@@ -26,12 +26,15 @@ pub struct ContactLoader {
     gateway: Arc<Gateway>,
 }
 
-/// A request's loader; its batches run in the span and under the budget current when it is
-/// made (the request's): a spawned task inherits neither, so each batch is given both.
+/// A request's loader; its batches run in the span, under the budget and noting the reads
+/// current when it is made (the request's): a spawned task inherits none, so each batch is
+/// given them.
 pub fn for_request(gateway: Arc<Gateway>) -> DataLoader<ContactLoader> {
     let span = tracing::Span::current();
     let budget = request_budget::current();
+    let reads = Reads::current();
     DataLoader::new(ContactLoader { gateway }, move |batch| {
+        let batch = Reads::scope(reads.clone(), batch);
         tokio::spawn(request_budget::within(budget.clone(), batch).instrument(span.clone()))
     })
 }

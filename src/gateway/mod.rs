@@ -17,7 +17,7 @@ use crate::contact::GlobalId;
 use crate::providers::request_budget::{self, RequestBudget};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError, Registry};
 use crate::store::Store;
-use cache::{Lookup, ReadCache, Window, WindowKey};
+use cache::{Lookup, ReadCache, ReadSet, Reads, Window, WindowKey};
 use cursor::CursorKey;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,7 +112,8 @@ impl Gateway {
         let provider = self.registry.capable(id.provider, Capability::Get)?;
         let load = || async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
         if fresh {
-            self.cache.invalidate_contact(id).await;
+            Reads::note(ReadSet::not_to_keep);
+            self.cache.refresh_contact(id).await;
         }
         match self.cache.contact_or_load(id, load()).await {
             // The shared load was another request's, cut by that request's budget while this
@@ -151,6 +152,9 @@ impl Gateway {
             if let Some(window) = self.cache.window(&key).await {
                 return Ok(window);
             }
+        } else {
+            Reads::note(ReadSet::not_to_keep);
+            self.cache.refresh_provider(provider.id());
         }
         let ticket = self.cache.ticket(provider.id());
         let chunk = provider.list(query, offset, limit).await?;

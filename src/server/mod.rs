@@ -6,12 +6,15 @@ pub mod graphiql;
 pub mod graphql_http;
 pub mod idempotency;
 pub mod persisted_queries;
+pub mod response_cache;
 
 use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType, Posted};
 use idempotency::IdempotencyKey;
+use response_cache::{ExactKey, ResponseCache};
 
 use crate::config::Config;
+use crate::gateway::cache::Reads;
 use crate::gateway::{consent, loader, Gateway};
 use crate::graphql::errors::{code_field_errors, Executed};
 use crate::graphql::query::ReportedEntities;
@@ -21,7 +24,7 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub graphiql: Html<String>,
     /// `[store] idempotency_ttl_secs`: how long a mutation's `Idempotency-Key` is remembered.
     pub idempotency_ttl: std::time::Duration,
+    /// Whole answers to queries; `None` when `[cache]` turns it off.
+    pub responses: Option<ResponseCache>,
 }
 
 impl AppState {
@@ -100,9 +105,17 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
 }
 
 /// Parsed queries by their text: a frontend sends the same few queries over and over, and
-/// parsing is a large share of a cached read's cost. Validation still runs every time.
+/// parsing is a large share of a cached read's cost. Validation still runs every time. Each
+/// is kept with its normalized text, the response cache's key.
 #[derive(Clone)]
-pub struct ParsedDocuments(moka::sync::Cache<String, ExecutableDocument>);
+pub struct ParsedDocuments(moka::sync::Cache<String, Prepared>);
+
+#[derive(Clone)]
+pub struct Prepared {
+    document: ExecutableDocument,
+    /// `response_cache::normalize`d; `None` when it cannot be.
+    normalized: Option<Arc<str>>,
+}
 
 impl Default for ParsedDocuments {
     fn default() -> Self {
@@ -114,18 +127,24 @@ impl ParsedDocuments {
     /// Queries longer than this are parsed each time (and not held in memory).
     const MAX_QUERY_BYTES: usize = 16 * 1024;
 
-    /// Gives `request` its parsed document, from the cache or freshly parsed. A query that
-    /// does not parse is left for the schema to report.
-    fn prepare(&self, request: &mut async_graphql::Request) {
+    /// Gives `request` its parsed document, from the cache or freshly parsed; returns its
+    /// normalized text. A query that does not parse is left for the schema to report.
+    fn prepare(&self, request: &mut async_graphql::Request) -> Option<Arc<str>> {
         if request.query.len() > Self::MAX_QUERY_BYTES {
-            return;
+            return None;
         }
-        if let Some(document) = self.0.get(&request.query) {
-            request.set_parsed_query(document);
-        } else if let Ok(document) = request.parsed_query() {
-            let document = document.clone();
-            self.0.insert(request.query.clone(), document);
+        if let Some(prepared) = self.0.get(&request.query) {
+            request.set_parsed_query(prepared.document);
+            return prepared.normalized;
         }
+        let document = request.parsed_query().ok()?.clone();
+        let normalized = response_cache::normalize(&request.query);
+        let prepared = Prepared {
+            document,
+            normalized: normalized.clone(),
+        };
+        self.0.insert(request.query.clone(), prepared);
+        normalized
     }
 }
 
@@ -211,6 +230,17 @@ async fn graphql_post(
         Ok(key) => key,
         Err(refused) => return refused.respond(media),
     };
+    // The same bytes from the same caller as an answer kept: sent before anything is parsed.
+    let exact = match (&state.responses, &key) {
+        (Some(responses), None) => {
+            let exact = ExactKey::post(caller.as_deref(), &headers, &body);
+            if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
+                return hit;
+            }
+            exact
+        }
+        _ => None,
+    };
     let mut request = match graphql_http::post_request(&headers, &body, state.max_batch) {
         Ok(Posted::One(request)) => *request,
         Ok(Posted::Batch(requests)) if key.is_none() => {
@@ -233,7 +263,7 @@ async fn graphql_post(
         // In a task of its own: a client that disconnects must not cut a write short between
         // the provider's answer and the cache's invalidation.
         None => {
-            let run = async move { state.answer(request, caller, media).await.response };
+            let run = async move { state.answer(request, caller, media, exact).await.response };
             match tokio::spawn(run.instrument(tracing::Span::current())).await {
                 Ok(response) => response,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -254,9 +284,24 @@ async fn graphql_get(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    uri: Uri,
 ) -> Response {
     let wants_html = graphql_http::wants_html(&headers);
+    // The same URL from the same caller as an answer kept: sent before anything is parsed.
+    let exact = match &state.responses {
+        Some(responses) if !wants_html => {
+            let exact = ExactKey::get(caller.as_deref(), &headers, uri.query().unwrap_or(""));
+            if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
+                return hit;
+            }
+            exact
+        }
+        _ => None,
+    };
+    let params = match Query::<Vec<(String, String)>>::try_from_uri(&uri) {
+        Ok(Query(params)) => params,
+        Err(rejection) => return rejection.into_response(),
+    };
     let media = MediaType::accepted(&headers);
     let request = match graphql_http::get_request(params) {
         Ok(request) if !wants_html => request,
@@ -287,7 +332,7 @@ async fn graphql_get(
         return response;
     }
     // GET never runs a mutation, so an `Idempotency-Key` has nothing to do here.
-    state.answer(request, caller, media).await.response
+    state.answer(request, caller, media, exact).await.response
 }
 
 /// A request's answer, and whether it ran: one refused before (parse, validation) did not,
@@ -299,18 +344,45 @@ struct Answered {
 
 impl AppState {
     /// Runs a request and answers it in `media`: request errors without `data` (400 under
-    /// `application/graphql-response+json`), at most `max_errors` errors.
+    /// `application/graphql-response+json`), at most `max_errors` errors. A query the response
+    /// cache may hold is answered from it when it can be, else kept in it (under `exact`
+    /// too: the request's bytes as they arrived).
     async fn answer(
         &self,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
         caller: Option<Extension<Caller>>,
         media: MediaType,
+        exact: Option<ExactKey>,
     ) -> Answered {
-        let (response, executed) = self.run(request, caller.as_ref()).await;
-        Answered {
-            response: graphql_http::graphql_response(response, executed, media),
-            executed,
+        let normalized = self.documents.prepare(&mut request);
+        let cached = self.responses.as_ref().and_then(|responses| {
+            let key = ResponseCache::key_of(&mut request, normalized?, caller.as_deref(), media)?;
+            Some((responses, key))
+        });
+        let Some((responses, key)) = cached else {
+            let (response, executed) = self.run_prepared(request, caller.as_ref()).await;
+            return Answered {
+                response: graphql_http::graphql_response(response, executed, media),
+                executed,
+            };
+        };
+        if let Some(hit) = responses.normalized_hit(&key, exact.clone()) {
+            return Answered {
+                response: hit,
+                executed: true,
+            };
         }
+        let reads = Arc::new(Reads::default());
+        let run = self.run_prepared(request, caller.as_ref());
+        let (response, executed) = Reads::scope(Some(reads.clone()), run).await;
+        let has_errors = !response.errors.is_empty();
+        let answer = graphql_http::graphql_answer(response, executed, media);
+        if executed {
+            responses.keep(key, exact, &answer, has_errors, reads.snapshot());
+        }
+        let mut response = answer.into_response();
+        response_cache::mark_miss(&mut response);
+        Answered { response, executed }
     }
 
     /// Runs one operation: its GraphQL response, and whether it executed.
@@ -320,6 +392,15 @@ impl AppState {
         caller: Option<&Extension<Caller>>,
     ) -> (async_graphql::Response, bool) {
         self.documents.prepare(&mut request);
+        self.run_prepared(request, caller).await
+    }
+
+    /// `run` for a request whose document is `prepare`d.
+    async fn run_prepared(
+        &self,
+        mut request: async_graphql::Request,
+        caller: Option<&Extension<Caller>>,
+    ) -> (async_graphql::Response, bool) {
         if caller.is_some_and(|Extension(caller)| !caller.may_write) && is_mutation(&mut request) {
             // A read-only credential: every mutation field fails, nothing runs.
             return (auth::forbidden(&mut request), true);

@@ -15,6 +15,7 @@ mod mapping;
 mod paging;
 mod persisted_queries;
 mod reads;
+mod response_cache;
 mod schema;
 mod secrets;
 mod security;
