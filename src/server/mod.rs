@@ -31,11 +31,12 @@ use axum::Router;
 use axum::{middleware, Extension};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::{Instrument, Level};
+use tower_http::trace::{OnResponse, TraceLayer};
+use tracing::Instrument;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -81,13 +82,13 @@ struct RequestCounter(Arc<AtomicU64>);
 impl MakeRequestId for RequestCounter {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        HeaderValue::from_str(&n.to_string())
-            .ok()
-            .map(RequestId::new)
+        Some(RequestId::new(HeaderValue::from(n)))
     }
 }
 
 /// The request's span: every log line of the request, upstream calls included, carries it.
+/// The path only: a GET's query string holds the whole query and its variables (long, and
+/// phone numbers or emails in them are no business of the logs).
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let id = request
         .headers()
@@ -98,10 +99,32 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         "request",
         id = %id,
         method = %request.method(),
-        uri = %request.uri(),
+        path = %request.uri().path(),
         // The credential's name, once auth has read it (never the key).
         caller = tracing::field::Empty,
     )
+}
+
+/// The one line per request, at INFO: status, latency in µs, and `cache=hit|miss` for a
+/// query the response cache answered or could have (in the request's span, so with its id,
+/// method, path and caller).
+#[derive(Clone, Copy)]
+struct LogResponse;
+
+impl<B> OnResponse<B> for LogResponse {
+    fn on_response(self, response: &Response<B>, latency: Duration, _: &tracing::Span) {
+        let status = response.status().as_u16();
+        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        match response.headers().get(response_cache::CACHE_STATUS) {
+            Some(cache) => tracing::info!(
+                status,
+                latency_us,
+                cache = cache.to_str().unwrap_or(""),
+                "finished processing request"
+            ),
+            None => tracing::info!(status, latency_us, "finished processing request"),
+        }
+    }
 }
 
 /// Parsed queries by their text: a frontend sends the same few queries over and over, and
@@ -192,13 +215,14 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(LogResponse),
         )
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID,
             RequestCounter::default(),
         ))
-        .with_state(state))
+        // One `Arc` clone per request, not one per field.
+        .with_state(Arc::new(state)))
 }
 
 /// A refusal of the HTTP request, as a coded JSON GraphQL error like every other.
@@ -207,7 +231,7 @@ fn refusal(headers: &HeaderMap, status: StatusCode, code: &'static str, message:
 }
 
 async fn graphql_post(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -281,7 +305,7 @@ async fn graphql_post(
 
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
 async fn graphql_get(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     uri: Uri,
