@@ -198,10 +198,13 @@ struct RawJwt {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// How long a contact or a list page is served from memory.
+    /// How long a contact or a list page is served from memory (and an answer built from
+    /// them); 0 turns both caches off.
     pub ttl_secs: u64,
     /// Entries held at most (contacts and list pages together).
     pub max_entries: u64,
+    /// Bytes the response cache holds at most (answers, their keys and index); 0 turns it off.
+    pub max_response_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -209,6 +212,7 @@ impl Default for CacheConfig {
         CacheConfig {
             ttl_secs: 60,
             max_entries: 100_000,
+            max_response_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -1023,6 +1027,7 @@ mod tests {
         assert_eq!(c.providers[&ProviderId::Consuelo].timeout_ms, 500);
         assert!(!c.providers.contains_key(&ProviderId::Maiagent));
         assert_eq!(c.cache.ttl_secs, 60);
+        assert_eq!(c.cache.max_response_bytes, 64 * 1024 * 1024);
         assert_eq!(c.limits.max_depth, 16);
         assert_eq!(
             (

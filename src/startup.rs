@@ -8,6 +8,7 @@ use crate::gateway::Gateway;
 use crate::graphql::build_schema;
 use crate::providers::Registry;
 use crate::sandbox::Sandbox;
+use crate::server::response_cache::ResponseCache;
 use crate::server::{router, AppState};
 use crate::store::Store;
 use axum::Router;
@@ -89,6 +90,7 @@ impl Application {
             max_batch: config.limits.max_batch,
             graphiql: crate::server::graphiql::page(config.auth.is_some()),
             idempotency_ttl: Duration::from_secs(config.store.idempotency_ttl_secs),
+            responses: ResponseCache::new(&config.cache, gateway.clone()),
         };
         let router = router(state, &config, sandbox_mode).map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;

@@ -18,7 +18,7 @@ use crate::contact::GlobalId;
 use crate::providers::request_budget::{self, RequestBudget};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError, Registry};
 use crate::store::Store;
-use cache::{Lookup, ReadCache, Window, WindowKey};
+use cache::{Lookup, ReadCache, ReadSet, Reads, Window, WindowKey};
 use cursor::CursorKey;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,11 +114,14 @@ impl Gateway {
         let load = || async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
         if provider.capabilities().ledger {
             // The gateway's own ledger is read where it is kept, never cached: writes the
-            // cache does not see (a do-not-contact opt-out, another replica's) change it.
+            // cache does not see (a do-not-contact opt-out, another replica's) change it; so
+            // is an answer that read it.
+            Reads::note(ReadSet::not_to_keep);
             return load().await;
         }
         if fresh {
-            self.cache.invalidate_contact(id).await;
+            Reads::note(ReadSet::not_to_keep);
+            self.cache.refresh_contact(id).await;
         }
         match self.cache.contact_or_load(id, load()).await {
             // The shared load was another request's, cut by that request's budget while this
@@ -159,6 +162,9 @@ impl Gateway {
             if let Some(window) = self.cache.window(&key).await {
                 return Ok(window);
             }
+        } else {
+            Reads::note(ReadSet::not_to_keep);
+            self.cache.refresh_provider(provider.id());
         }
         let ticket = self.cache.ticket(provider.id());
         let chunk = provider.list(query, offset, limit).await?;

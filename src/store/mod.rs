@@ -41,6 +41,9 @@ pub struct Store {
     /// Lookups of the do-not-contact registry made through this pool (one statement each),
     /// so tests can see that a request's lookups are batched.
     registry_reads: Arc<AtomicU64>,
+    /// Bumped after every change of the do-not-contact registry or its propagations made
+    /// through this process (`registry_version`).
+    registry_version: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -86,6 +89,7 @@ impl Store {
             pool,
             backend,
             registry_reads: Arc::default(),
+            registry_version: Arc::default(),
         })
     }
 
