@@ -283,7 +283,7 @@ async fn answers_with_errors_are_not_kept() {
         assert_eq!(cache, miss());
         assert_eq!(
             body["data"]["contacts"]["nodes"].as_array().unwrap().len(),
-            12,
+            13,
             "{body:#}"
         );
         assert!(body["errors"].is_array(), "{body:#}");
