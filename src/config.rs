@@ -205,6 +205,9 @@ pub struct CacheConfig {
     pub max_entries: u64,
     /// Bytes the response cache holds at most (answers, their keys and index); 0 turns it off.
     pub max_response_bytes: u64,
+    /// `redis://host:port[/db]`: replicas announce their writes' invalidations to each other
+    /// through it (`gateway::peers`). None: this process's cache only.
+    pub redis_url: Option<String>,
 }
 
 impl Default for CacheConfig {
@@ -213,6 +216,7 @@ impl Default for CacheConfig {
             ttl_secs: 60,
             max_entries: 100_000,
             max_response_bytes: 64 * 1024 * 1024,
+            redis_url: None,
         }
     }
 }
@@ -532,6 +536,15 @@ impl Config {
         })?;
         if raw.cache.max_entries == 0 {
             return Err(invalid("cache.max_entries", "must be at least 1"));
+        }
+        if let Some(url) = &raw.cache.redis_url {
+            let scheme_ok = url.starts_with("redis://");
+            if !scheme_ok || redis::Client::open(url.as_str()).is_err() {
+                return Err(invalid(
+                    "cache.redis_url",
+                    "must be a redis://host[:port][/db] URL",
+                ));
+            }
         }
         let limits = raw.limits.validated(&env)?;
         let mut providers = BTreeMap::new();
@@ -1048,6 +1061,23 @@ mod tests {
         assert_eq!(secret.expose(), "a-cursor-secret-of-some-length");
         assert_eq!(c.limits.max_scan, 50);
         assert!(!format!("{c:?}").contains("a-cursor-secret"));
+    }
+
+    #[test]
+    fn the_redis_url_must_be_a_redis_url() {
+        let c = parse("[cache]\nredis_url = \"redis://127.0.0.1:6379/2\"").unwrap();
+        assert_eq!(
+            c.cache.redis_url.as_deref(),
+            Some("redis://127.0.0.1:6379/2")
+        );
+        assert_eq!(parse("").unwrap().cache.redis_url, None);
+        for bad in ["http://127.0.0.1:6379", "redis://", "127.0.0.1:6379"] {
+            let error = parse(&format!("[cache]\nredis_url = \"{bad}\"")).unwrap_err();
+            assert!(
+                error.to_string().contains("cache.redis_url"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

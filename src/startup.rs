@@ -33,6 +33,8 @@ pub struct Application {
     _store_dir: Option<tempfile::TempDir>,
     store: Store,
     hygiene: Hygiene,
+    /// With `[cache] redis_url`: sharing invalidations with the other replicas, until dropped.
+    _peers: Option<crate::gateway::peers::PeerTasks>,
 }
 
 impl Application {
@@ -80,6 +82,14 @@ impl Application {
                 .with_limits(&config.limits, cursor_key)
                 .with_store(store.clone()),
         );
+        let peers = match &config.cache.redis_url {
+            Some(url) => Some(
+                crate::gateway::peers::Peers::start(&gateway, url)
+                    .map_err(std::io::Error::other)?
+                    .1,
+            ),
+            None => None,
+        };
         let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
         let state = AppState {
             schema,
@@ -102,6 +112,7 @@ impl Application {
             sandbox,
             gateway,
             _store_dir: store_dir,
+            _peers: peers,
             store,
             hygiene: Hygiene {
                 max_connections: config.limits.max_connections,

@@ -28,6 +28,7 @@
 //! while `still_current` says no stamp has moved since, so every invalidation here retires the
 //! answers built on what it invalidates, exactly, with no list of answers to walk.
 
+use super::peers::{Announcer, Change};
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId, ProviderId};
 use crate::providers::{ListQuery, ProviderError};
@@ -86,6 +87,8 @@ pub struct ReadCache {
     records: Box<[AtomicU64]>,
     /// Fixed keys: a record's stripe is the same in every run (a collision costs a miss).
     stripe_hasher: BuildHasherDefault<DefaultHasher>,
+    /// Where the writes' invalidations are announced to other replicas (`gateway::peers`).
+    pub announcer: Announcer,
     /// Test seam: the next insert waits here (`hold_next_insert`).
     #[cfg(test)]
     insert_gate: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
@@ -108,6 +111,7 @@ impl ReadCache {
             lists: Default::default(),
             records: (0..RECORD_STRIPES).map(|_| AtomicU64::new(0)).collect(),
             stripe_hasher: Default::default(),
+            announcer: Default::default(),
             #[cfg(test)]
             insert_gate: Default::default(),
         }
@@ -249,7 +253,13 @@ impl ReadCache {
 
     /// After a write, once its provider answered: the record it touched and every list
     /// window of its provider. Done when this returns: acknowledge the write after it.
+    /// Announced to other replicas.
     pub async fn invalidate(&self, id: &GlobalId) {
+        self.invalidate_here(id).await;
+        self.announcer.announce(Change::contact(id));
+    }
+
+    async fn invalidate_here(&self, id: &GlobalId) {
         let stamp = self.next_stamp();
         self.lists[id.provider.index()].fetch_max(stamp, Ordering::AcqRel);
         let previous = self.record(id).fetch_max(stamp, Ordering::AcqRel);
@@ -280,15 +290,49 @@ impl ReadCache {
     /// Before a listing of `provider` that must ask it (`noCache`): its list windows read
     /// before retire (here and in the response cache); cached records stay.
     pub fn refresh_provider(&self, provider: ProviderId) {
-        self.invalidate_provider(provider);
+        self.invalidate_provider_here(provider);
     }
 
     /// After a write whose record id is not known, once its provider answered: every list
     /// window of the provider. Cached records stay, so it suits a write that cannot have
     /// changed one: a create, or a provider that reads nothing (Mainbrainer's upsert).
+    /// Announced to other replicas.
     pub fn invalidate_provider(&self, provider: ProviderId) {
+        self.invalidate_provider_here(provider);
+        self.announcer.announce(Change::Provider(provider));
+    }
+
+    fn invalidate_provider_here(&self, provider: ProviderId) {
         let stamp = self.next_stamp();
         self.lists[provider.index()].fetch_max(stamp, Ordering::AcqRel);
+    }
+
+    /// Everything cached so far retires (records, windows, and the answers built on them):
+    /// every stamp moves past it. Not announced.
+    pub fn retire_all(&self) {
+        let stamp = self.next_stamp();
+        for list in &self.lists {
+            list.fetch_max(stamp, Ordering::AcqRel);
+        }
+        for record in self.records.iter() {
+            record.fetch_max(stamp, Ordering::AcqRel);
+        }
+        // Only frees the room.
+        self.entries.invalidate_all();
+    }
+
+    /// Another replica's invalidation (`gateway::peers`), applied as if the write had been
+    /// made here, and not announced again. `Registry` is the store's.
+    pub async fn apply(&self, change: &Change) {
+        match change {
+            Change::Contact(id) => match GlobalId::parse(id) {
+                Ok(id) => self.invalidate_here(&id).await,
+                Err(_) => self.retire_all(),
+            },
+            Change::Provider(provider) => self.invalidate_provider_here(*provider),
+            Change::All => self.retire_all(),
+            Change::Registry => {}
+        }
     }
 
     /// Test seam: whatever is about to be cached waits here, after every decision to cache it.

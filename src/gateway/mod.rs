@@ -9,6 +9,7 @@ pub mod import;
 pub mod listing;
 pub mod loader;
 pub mod outbox;
+pub mod peers;
 pub mod people;
 pub mod validate;
 pub mod writes;
@@ -36,6 +37,11 @@ pub struct Gateway {
     pub store: Option<Store>,
     /// Names this process in claims it holds in the store.
     pub process_id: String,
+    /// Where this replica's invalidations are announced (`peers`); the read cache and the
+    /// store hold it too.
+    pub announcer: peers::Announcer,
+    /// With `[cache] redis_url`: the Redis side (`Peers::ping` for readiness).
+    pub peers: std::sync::OnceLock<Arc<peers::Peers>>,
 }
 
 /// The `[limits]` the gateway itself enforces.
@@ -61,9 +67,14 @@ impl From<&LimitsConfig> for Limits {
 impl Gateway {
     /// A gateway with the default `[limits]` and a random cursor key.
     pub fn new(registry: Registry, cache: &CacheConfig) -> Self {
+        let announcer = peers::Announcer::default();
+        let mut cache = ReadCache::new(cache);
+        cache.announcer = announcer.clone();
         Gateway {
+            announcer,
+            peers: Default::default(),
             registry,
-            cache: ReadCache::new(cache),
+            cache,
             write_locks: Default::default(),
             limits: Limits::from(&LimitsConfig::default()),
             cursor_key: CursorKey::random(),
@@ -76,6 +87,28 @@ impl Gateway {
     pub fn with_store(mut self, store: Store) -> Self {
         self.store = Some(store);
         self
+    }
+
+    /// Everything this replica cached retires: the read cache, the answers built on it, and
+    /// what was read of the do-not-contact registry (`peers`, when Redis was lost).
+    pub fn retire_all_cached(&self) {
+        self.cache.retire_all();
+        if let Some(store) = &self.store {
+            store.registry_changed_elsewhere();
+        }
+    }
+
+    /// Another replica's invalidation (`peers`).
+    pub async fn apply_peer_change(&self, change: &peers::Change) {
+        match change {
+            peers::Change::Registry => {
+                if let Some(store) = &self.store {
+                    store.registry_changed_elsewhere();
+                }
+            }
+            peers::Change::All => self.retire_all_cached(),
+            change => self.cache.apply(change).await,
+        }
     }
 
     /// With the configured `[limits]`, signing cursors with `cursor_key`.

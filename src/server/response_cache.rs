@@ -26,11 +26,11 @@
 //! field not in `CACHEABLE_ROOT_FIELDS`, and everything when `[cache] ttl_secs = 0` or
 //! `max_response_bytes = 0`. Memory is bounded by `[cache] max_response_bytes`.
 //!
-//! **Other replicas.** Stamps are this process's: a write or a do-not-contact change made
-//! through another replica is seen here only when its entries expire (`ttl_secs`). A shared
-//! invalidation tier plugs in by calling the same invalidations when a peer announces a change
-//! (`ReadCache::invalidate`, `invalidate_provider`, `Store::registry_changed`): the answers
-//! built on them then retire by themselves.
+//! **Other replicas.** Stamps are this process's. With `[cache] redis_url`, `gateway::peers`
+//! applies the other replicas' invalidations through the same calls (`ReadCache::apply`,
+//! `Store::registry_changed_elsewhere`), so the answers built on what they touched retire by
+//! themselves; without it, a change made through another replica is seen here only when its
+//! entries expire (`ttl_secs`).
 
 use super::auth::Caller;
 use super::graphql_http::{Answer, MediaType};

@@ -556,8 +556,15 @@ impl Store {
         self.registry_version.load(Ordering::Acquire)
     }
 
-    /// The registry changed (after the change is committed).
+    /// The registry changed (after the change is committed): announced to other replicas.
     pub fn registry_changed(&self) {
+        self.registry_changed_elsewhere();
+        self.announcer
+            .announce(crate::gateway::peers::Change::Registry);
+    }
+
+    /// Another replica announced a change of the registry.
+    pub fn registry_changed_elsewhere(&self) {
         self.registry_version.fetch_add(1, Ordering::AcqRel);
     }
 }

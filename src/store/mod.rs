@@ -44,6 +44,8 @@ pub struct Store {
     /// Bumped after every change of the do-not-contact registry or its propagations made
     /// through this process (`registry_version`).
     registry_version: Arc<AtomicU64>,
+    /// Where a change of the registry is announced to other replicas (`gateway::peers`).
+    pub announcer: crate::gateway::peers::Announcer,
 }
 
 impl Store {
@@ -90,6 +92,7 @@ impl Store {
             backend,
             registry_reads: Arc::default(),
             registry_version: Arc::default(),
+            announcer: Default::default(),
         })
     }
 
