@@ -207,7 +207,24 @@ pub struct CacheConfig {
     pub max_response_bytes: u64,
     /// `redis://host:port[/db]`: replicas announce their writes' invalidations to each other
     /// through it (`gateway::peers`). None: this process's cache only.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisUrl>,
+}
+
+/// `[cache] redis_url`: shown without its password (`Debug`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::redacted(&self.0))
+    }
 }
 
 impl Default for CacheConfig {
@@ -537,9 +554,9 @@ impl Config {
         if raw.cache.max_entries == 0 {
             return Err(invalid("cache.max_entries", "must be at least 1"));
         }
-        if let Some(url) = &raw.cache.redis_url {
+        if let Some(url) = raw.cache.redis_url.as_ref().map(RedisUrl::expose) {
             let scheme_ok = url.starts_with("redis://");
-            if !scheme_ok || redis::Client::open(url.as_str()).is_err() {
+            if !scheme_ok || redis::Client::open(url).is_err() {
                 return Err(invalid(
                     "cache.redis_url",
                     "must be a redis://host[:port][/db] URL",
@@ -1065,10 +1082,12 @@ mod tests {
 
     #[test]
     fn the_redis_url_must_be_a_redis_url() {
-        let c = parse("[cache]\nredis_url = \"redis://127.0.0.1:6379/2\"").unwrap();
+        let c =
+            parse("[cache]\nredis_url = \"redis://:a-redis-password@127.0.0.1:6379/2\"").unwrap();
+        assert!(!format!("{c:?}").contains("a-redis-password"));
         assert_eq!(
-            c.cache.redis_url.as_deref(),
-            Some("redis://127.0.0.1:6379/2")
+            c.cache.redis_url.as_ref().map(RedisUrl::expose),
+            Some("redis://:a-redis-password@127.0.0.1:6379/2")
         );
         assert_eq!(parse("").unwrap().cache.redis_url, None);
         for bad in ["http://127.0.0.1:6379", "redis://", "127.0.0.1:6379"] {

@@ -84,7 +84,7 @@ impl Application {
         );
         let peers = match &config.cache.redis_url {
             Some(url) => Some(
-                crate::gateway::peers::Peers::start(&gateway, url)
+                crate::gateway::peers::Peers::start(&gateway, url.expose())
                     .map_err(std::io::Error::other)?
                     .1,
             ),
