@@ -198,10 +198,33 @@ struct RawJwt {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// How long a contact or a list page is served from memory.
+    /// How long a contact or a list page is served from memory (and an answer built from
+    /// them); 0 turns both caches off.
     pub ttl_secs: u64,
     /// Entries held at most (contacts and list pages together).
     pub max_entries: u64,
+    /// Bytes the response cache holds at most (answers, their keys and index); 0 turns it off.
+    pub max_response_bytes: u64,
+    /// `redis://host:port[/db]`: replicas announce their writes' invalidations to each other
+    /// through it (`gateway::peers`). None: this process's cache only.
+    pub redis_url: Option<RedisUrl>,
+}
+
+/// `[cache] redis_url`: shown without its password (`Debug`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::redacted(&self.0))
+    }
 }
 
 impl Default for CacheConfig {
@@ -209,6 +232,8 @@ impl Default for CacheConfig {
         CacheConfig {
             ttl_secs: 60,
             max_entries: 100_000,
+            max_response_bytes: 64 * 1024 * 1024,
+            redis_url: None,
         }
     }
 }
@@ -528,6 +553,15 @@ impl Config {
         })?;
         if raw.cache.max_entries == 0 {
             return Err(invalid("cache.max_entries", "must be at least 1"));
+        }
+        if let Some(url) = raw.cache.redis_url.as_ref().map(RedisUrl::expose) {
+            let scheme_ok = url.starts_with("redis://");
+            if !scheme_ok || redis::Client::open(url).is_err() {
+                return Err(invalid(
+                    "cache.redis_url",
+                    "must be a redis://host[:port][/db] URL",
+                ));
+            }
         }
         let limits = raw.limits.validated(&env)?;
         let mut providers = BTreeMap::new();
@@ -1023,6 +1057,7 @@ mod tests {
         assert_eq!(c.providers[&ProviderId::Consuelo].timeout_ms, 500);
         assert!(!c.providers.contains_key(&ProviderId::Maiagent));
         assert_eq!(c.cache.ttl_secs, 60);
+        assert_eq!(c.cache.max_response_bytes, 64 * 1024 * 1024);
         assert_eq!(c.limits.max_depth, 16);
         assert_eq!(
             (
@@ -1043,6 +1078,25 @@ mod tests {
         assert_eq!(secret.expose(), "a-cursor-secret-of-some-length");
         assert_eq!(c.limits.max_scan, 50);
         assert!(!format!("{c:?}").contains("a-cursor-secret"));
+    }
+
+    #[test]
+    fn the_redis_url_must_be_a_redis_url() {
+        let c =
+            parse("[cache]\nredis_url = \"redis://:a-redis-password@127.0.0.1:6379/2\"").unwrap();
+        assert!(!format!("{c:?}").contains("a-redis-password"));
+        assert_eq!(
+            c.cache.redis_url.as_ref().map(RedisUrl::expose),
+            Some("redis://:a-redis-password@127.0.0.1:6379/2")
+        );
+        assert_eq!(parse("").unwrap().cache.redis_url, None);
+        for bad in ["http://127.0.0.1:6379", "redis://", "127.0.0.1:6379"] {
+            let error = parse(&format!("[cache]\nredis_url = \"{bad}\"")).unwrap_err();
+            assert!(
+                error.to_string().contains("cache.redis_url"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

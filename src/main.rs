@@ -56,11 +56,15 @@ async fn main() -> ExitCode {
             store,
         } => {
             telemetry::init("info");
-            exit(serve(config, listen, store).await)
+            let served = serve(config, listen, store).await;
+            telemetry::flush();
+            exit(served)
         }
         Command::Sandbox { print_config } => {
             telemetry::init("info");
-            exit(sandbox(print_config).await)
+            let ran = sandbox(print_config).await;
+            telemetry::flush();
+            exit(ran)
         }
     }
 }

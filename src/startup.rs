@@ -8,6 +8,7 @@ use crate::gateway::Gateway;
 use crate::graphql::build_schema;
 use crate::providers::Registry;
 use crate::sandbox::Sandbox;
+use crate::server::response_cache::ResponseCache;
 use crate::server::{router, AppState};
 use crate::store::Store;
 use axum::Router;
@@ -32,6 +33,8 @@ pub struct Application {
     _store_dir: Option<tempfile::TempDir>,
     store: Store,
     hygiene: Hygiene,
+    /// With `[cache] redis_url`: sharing invalidations with the other replicas, until dropped.
+    _peers: Option<crate::gateway::peers::PeerTasks>,
 }
 
 impl Application {
@@ -79,6 +82,14 @@ impl Application {
                 .with_limits(&config.limits, cursor_key)
                 .with_store(store.clone()),
         );
+        let peers = match &config.cache.redis_url {
+            Some(url) => Some(
+                crate::gateway::peers::Peers::start(&gateway, url.expose())
+                    .map_err(std::io::Error::other)?
+                    .1,
+            ),
+            None => None,
+        };
         let schema = build_schema(gateway.clone(), &config.limits, &config.default_region);
         let state = AppState {
             schema,
@@ -89,6 +100,7 @@ impl Application {
             max_batch: config.limits.max_batch,
             graphiql: crate::server::graphiql::page(config.auth.is_some()),
             idempotency_ttl: Duration::from_secs(config.store.idempotency_ttl_secs),
+            responses: ResponseCache::new(&config.cache, gateway.clone()),
         };
         let router = router(state, &config, sandbox_mode).map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
@@ -100,6 +112,7 @@ impl Application {
             sandbox,
             gateway,
             _store_dir: store_dir,
+            _peers: peers,
             store,
             hygiene: Hygiene {
                 max_connections: config.limits.max_connections,

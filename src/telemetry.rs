@@ -1,16 +1,89 @@
 //! The tracing subscriber: `RUST_LOG` sets the level (default `info`).
+//!
+//! A line is formatted on the thread that logs it and written to stderr by a thread of its own,
+//! in batches (the writer drains what is queued, then flushes), so a request never waits on
+//! stderr and a busy gateway makes one write per batch instead of one per line. Up to
+//! `LINES_QUEUED` lines wait for the writer; past that (a sink that stopped reading) lines are
+//! dropped rather than slowing requests down. Call `flush` before the process exits.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
+use std::str::FromStr;
+use std::sync::Mutex;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+/// Lines that may wait for the writer thread (a few hundred KiB at most).
+const LINES_QUEUED: usize = 16 * 1024;
+
+/// Keeps the writer thread running; dropping it writes out what is queued.
+static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Installs the global subscriber once; later calls are no-ops (tests call it per app).
 pub fn init(default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours for a terminal only: piped logs stay greppable.
-        .with_ansi(std::io::stderr().is_terminal())
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| default_level.to_string());
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(LINES_QUEUED)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // Levels by target (what `RUST_LOG` almost always says) are checked once per call site;
+    // `EnvFilter`, for span and field directives, also takes a lock each time a span is
+    // entered, so it is used only when the directives need it.
+    let targets = plain_targets(&directives);
+    let env_filter = targets
+        .is_none()
+        .then(|| EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default_level)));
+    let installed = tracing_subscriber::registry()
+        .with(targets)
+        .with(env_filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                // Colours for a terminal only: piped logs stay greppable.
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .try_init();
+    if installed.is_ok() {
+        *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    }
+}
+
+/// `directives` as levels by target, when that is all they say (no `[span{field}]` part).
+fn plain_targets(directives: &str) -> Option<Targets> {
+    let plain = directives
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_:,=-. ".contains(c));
+    plain.then(|| Targets::from_str(directives).ok()).flatten()
+}
+
+/// Writes out the lines still queued and stops the writer: call once, before exiting.
+pub fn flush() {
+    drop(WRITER.lock().unwrap_or_else(|e| e.into_inner()).take());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `init` reads with `Targets`, and what it leaves to `EnvFilter`.
+    #[test]
+    fn plain_levels_take_the_cheap_filter() {
+        for plain in [
+            "info",
+            "warn",
+            "contact_gateway=debug,info",
+            "tower_http=off",
+        ] {
+            assert!(plain_targets(plain).is_some(), "{plain}");
+        }
+        for dynamic in ["[request]=debug", "contact_gateway[request{id=7}]=trace"] {
+            assert!(plain_targets(dynamic).is_none(), "{dynamic}");
+            assert!(EnvFilter::try_new(dynamic).is_ok(), "{dynamic}");
+        }
+    }
 }

@@ -17,7 +17,18 @@
 //! no longer looks, however the insert and the write interleave; a load in flight under an
 //! old stamp is not joined by a read under the new one. A hit costs a hash of the id and one
 //! atomic load more than a plain lookup, and no lock.
+//!
+//! A read that must ask the provider (`noCache`) takes a stamp too, before it is sent: what was
+//! cached before it retires, here and in the response cache.
+//!
+//! **What a request read** (`Reads`): while a request runs under `Reads::scope`, every lookup
+//! here notes the stamp it looked under (read before the data, as above) and when the entry it
+//! returns was fetched; the do-not-contact registry's readers note the registry's version the
+//! same way. The response cache keeps that beside a whole answer and serves the answer only
+//! while `still_current` says no stamp has moved since, so every invalidation here retires the
+//! answers built on what it invalidates, exactly, with no list of answers to walk.
 
+use super::peers::{Announcer, Change};
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId, ProviderId};
 use crate::providers::{ListQuery, ProviderError};
@@ -25,8 +36,8 @@ use moka::future::Cache;
 use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// One lookup's outcome: the contact, `None` when the provider has no such contact, or why
 /// the provider failed.
@@ -54,10 +65,11 @@ enum Key {
     Window { key: WindowKey, stamp: u64 },
 }
 
+/// A cached answer, with when it was stored (what a response built on it may not outlive).
 #[derive(Clone)]
 enum Entry {
-    Contact(Arc<Contact>),
-    Window(Arc<Window>),
+    Contact(Arc<Contact>, Instant),
+    Window(Arc<Window>, Instant),
 }
 
 /// Record stamps are kept per stripe of ids (a write to one id also retires the few others
@@ -75,6 +87,8 @@ pub struct ReadCache {
     records: Box<[AtomicU64]>,
     /// Fixed keys: a record's stripe is the same in every run (a collision costs a miss).
     stripe_hasher: BuildHasherDefault<DefaultHasher>,
+    /// Where the writes' invalidations are announced to other replicas (`gateway::peers`).
+    pub announcer: Announcer,
     /// Test seam: the next insert waits here (`hold_next_insert`).
     #[cfg(test)]
     insert_gate: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
@@ -97,6 +111,7 @@ impl ReadCache {
             lists: Default::default(),
             records: (0..RECORD_STRIPES).map(|_| AtomicU64::new(0)).collect(),
             stripe_hasher: Default::default(),
+            announcer: Default::default(),
             #[cfg(test)]
             insert_gate: Default::default(),
         }
@@ -108,9 +123,12 @@ impl ReadCache {
         }
     }
 
+    fn stripe(&self, id: &GlobalId) -> usize {
+        self.stripe_hasher.hash_one(id) as usize % RECORD_STRIPES
+    }
+
     fn record(&self, id: &GlobalId) -> &AtomicU64 {
-        let hash = self.stripe_hasher.hash_one(id) as usize;
-        &self.records[hash % RECORD_STRIPES]
+        &self.records[self.stripe(id)]
     }
 
     /// The key `id` is looked up under now.
@@ -121,22 +139,42 @@ impl ReadCache {
         }
     }
 
+    /// Whether every stamp `reads` noted is still the current one: no write (or fresh read)
+    /// has touched what it read since. The registry's version is the store's to check.
+    pub fn still_current(&self, reads: &ReadSet) -> bool {
+        reads
+            .records
+            .iter()
+            .all(|&(stripe, stamp)| self.records[stripe].load(Ordering::Acquire) == stamp)
+            && ProviderId::ALL.iter().all(|p| {
+                reads.lists[p.index()]
+                    .is_none_or(|stamp| self.lists[p.index()].load(Ordering::Acquire) == stamp)
+            })
+    }
+
     /// The cached contact, else `load`'s answer. Concurrent misses for one id, from any
     /// request, share one `load` (moka's single-flight `try_get_with`) when they started
     /// under the same stamp, i.e. with no write to the id acknowledged between them. The
     /// answer is cached when it is a contact, under that stamp, so `load` must not have
     /// started (an async block not yet polled): it is sent after the stamp is read.
+    ///
+    /// The request's `Reads` note the stamp and the entry's age; an answer that is not cached
+    /// here (no such contact, a failure) makes the request's answer one not to cache either.
     pub async fn contact_or_load<F>(&self, id: &GlobalId, load: F) -> Lookup
     where
         F: Future<Output = Lookup>,
     {
+        let key = self.contact_key(id);
+        if let Key::Contact { stamp, .. } = key {
+            Reads::note(|reads| reads.record(self.stripe(id), stamp));
+        }
         let loaded = self
             .entries
-            .try_get_with(self.contact_key(id), async {
+            .try_get_with(key, async {
                 match load.await {
                     Ok(Some(contact)) => {
                         self.before_insert().await;
-                        Ok(Entry::Contact(contact))
+                        Ok(Entry::Contact(contact, Instant::now()))
                     }
                     // Shared with the other waiters, but not kept.
                     uncached => Err(uncached),
@@ -144,9 +182,15 @@ impl ReadCache {
             })
             .await;
         match loaded {
-            Ok(Entry::Contact(contact)) => Ok(Some(contact)),
-            Ok(Entry::Window(_)) => Ok(None),
-            Err(uncached) => (*uncached).clone(),
+            Ok(Entry::Contact(contact, stored)) => {
+                Reads::note(|reads| reads.fetched(stored));
+                Ok(Some(contact))
+            }
+            Ok(Entry::Window(..)) => Ok(None),
+            Err(uncached) => {
+                Reads::note(ReadSet::not_to_keep);
+                (*uncached).clone()
+            }
         }
     }
 
@@ -158,17 +202,26 @@ impl ReadCache {
         let key = self.contact_key(&contact.global_id());
         if matches!(key, Key::Contact { stamp, .. } if stamp <= ticket.stamp) {
             self.before_insert().await;
-            self.entries.insert(key, Entry::Contact(contact)).await;
+            self.entries
+                .insert(key, Entry::Contact(contact, Instant::now()))
+                .await;
         }
     }
 
+    /// The cached window. The request's `Reads` note the provider's stamp looked under (hit or
+    /// miss: a miss is read from the provider next, after this) and the window's age.
     pub async fn window(&self, key: &WindowKey) -> Option<Arc<Window>> {
+        let stamp = self.ticket(key.provider).stamp;
+        Reads::note(|reads| reads.list(key.provider, stamp));
         let key = Key::Window {
             key: key.clone(),
-            stamp: self.ticket(key.provider).stamp,
+            stamp,
         };
         match self.entries.get(&key).await {
-            Some(Entry::Window(w)) => Some(w),
+            Some(Entry::Window(w, stored)) => {
+                Reads::note(|reads| reads.fetched(stored));
+                Some(w)
+            }
             _ => None,
         }
     }
@@ -187,7 +240,9 @@ impl ReadCache {
             stamp: ticket.stamp,
         };
         self.before_insert().await;
-        self.entries.insert(key, Entry::Window(window)).await;
+        self.entries
+            .insert(key, Entry::Window(window, Instant::now()))
+            .await;
     }
 
     /// The next write stamp. Call it only after the provider answered the write (or the call
@@ -198,7 +253,13 @@ impl ReadCache {
 
     /// After a write, once its provider answered: the record it touched and every list
     /// window of its provider. Done when this returns: acknowledge the write after it.
+    /// Announced to other replicas.
     pub async fn invalidate(&self, id: &GlobalId) {
+        self.invalidate_here(id).await;
+        self.announcer.announce(Change::contact(id));
+    }
+
+    async fn invalidate_here(&self, id: &GlobalId) {
         let stamp = self.next_stamp();
         self.lists[id.provider.index()].fetch_max(stamp, Ordering::AcqRel);
         let previous = self.record(id).fetch_max(stamp, Ordering::AcqRel);
@@ -211,18 +272,67 @@ impl ReadCache {
             .await;
     }
 
-    /// Drops one cached contact (its provider's list windows stay), for a read that must ask
-    /// the provider.
-    pub async fn invalidate_contact(&self, id: &GlobalId) {
-        self.entries.invalidate(&self.contact_key(id)).await;
+    /// Before a read of `id` that must ask the provider (`noCache`): what was read of it
+    /// before retires (here and in the response cache); its provider's list windows stay.
+    /// The stamp is taken before the read is sent, so its answer is stored under it.
+    pub async fn refresh_contact(&self, id: &GlobalId) {
+        let stamp = self.next_stamp();
+        let previous = self.record(id).fetch_max(stamp, Ordering::AcqRel);
+        // Only frees the room: what is stored under an older stamp is never found.
+        self.entries
+            .invalidate(&Key::Contact {
+                id: id.clone(),
+                stamp: previous,
+            })
+            .await;
+    }
+
+    /// Before a listing of `provider` that must ask it (`noCache`): its list windows read
+    /// before retire (here and in the response cache); cached records stay.
+    pub fn refresh_provider(&self, provider: ProviderId) {
+        self.invalidate_provider_here(provider);
     }
 
     /// After a write whose record id is not known, once its provider answered: every list
     /// window of the provider. Cached records stay, so it suits a write that cannot have
     /// changed one: a create, or a provider that reads nothing (Mainbrainer's upsert).
+    /// Announced to other replicas.
     pub fn invalidate_provider(&self, provider: ProviderId) {
+        self.invalidate_provider_here(provider);
+        self.announcer.announce(Change::Provider(provider));
+    }
+
+    fn invalidate_provider_here(&self, provider: ProviderId) {
         let stamp = self.next_stamp();
         self.lists[provider.index()].fetch_max(stamp, Ordering::AcqRel);
+    }
+
+    /// Everything cached so far retires (records, windows, and the answers built on them):
+    /// every stamp moves past it. Not announced.
+    pub fn retire_all(&self) {
+        let stamp = self.next_stamp();
+        for list in &self.lists {
+            list.fetch_max(stamp, Ordering::AcqRel);
+        }
+        for record in self.records.iter() {
+            record.fetch_max(stamp, Ordering::AcqRel);
+        }
+        // Only frees the room.
+        self.entries.invalidate_all();
+    }
+
+    /// Another replica's invalidation (`gateway::peers`), applied as if the write had been
+    /// made here, and not announced again. `Registry` is the store's.
+    pub async fn apply(&self, change: &Change) {
+        match change {
+            Change::Contact(id) => match GlobalId::parse(id) {
+                Ok(id) => self.invalidate_here(&id).await,
+                Err(_) => self.retire_all(),
+            },
+            Change::Provider(provider) => self.invalidate_provider_here(*provider),
+            Change::All => self.retire_all(),
+            Change::Registry => {}
+        }
     }
 
     /// Test seam: whatever is about to be cached waits here, after every decision to cache it.
@@ -242,6 +352,91 @@ impl ReadCache {
         let (release, gate) = tokio::sync::oneshot::channel();
         *self.insert_gate.lock().unwrap() = Some(gate);
         release
+    }
+}
+
+tokio::task_local! {
+    /// What the request the current task works for has read, when its answer may be cached.
+    static READS: Option<Arc<Reads>>;
+}
+
+/// What one request read of the state the gateway invalidates: noted as it reads, by the read
+/// cache and the do-not-contact registry's readers, for the response cache.
+#[derive(Default)]
+pub struct Reads(Mutex<ReadSet>);
+
+/// The stamps a request's answer was built under, and how old its oldest data was.
+#[derive(Clone, Debug, Default)]
+pub struct ReadSet {
+    /// (stripe, stamp) of each contact record read, the lowest stamp per stripe.
+    records: Vec<(usize, u64)>,
+    /// Per provider, the stamp its list windows were read under.
+    lists: [Option<u64>; ProviderId::ALL.len()],
+    /// The do-not-contact registry's version before its first read (`Store::registry_version`).
+    pub registry: Option<u64>,
+    /// When the oldest cached entry read was stored: the answer may not outlive it.
+    pub oldest: Option<Instant>,
+    /// Something was read that the read cache does not keep (a contact that is not there, a
+    /// failure) or that had to be fresh (`noCache`): the answer is not to be cached.
+    pub not_to_keep: bool,
+}
+
+impl ReadSet {
+    fn record(&mut self, stripe: usize, stamp: u64) {
+        match self.records.iter_mut().find(|(s, _)| *s == stripe) {
+            Some((_, seen)) => *seen = (*seen).min(stamp),
+            None => self.records.push((stripe, stamp)),
+        }
+    }
+
+    fn list(&mut self, provider: ProviderId, stamp: u64) {
+        let seen = &mut self.lists[provider.index()];
+        *seen = Some(seen.map_or(stamp, |seen| seen.min(stamp)));
+    }
+
+    /// The registry's version, read before the registry is.
+    pub fn registry(&mut self, version: u64) {
+        self.registry = Some(self.registry.map_or(version, |seen| seen.min(version)));
+    }
+
+    fn fetched(&mut self, stored: Instant) {
+        self.oldest = Some(self.oldest.map_or(stored, |oldest| oldest.min(stored)));
+    }
+
+    pub fn not_to_keep(&mut self) {
+        self.not_to_keep = true;
+    }
+
+    /// How many contact records' stamps it holds.
+    pub fn records_len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+impl Reads {
+    /// Runs `future` noting its reads in `reads` (`None`: not noted). A task it spawns does
+    /// not inherit them: carry `Reads::current()` into it (the loaders do).
+    pub async fn scope<F: Future>(reads: Option<Arc<Reads>>, future: F) -> F::Output {
+        READS.scope(reads, future).await
+    }
+
+    /// The reads of the request the current task works for, if they are noted.
+    pub fn current() -> Option<Arc<Reads>> {
+        READS.try_with(Clone::clone).ok().flatten()
+    }
+
+    /// Notes a read in the current request's reads, if they are noted.
+    pub fn note(f: impl FnOnce(&mut ReadSet)) {
+        let _ = READS.try_with(|reads| {
+            if let Some(reads) = reads {
+                f(&mut reads.0.lock().unwrap_or_else(|e| e.into_inner()));
+            }
+        });
+    }
+
+    /// What was read so far.
+    pub fn snapshot(&self) -> ReadSet {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -414,5 +609,71 @@ mod tests {
         release.send(()).unwrap();
         put.await;
         assert!(cache.window(&window_key()).await.is_none());
+    }
+
+    /// What `f` reads, noted as a request's would be.
+    async fn noted<F: Future>(f: F) -> (F::Output, ReadSet) {
+        let reads = Arc::new(Reads::default());
+        let out = Reads::scope(Some(reads.clone()), f).await;
+        (out, reads.snapshot())
+    }
+
+    /// The response cache's check: an answer whose read overlapped a write no longer stands,
+    /// whichever way the write and the read interleave (the stamp is read before the data).
+    #[tokio::test]
+    async fn an_answer_read_across_a_write_does_not_stand() {
+        let (cache, c1) = (cache(), id("c1"));
+        let (load, answer) = held_load();
+        let mut read = noted(cache.contact_or_load(&c1, load)).boxed();
+        assert!(poll!(&mut read).is_pending(), "its load is out");
+        cache.invalidate(&c1).await;
+        answer.send(Ok(Some(contact("c1", "before")))).unwrap();
+        let (_, reads) = read.await;
+        assert!(!cache.still_current(&reads));
+        // Read after the write: it stands until the next one.
+        let (_, reads) = noted(cache.contact_or_load(&c1, answered("c1", "after"))).await;
+        assert!(cache.still_current(&reads));
+        cache.invalidate(&c1).await;
+        assert!(!cache.still_current(&reads));
+    }
+
+    /// An answer stands through writes to what it did not read, and records its oldest data.
+    #[tokio::test]
+    async fn an_answer_stands_until_what_it_read_is_written() {
+        let cache = cache();
+        read_now(&cache, "c1", "first").await;
+        let ticket = cache.ticket(PROVIDER);
+        let window = Arc::new(Window {
+            contacts: Vec::new(),
+            exhausted: true,
+            total: Some(0),
+        });
+        cache.put_window(ticket, window_key(), window).await;
+        let started = Instant::now();
+        let ((contact, window), reads) = noted(async {
+            let contact = read_now(&cache, "c1", "second").await;
+            (contact, cache.window(&window_key()).await)
+        })
+        .await;
+        assert_eq!(contact, "first", "from the cache");
+        assert!(window.is_some());
+        assert!(reads.oldest.is_some_and(|oldest| oldest <= started));
+        assert!(!reads.not_to_keep);
+        let other = (2..)
+            .map(|n| id(&format!("c{n}")))
+            .find(|other| !std::ptr::eq(cache.record(other), cache.record(&id("c1"))))
+            .unwrap();
+        cache.invalidate_provider(ProviderId::Maiagent);
+        assert!(cache.still_current(&reads), "another provider's write");
+        cache.invalidate_provider(PROVIDER);
+        assert!(!cache.still_current(&reads), "its provider's lists changed");
+        let (_, reads) = noted(read_now(&cache, "c1", "third")).await;
+        cache.invalidate(&other).await;
+        assert!(cache.still_current(&reads), "another contact's write");
+        cache.invalidate(&id("c1")).await;
+        assert!(!cache.still_current(&reads), "its own");
+        // A lookup that finds nothing is not one to keep.
+        let (_, reads) = noted(cache.contact_or_load(&id("none"), ready(Ok(None)).boxed())).await;
+        assert!(reads.not_to_keep);
     }
 }

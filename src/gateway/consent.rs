@@ -3,6 +3,7 @@
 //! `DataLoader` (made where its contact loader is), so however many contacts a request shows,
 //! their phones and emails are looked up in one store query.
 
+use super::cache::Reads;
 use super::outbox::{error_from_kind, status_of};
 use super::writes::{DoNotContactResult, DoNotContactStatus};
 use super::Gateway;
@@ -43,16 +44,18 @@ pub struct RegistryLoader {
     store: Option<Store>,
 }
 
-/// A request's registry loader; its batches run in the request's span. It remembers what it
-/// found for the request, so keys `prefetch`ed for a page of contacts are not read again.
+/// A request's registry loader; its batches run in the request's span, noting its reads. It
+/// remembers what it found for the request, so keys `prefetch`ed for a page of contacts are
+/// not read again.
 pub fn for_request(gateway: &Gateway) -> DataLoader<RegistryLoader, HashMapCache> {
     let span = tracing::Span::current();
+    let reads = Reads::current();
     let loader = RegistryLoader {
         store: gateway.store.clone(),
     };
     DataLoader::with_cache(
         loader,
-        move |batch| tokio::spawn(batch.instrument(span.clone())),
+        move |batch| tokio::spawn(Reads::scope(reads.clone(), batch).instrument(span.clone())),
         HashMapCache::default(),
     )
 }
@@ -77,6 +80,9 @@ impl Loader<RegistryKey> for RegistryLoader {
                 RegistryKey::Email(e) => emails.push(e.clone()),
             }
         }
+        // The version before the registry itself: a change committed after this read bumps it.
+        let version = store.registry_version();
+        Reads::note(|reads| reads.registry(version));
         let found = store.registered(&phones, &emails).await.map_err(Arc::new)?;
         Ok(keys
             .iter()
@@ -226,6 +232,8 @@ impl Gateway {
         want_total: bool,
     ) -> Result<EntriesPage, String> {
         let store = self.registry_store()?;
+        let version = store.registry_version();
+        Reads::note(|reads| reads.registry(version));
         // `first: 0` reads no entry and says there is no next page, as `contacts` does.
         let mut entries = if first == 0 {
             Vec::new()

@@ -4,7 +4,7 @@
 //! request's span so upstream log lines carry it, under the request's budget. Across requests, the cache's single-flight
 //! load makes concurrent misses for one contact one upstream call.
 
-use super::cache::Lookup;
+use super::cache::{Lookup, Reads};
 use super::Gateway;
 use crate::contact::GlobalId;
 use crate::providers::request_budget;
@@ -38,7 +38,9 @@ pub fn request_spawner(
 ) -> impl Fn(BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> + Send + Sync + 'static {
     let span = tracing::Span::current();
     let budget = request_budget::current();
+    let reads = Reads::current();
     move |batch| {
+        let batch = Reads::scope(reads.clone(), batch);
         tokio::spawn(request_budget::within(budget.clone(), batch).instrument(span.clone()))
     }
 }

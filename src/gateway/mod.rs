@@ -9,6 +9,7 @@ pub mod import;
 pub mod listing;
 pub mod loader;
 pub mod outbox;
+pub mod peers;
 pub mod people;
 pub mod validate;
 pub mod writes;
@@ -18,7 +19,7 @@ use crate::contact::GlobalId;
 use crate::providers::request_budget::{self, RequestBudget};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError, Registry};
 use crate::store::Store;
-use cache::{Lookup, ReadCache, Window, WindowKey};
+use cache::{Lookup, ReadCache, ReadSet, Reads, Window, WindowKey};
 use cursor::CursorKey;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,11 @@ pub struct Gateway {
     pub store: Option<Store>,
     /// Names this process in claims it holds in the store.
     pub process_id: String,
+    /// Where this replica's invalidations are announced (`peers`); the read cache and the
+    /// store hold it too.
+    pub announcer: peers::Announcer,
+    /// With `[cache] redis_url`: the Redis side (`Peers::ping` for readiness).
+    pub peers: std::sync::OnceLock<Arc<peers::Peers>>,
 }
 
 /// The `[limits]` the gateway itself enforces.
@@ -63,9 +69,14 @@ impl From<&LimitsConfig> for Limits {
 impl Gateway {
     /// A gateway with the default `[limits]` and a random cursor key.
     pub fn new(registry: Registry, cache: &CacheConfig) -> Self {
+        let announcer = peers::Announcer::default();
+        let mut cache = ReadCache::new(cache);
+        cache.announcer = announcer.clone();
         Gateway {
+            announcer,
+            peers: Default::default(),
             registry,
-            cache: ReadCache::new(cache),
+            cache,
             write_locks: Default::default(),
             limits: Limits::from(&LimitsConfig::default()),
             cursor_key: CursorKey::random(),
@@ -79,6 +90,28 @@ impl Gateway {
     pub fn with_store(mut self, store: Store) -> Self {
         self.store = Some(store);
         self
+    }
+
+    /// Everything this replica cached retires: the read cache, the answers built on it, and
+    /// what was read of the do-not-contact registry (`peers`, when Redis was lost).
+    pub fn retire_all_cached(&self) {
+        self.cache.retire_all();
+        if let Some(store) = &self.store {
+            store.registry_changed_elsewhere();
+        }
+    }
+
+    /// Another replica's invalidation (`peers`).
+    pub async fn apply_peer_change(&self, change: &peers::Change) {
+        match change {
+            peers::Change::Registry => {
+                if let Some(store) = &self.store {
+                    store.registry_changed_elsewhere();
+                }
+            }
+            peers::Change::All => self.retire_all_cached(),
+            change => self.cache.apply(change).await,
+        }
     }
 
     /// With the configured `[limits]`, signing cursors with `cursor_key`.
@@ -117,11 +150,14 @@ impl Gateway {
         let load = || async { Ok(provider.get(&id.native_id).await?.map(Arc::new)) };
         if provider.capabilities().ledger {
             // The gateway's own ledger is read where it is kept, never cached: writes the
-            // cache does not see (a do-not-contact opt-out, another replica's) change it.
+            // cache does not see (a do-not-contact opt-out, another replica's) change it; so
+            // is an answer that read it.
+            Reads::note(ReadSet::not_to_keep);
             return load().await;
         }
         if fresh {
-            self.cache.invalidate_contact(id).await;
+            Reads::note(ReadSet::not_to_keep);
+            self.cache.refresh_contact(id).await;
         }
         match self.cache.contact_or_load(id, load()).await {
             // The shared load was another request's, cut by that request's budget while this
@@ -162,6 +198,9 @@ impl Gateway {
             if let Some(window) = self.cache.window(&key).await {
                 return Ok(window);
             }
+        } else {
+            Reads::note(ReadSet::not_to_keep);
+            self.cache.refresh_provider(provider.id());
         }
         let ticket = self.cache.ticket(provider.id());
         let chunk = provider.list(query, offset, limit).await?;

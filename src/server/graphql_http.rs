@@ -3,13 +3,13 @@
 //! GraphQL error with a code for everything refused at the edge.
 
 use async_graphql::Variables;
-use axum::body::Bytes;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 /// The media types an answer can take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediaType {
     Json,
     GraphqlResponseJson,
@@ -237,16 +237,52 @@ pub fn graphql_response(
     executed: bool,
     media: MediaType,
 ) -> Response {
+    graphql_answer(response, executed, media).into_response()
+}
+
+/// An answer as bytes, before it is sent (the response cache keeps it so).
+pub struct Answer {
+    pub status: StatusCode,
+    pub media: MediaType,
+    /// Headers the schema set (`http_headers`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+/// `graphql_response`'s answer, as bytes.
+pub fn graphql_answer(
+    response: async_graphql::Response,
+    executed: bool,
+    media: MediaType,
+) -> Answer {
     let status = if !executed && media == MediaType::GraphqlResponseJson {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let mut http = json_response(status, media, &response_body(&response, executed));
-    for (name, value) in response.http_headers.iter() {
-        http.headers_mut().append(name, value.clone());
+    Answer {
+        status,
+        media,
+        headers: response
+            .http_headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        body: Bytes::from(response_body(&response, executed).to_string()),
     }
-    http
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, self.media.header());
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        response
+    }
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ pub fn request_hash(request: &async_graphql::Request) -> String {
 }
 
 /// JSON with every object's keys sorted, without whitespace.
-fn write_canonical(value: &Value, out: &mut String) {
+pub(super) fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
@@ -128,7 +128,7 @@ impl AppState {
     ) -> Response {
         self.documents.prepare(&mut request);
         if !is_mutation(&mut request) {
-            return self.answer(request, caller, media).await.response;
+            return self.answer(request, caller, media, None).await.response;
         }
         let Some(store) = self.gateway.store.clone() else {
             return store_unavailable("the gateway has no store").respond(media);
@@ -199,7 +199,7 @@ impl AppState {
         caller: Option<Extension<Caller>>,
         media: MediaType,
     ) -> Response {
-        let run = self.answer(request, caller, media);
+        let run = self.answer(request, caller, media, None);
         let renew = async {
             let mut every = tokio::time::interval(RENEW_EVERY);
             every.tick().await;

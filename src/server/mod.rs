@@ -6,12 +6,15 @@ pub mod graphiql;
 pub mod graphql_http;
 pub mod idempotency;
 pub mod persisted_queries;
+pub mod response_cache;
 
 use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType, Posted};
 use idempotency::IdempotencyKey;
+use response_cache::{ExactKey, ResponseCache};
 
 use crate::config::Config;
+use crate::gateway::cache::Reads;
 use crate::gateway::{consent, loader, people, Gateway};
 use crate::graphql::errors::{code_field_errors, Executed};
 use crate::graphql::query::ReportedEntities;
@@ -21,18 +24,19 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use axum::{middleware, Extension};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::{Instrument, Level};
+use tower_http::trace::{OnResponse, TraceLayer};
+use tracing::Instrument;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -50,6 +54,8 @@ pub struct AppState {
     pub graphiql: Html<String>,
     /// `[store] idempotency_ttl_secs`: how long a mutation's `Idempotency-Key` is remembered.
     pub idempotency_ttl: std::time::Duration,
+    /// Whole answers to queries; `None` when `[cache]` turns it off.
+    pub responses: Option<ResponseCache>,
 }
 
 impl AppState {
@@ -77,13 +83,13 @@ struct RequestCounter(Arc<AtomicU64>);
 impl MakeRequestId for RequestCounter {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        HeaderValue::from_str(&n.to_string())
-            .ok()
-            .map(RequestId::new)
+        Some(RequestId::new(HeaderValue::from(n)))
     }
 }
 
 /// The request's span: every log line of the request, upstream calls included, carries it.
+/// The path only: a GET's query string holds the whole query and its variables (long, and
+/// phone numbers or emails in them are no business of the logs).
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let id = request
         .headers()
@@ -94,16 +100,46 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         "request",
         id = %id,
         method = %request.method(),
-        uri = %request.uri(),
+        path = %request.uri().path(),
         // The credential's name, once auth has read it (never the key).
         caller = tracing::field::Empty,
     )
 }
 
+/// The one line per request, at INFO: status, latency in µs, and `cache=hit|miss` for a
+/// query the response cache answered or could have (in the request's span, so with its id,
+/// method, path and caller).
+#[derive(Clone, Copy)]
+struct LogResponse;
+
+impl<B> OnResponse<B> for LogResponse {
+    fn on_response(self, response: &Response<B>, latency: Duration, _: &tracing::Span) {
+        let status = response.status().as_u16();
+        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        match response.headers().get(response_cache::CACHE_STATUS) {
+            Some(cache) => tracing::info!(
+                status,
+                latency_us,
+                cache = cache.to_str().unwrap_or(""),
+                "finished processing request"
+            ),
+            None => tracing::info!(status, latency_us, "finished processing request"),
+        }
+    }
+}
+
 /// Parsed queries by their text: a frontend sends the same few queries over and over, and
-/// parsing is a large share of a cached read's cost. Validation still runs every time.
+/// parsing is a large share of a cached read's cost. Validation still runs every time. Each
+/// is kept with its normalized text, the response cache's key.
 #[derive(Clone)]
-pub struct ParsedDocuments(moka::sync::Cache<String, ExecutableDocument>);
+pub struct ParsedDocuments(moka::sync::Cache<String, Prepared>);
+
+#[derive(Clone)]
+pub struct Prepared {
+    document: ExecutableDocument,
+    /// `response_cache::normalize`d; `None` when it cannot be.
+    normalized: Option<Arc<str>>,
+}
 
 impl Default for ParsedDocuments {
     fn default() -> Self {
@@ -115,18 +151,24 @@ impl ParsedDocuments {
     /// Queries longer than this are parsed each time (and not held in memory).
     const MAX_QUERY_BYTES: usize = 16 * 1024;
 
-    /// Gives `request` its parsed document, from the cache or freshly parsed. A query that
-    /// does not parse is left for the schema to report.
-    fn prepare(&self, request: &mut async_graphql::Request) {
+    /// Gives `request` its parsed document, from the cache or freshly parsed; returns its
+    /// normalized text. A query that does not parse is left for the schema to report.
+    fn prepare(&self, request: &mut async_graphql::Request) -> Option<Arc<str>> {
         if request.query.len() > Self::MAX_QUERY_BYTES {
-            return;
+            return None;
         }
-        if let Some(document) = self.0.get(&request.query) {
-            request.set_parsed_query(document);
-        } else if let Ok(document) = request.parsed_query() {
-            let document = document.clone();
-            self.0.insert(request.query.clone(), document);
+        if let Some(prepared) = self.0.get(&request.query) {
+            request.set_parsed_query(prepared.document);
+            return prepared.normalized;
         }
+        let document = request.parsed_query().ok()?.clone();
+        let normalized = response_cache::normalize(&request.query);
+        let prepared = Prepared {
+            document,
+            normalized: normalized.clone(),
+        };
+        self.0.insert(request.query.clone(), prepared);
+        normalized
     }
 }
 
@@ -174,13 +216,14 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(LogResponse),
         )
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID,
             RequestCounter::default(),
         ))
-        .with_state(state))
+        // One `Arc` clone per request, not one per field.
+        .with_state(Arc::new(state)))
 }
 
 /// A refusal of the HTTP request, as a coded JSON GraphQL error like every other.
@@ -189,7 +232,7 @@ fn refusal(headers: &HeaderMap, status: StatusCode, code: &'static str, message:
 }
 
 async fn graphql_post(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -211,6 +254,17 @@ async fn graphql_post(
     let key = match IdempotencyKey::from_headers(&headers) {
         Ok(key) => key,
         Err(refused) => return refused.respond(media),
+    };
+    // The same bytes from the same caller as an answer kept: sent before anything is parsed.
+    let exact = match (&state.responses, &key) {
+        (Some(responses), None) => {
+            let exact = ExactKey::post(caller.as_deref(), &headers, &body);
+            if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
+                return hit;
+            }
+            exact
+        }
+        _ => None,
     };
     let mut request = match graphql_http::post_request(&headers, &body, state.max_batch) {
         Ok(Posted::One(request)) => *request,
@@ -234,7 +288,7 @@ async fn graphql_post(
         // In a task of its own: a client that disconnects must not cut a write short between
         // the provider's answer and the cache's invalidation.
         None => {
-            let run = async move { state.answer(request, caller, media).await.response };
+            let run = async move { state.answer(request, caller, media, exact).await.response };
             match tokio::spawn(run.instrument(tracing::Span::current())).await {
                 Ok(response) => response,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -252,12 +306,27 @@ async fn graphql_post(
 
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
 async fn graphql_get(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    uri: Uri,
 ) -> Response {
     let wants_html = graphql_http::wants_html(&headers);
+    // The same URL from the same caller as an answer kept: sent before anything is parsed.
+    let exact = match &state.responses {
+        Some(responses) if !wants_html => {
+            let exact = ExactKey::get(caller.as_deref(), &headers, uri.query().unwrap_or(""));
+            if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
+                return hit;
+            }
+            exact
+        }
+        _ => None,
+    };
+    let params = match Query::<Vec<(String, String)>>::try_from_uri(&uri) {
+        Ok(Query(params)) => params,
+        Err(rejection) => return rejection.into_response(),
+    };
     let media = MediaType::accepted(&headers);
     let request = match graphql_http::get_request(params) {
         Ok(request) if !wants_html => request,
@@ -288,7 +357,7 @@ async fn graphql_get(
         return response;
     }
     // GET never runs a mutation, so an `Idempotency-Key` has nothing to do here.
-    state.answer(request, caller, media).await.response
+    state.answer(request, caller, media, exact).await.response
 }
 
 /// A request's answer, and whether it ran: one refused before (parse, validation) did not,
@@ -300,18 +369,45 @@ struct Answered {
 
 impl AppState {
     /// Runs a request and answers it in `media`: request errors without `data` (400 under
-    /// `application/graphql-response+json`), at most `max_errors` errors.
+    /// `application/graphql-response+json`), at most `max_errors` errors. A query the response
+    /// cache may hold is answered from it when it can be, else kept in it (under `exact`
+    /// too: the request's bytes as they arrived).
     async fn answer(
         &self,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
         caller: Option<Extension<Caller>>,
         media: MediaType,
+        exact: Option<ExactKey>,
     ) -> Answered {
-        let (response, executed) = self.run(request, caller.as_ref()).await;
-        Answered {
-            response: graphql_http::graphql_response(response, executed, media),
-            executed,
+        let normalized = self.documents.prepare(&mut request);
+        let cached = self.responses.as_ref().and_then(|responses| {
+            let key = ResponseCache::key_of(&mut request, normalized?, caller.as_deref(), media)?;
+            Some((responses, key))
+        });
+        let Some((responses, key)) = cached else {
+            let (response, executed) = self.run_prepared(request, caller.as_ref()).await;
+            return Answered {
+                response: graphql_http::graphql_response(response, executed, media),
+                executed,
+            };
+        };
+        if let Some(hit) = responses.normalized_hit(&key, exact.clone()) {
+            return Answered {
+                response: hit,
+                executed: true,
+            };
         }
+        let reads = Arc::new(Reads::default());
+        let run = self.run_prepared(request, caller.as_ref());
+        let (response, executed) = Reads::scope(Some(reads.clone()), run).await;
+        let has_errors = !response.errors.is_empty();
+        let answer = graphql_http::graphql_answer(response, executed, media);
+        if executed {
+            responses.keep(key, exact, &answer, has_errors, reads.snapshot());
+        }
+        let mut response = answer.into_response();
+        response_cache::mark_miss(&mut response);
+        Answered { response, executed }
     }
 
     /// Runs one operation: its GraphQL response, and whether it executed.
@@ -321,6 +417,15 @@ impl AppState {
         caller: Option<&Extension<Caller>>,
     ) -> (async_graphql::Response, bool) {
         self.documents.prepare(&mut request);
+        self.run_prepared(request, caller).await
+    }
+
+    /// `run` for a request whose document is `prepare`d.
+    async fn run_prepared(
+        &self,
+        mut request: async_graphql::Request,
+        caller: Option<&Extension<Caller>>,
+    ) -> (async_graphql::Response, bool) {
         if caller.is_some_and(|Extension(caller)| !caller.may_write) && is_mutation(&mut request) {
             // A read-only credential: every mutation field fails, nothing runs.
             return (auth::forbidden(&mut request), true);

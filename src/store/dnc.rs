@@ -191,7 +191,7 @@ impl Store {
         // The existing entry may be removed between the insert and the read: then insert again.
         for _ in 0..3 {
             let id = new_id();
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO do_not_contact_entries (id, entry_key, phone, email, reason, created_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
@@ -202,7 +202,9 @@ impl Store {
             .bind(reason)
             .bind(now_ms())
             .execute(self.pool())
-            .await?;
+            .await;
+            self.registry_changed();
+            let _ = inserted?;
             let live = sqlx::query(&format!(
                 "SELECT {ENTRY_COLUMNS} FROM do_not_contact_entries \
                  WHERE entry_key = $1 AND removed_ms IS NULL"
@@ -243,8 +245,9 @@ impl Store {
         .bind(until(lease))
         .bind(holder)
         .fetch_optional(self.pool())
-        .await?;
-        if inserted.is_some() {
+        .await;
+        self.registry_changed();
+        if inserted?.is_some() {
             return Ok(Some(0));
         }
         let taken = sqlx::query(
@@ -360,8 +363,9 @@ impl Store {
         .bind(provider.as_str())
         .bind(holder)
         .execute(self.pool())
-        .await?;
-        Ok(changed(&result))
+        .await;
+        self.registry_changed();
+        Ok(changed(&result?))
     }
 
     /// Gives a held row back as it was (a worker stopping mid-call): due again at once.
@@ -491,7 +495,9 @@ impl Store {
         for value in binds {
             query = query.bind(value);
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = query.fetch_all(self.pool()).await;
+        self.registry_changed();
+        let rows = rows?;
         let mut removed: Vec<Entry> = rows.iter().map(entry).collect::<Result<_, _>>()?;
         removed.sort_by_key(|e| (e.created_ms, e.id.clone()));
         Ok(removed)
@@ -539,6 +545,27 @@ impl Store {
     /// Registry lookups (`registered`) made through this store so far.
     pub fn registry_reads(&self) -> u64 {
         self.registry_reads.load(Ordering::Relaxed)
+    }
+
+    /// The version of the registry (entries and propagations) as this process knows it:
+    /// bumped after each change made through it is committed. Read it before reading the
+    /// registry, and what was read stands while it has not moved. Changes made by other
+    /// processes on the same store are not seen here: the seam for them is
+    /// `registry_changed`, called when one is announced.
+    pub fn registry_version(&self) -> u64 {
+        self.registry_version.load(Ordering::Acquire)
+    }
+
+    /// The registry changed (after the change is committed): announced to other replicas.
+    pub fn registry_changed(&self) {
+        self.registry_changed_elsewhere();
+        self.announcer
+            .announce(crate::gateway::peers::Change::Registry);
+    }
+
+    /// Another replica announced a change of the registry.
+    pub fn registry_changed_elsewhere(&self) {
+        self.registry_version.fetch_add(1, Ordering::AcqRel);
     }
 }
 

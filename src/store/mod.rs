@@ -41,6 +41,11 @@ pub struct Store {
     /// Lookups of the do-not-contact registry made through this pool (one statement each),
     /// so tests can see that a request's lookups are batched.
     registry_reads: Arc<AtomicU64>,
+    /// Bumped after every change of the do-not-contact registry or its propagations made
+    /// through this process (`registry_version`).
+    registry_version: Arc<AtomicU64>,
+    /// Where a change of the registry is announced to other replicas (`gateway::peers`).
+    pub announcer: crate::gateway::peers::Announcer,
 }
 
 impl Store {
@@ -86,6 +91,8 @@ impl Store {
             pool,
             backend,
             registry_reads: Arc::default(),
+            registry_version: Arc::default(),
+            announcer: Default::default(),
         })
     }
 

@@ -19,6 +19,8 @@ mod persisted_queries;
 mod person;
 mod provider_budgets;
 mod reads;
+mod redis;
+mod response_cache;
 mod schema;
 mod secrets;
 mod security;
