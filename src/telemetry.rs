@@ -1,14 +1,16 @@
 //! The tracing subscriber: `RUST_LOG` sets the level (default `info`).
 //!
 //! A line is formatted on the thread that logs it and written to stderr by a thread of its own,
-//! in batches (the writer drains what is queued, then flushes), so a request never waits on
-//! stderr and a busy gateway makes one write per batch instead of one per line. Up to
-//! `LINES_QUEUED` lines wait for the writer; past that (a sink that stopped reading) lines are
-//! dropped rather than slowing requests down. Call `flush` before the process exits.
+//! in batches (the writer drains what is queued, writes it, then rests `WRITER_REST` while
+//! lines gather), so a request never waits on stderr, and a busy gateway makes one write and
+//! one wake-up of the writer per batch instead of one per line. Up to `LINES_QUEUED` lines wait
+//! for the writer; past that (a sink that stopped reading) lines are dropped rather than
+//! slowing requests down. Call `flush` before the process exits.
 
-use std::io::{BufWriter, IsTerminal};
+use std::io::{BufWriter, IsTerminal, Stderr, Write};
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::Duration;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -17,6 +19,26 @@ use tracing_subscriber::EnvFilter;
 
 /// Lines that may wait for the writer thread (a few hundred KiB at most).
 const LINES_QUEUED: usize = 16 * 1024;
+
+/// How long the writer rests after writing a batch: lines logged meanwhile wait in the queue
+/// and are written together, without waking it one by one.
+const WRITER_REST: Duration = Duration::from_millis(5);
+
+/// stderr as the writer thread sees it: buffered, and resting after each batch (the writer
+/// flushes once it has drained the queue).
+struct Batches(BufWriter<Stderr>);
+
+impl Write for Batches {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.0.write(line)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        std::thread::sleep(WRITER_REST);
+        Ok(())
+    }
+}
 
 /// Keeps the writer thread running; dropping it writes out what is queued.
 static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
@@ -30,7 +52,10 @@ pub fn init(default_level: &str) {
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(LINES_QUEUED)
         .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        .finish(Batches(BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        )));
     // Levels by target (what `RUST_LOG` almost always says) are checked once per call site;
     // `EnvFilter`, for span and field directives, also takes a lock each time a span is
     // entered, so it is used only when the directives need it.

@@ -271,7 +271,6 @@ pub async fn require_caller(
             return response;
         }
     };
-    tracing::Span::current().record("caller", tracing::field::display(&caller.name));
     if let Err(wait) = auth.admit(&caller) {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut response = EdgeError::new(
@@ -286,6 +285,8 @@ pub async fn require_caller(
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        // For the request's log line.
+        response.extensions_mut().insert(caller);
         return response;
     }
     request.extensions_mut().insert(caller);

@@ -31,11 +31,10 @@ use axum::Router;
 use axum::{middleware, Extension};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::{OnResponse, TraceLayer};
 use tracing::Instrument;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -87,45 +86,77 @@ impl MakeRequestId for RequestCounter {
     }
 }
 
-/// The request's span: every log line of the request, upstream calls included, carries it.
-/// The path only: a GET's query string holds the whole query and its variables (long, and
-/// phone numbers or emails in them are no business of the logs).
-fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
-    let id = request
-        .headers()
+/// The span of a request that runs GraphQL (not one answered by the exact index): its upstream
+/// calls' lines carry it. The path only, never a GET's query string (it holds the variables).
+fn request_span(
+    headers: &HeaderMap,
+    method: &'static str,
+    caller: Option<&Caller>,
+) -> tracing::Span {
+    let id = headers
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     tracing::info_span!(
         "request",
         id = %id,
-        method = %request.method(),
-        path = %request.uri().path(),
-        // The credential's name, once auth has read it (never the key).
-        caller = tracing::field::Empty,
+        method = %method,
+        path = %"/graphql",
+        // The credential's name (never the key).
+        caller = caller.map(|c| display(&c.name)),
     )
 }
 
-/// The one line per request, at INFO: status, latency in µs, and `cache=hit|miss` for a
-/// query the response cache answered or could have (in the request's span, so with its id,
-/// method, path and caller).
-#[derive(Clone, Copy)]
-struct LogResponse;
-
-impl<B> OnResponse<B> for LogResponse {
-    fn on_response(self, response: &Response<B>, latency: Duration, _: &tracing::Span) {
-        let status = response.status().as_u16();
-        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        match response.headers().get(response_cache::CACHE_STATUS) {
-            Some(cache) => tracing::info!(
+/// The one line per request: INFO (ERROR for a 5xx) with its id, method, path, status,
+/// latency in µs, `cache=hit|miss` for a query the response cache answered or could have, and
+/// the caller with `[auth]`. It costs one event, and no span: a request answered from the
+/// cache logs nothing else, and one that runs GraphQL opens its span where it runs.
+async fn log_requests(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let started = Instant::now();
+    let id = request.headers().get(X_REQUEST_ID).cloned();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let response = next.run(request).await;
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+    let status = response.status().as_u16();
+    let cache = response
+        .headers()
+        .get(response_cache::CACHE_STATUS)
+        .and_then(|v| v.to_str().ok());
+    let caller = response
+        .extensions()
+        .get::<Caller>()
+        .map(|c| c.name.as_str());
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                id = %id,
+                method = %method,
+                path = %uri.path(),
                 status,
                 latency_us,
-                cache = cache.to_str().unwrap_or(""),
+                cache = cache.map(display),
+                caller = caller.map(display),
                 "finished processing request"
-            ),
-            None => tracing::info!(status, latency_us, "finished processing request"),
-        }
+            )
+        };
     }
+    if status >= 500 {
+        line!(tracing::Level::ERROR);
+    } else {
+        line!(tracing::Level::INFO);
+    }
+    response
+}
+
+/// The caller, for the request's log line.
+fn with_caller(mut response: Response, caller: Option<&Caller>) -> Response {
+    if let Some(caller) = caller {
+        response.extensions_mut().insert(caller.clone());
+    }
+    response
 }
 
 /// Parsed queries by their text: a frontend sends the same few queries over and over, and
@@ -213,11 +244,7 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
     }
     Ok(app
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(LogResponse),
-        )
+        .layer(middleware::from_fn(log_requests))
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID,
             RequestCounter::default(),
@@ -237,6 +264,35 @@ async fn graphql_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // The same bytes from the same caller as an answer kept: sent before anything is parsed.
+    // (A request with an `Idempotency-Key` goes the long way: the key is checked first.)
+    let mut exact = None;
+    if let (Some(responses), Ok(body)) = (&state.responses, &body) {
+        if !headers.contains_key(idempotency::IDEMPOTENCY_KEY) {
+            exact = ExactKey::post(caller.as_deref(), &headers, body);
+            if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
+                return with_caller(hit, caller.as_deref());
+            }
+        }
+    }
+    let span = request_span(&headers, "POST", caller.as_deref());
+    let logged = caller.as_deref().cloned();
+    // Boxed: the hit above does not carry (or move) the state of everything below.
+    let response = Box::pin(post_the_long_way(state, caller, headers, body, exact))
+        .instrument(span)
+        .await;
+    with_caller(response, logged.as_ref())
+}
+
+/// A POST not answered by the exact index: read, checked, run (or answered by the response
+/// cache once its query is normalized).
+async fn post_the_long_way(
+    state: Arc<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    exact: Option<ExactKey>,
+) -> Response {
     let media = MediaType::accepted(&headers);
     let body = match body {
         Ok(body) => body,
@@ -254,17 +310,6 @@ async fn graphql_post(
     let key = match IdempotencyKey::from_headers(&headers) {
         Ok(key) => key,
         Err(refused) => return refused.respond(media),
-    };
-    // The same bytes from the same caller as an answer kept: sent before anything is parsed.
-    let exact = match (&state.responses, &key) {
-        (Some(responses), None) => {
-            let exact = ExactKey::post(caller.as_deref(), &headers, &body);
-            if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
-                return hit;
-            }
-            exact
-        }
-        _ => None,
     };
     let mut request = match graphql_http::post_request(&headers, &body, state.max_batch) {
         Ok(Posted::One(request)) => *request,
@@ -313,16 +358,32 @@ async fn graphql_get(
 ) -> Response {
     let wants_html = graphql_http::wants_html(&headers);
     // The same URL from the same caller as an answer kept: sent before anything is parsed.
-    let exact = match &state.responses {
-        Some(responses) if !wants_html => {
-            let exact = ExactKey::get(caller.as_deref(), &headers, uri.query().unwrap_or(""));
-            if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
-                return hit;
-            }
-            exact
+    let mut exact = None;
+    if let Some(responses) = state.responses.as_ref().filter(|_| !wants_html) {
+        exact = ExactKey::get(caller.as_deref(), &headers, uri.query().unwrap_or(""));
+        if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
+            return with_caller(hit, caller.as_deref());
         }
-        _ => None,
-    };
+    }
+    let span = request_span(&headers, "GET", caller.as_deref());
+    let logged = caller.as_deref().cloned();
+    let response = Box::pin(get_the_long_way(
+        state, caller, headers, uri, wants_html, exact,
+    ))
+    .instrument(span)
+    .await;
+    with_caller(response, logged.as_ref())
+}
+
+/// A GET not answered by the exact index.
+async fn get_the_long_way(
+    state: Arc<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    uri: Uri,
+    wants_html: bool,
+    exact: Option<ExactKey>,
+) -> Response {
     let params = match Query::<Vec<(String, String)>>::try_from_uri(&uri) {
         Ok(Query(params)) => params,
         Err(rejection) => return rejection.into_response(),

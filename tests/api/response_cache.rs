@@ -131,8 +131,44 @@ async fn a_repeated_query_is_answered_from_the_cache_without_calls_or_resolver_w
         .unwrap();
     assert_eq!(response.headers()["contact-gateway-cache"], "hit");
     assert_eq!(response.json::<Value>().await.unwrap(), body);
+
+    // A persisted query, once its hash is known: by hash alone, from the cache.
+    let hash = format!("{:x}", Sha256::digest(CONTACT.as_bytes()));
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let by_hash = |with_query: bool| {
+        let mut request = json!({ "variables": vars, "extensions": persisted });
+        if with_query {
+            request["query"] = json!(CONTACT);
+        }
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .json(&request)
+            .send()
+    };
+    let registered = by_hash(true).await.unwrap();
+    assert_eq!(registered.headers()["contact-gateway-cache"], "hit");
+    for _ in 0..2 {
+        let response = by_hash(false).await.unwrap();
+        assert_eq!(response.headers()["contact-gateway-cache"], "hit");
+        assert_eq!(response.json::<Value>().await.unwrap(), body);
+    }
     assert_eq!(upstream(&app), calls);
     assert_eq!(store(&gateway).registry_reads(), registry_reads);
+
+    // A batch is never answered from the response cache: its operations run.
+    let batch = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!([{ "query": CONTACT, "variables": vars }]))
+        .send()
+        .await
+        .unwrap();
+    assert!(batch.headers().get("contact-gateway-cache").is_none());
+    assert_eq!(batch.json::<Value>().await.unwrap(), json!([body]));
+    assert!(
+        store(&gateway).registry_reads() > registry_reads,
+        "it resolved"
+    );
 }
 
 #[tokio::test]
