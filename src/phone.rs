@@ -23,8 +23,8 @@ pub fn parse_region(code: &str) -> Option<Region> {
 /// Numbers already read, by (text, region): parsing is a large share of mapping a page of
 /// contacts (libphonenumber's rules are regular expressions), and the same contacts' phones
 /// are read again on every listing. Bounded: about 100 bytes an entry.
-static READ: LazyLock<moka::sync::Cache<(Box<str>, Option<Region>), Option<Normalized>>> =
-    LazyLock::new(|| moka::sync::Cache::new(20_000));
+type ReadNumbers = moka::sync::Cache<(Box<str>, Option<Region>), Option<Normalized>>;
+static READ: LazyLock<ReadNumbers> = LazyLock::new(|| moka::sync::Cache::new(20_000));
 
 /// Parses a phone in any common format; a number without `+` is read in `default_region`.
 /// Returns `None` when it cannot be read as a phone number at all.
