@@ -223,6 +223,14 @@ impl Gateway {
                     } else {
                         provider.create(&input).await
                     };
+                    if let Ok(contact) = &written {
+                        let kind = if native_upsert {
+                            super::writes::upserted_kind(contact)
+                        } else {
+                            crate::change::ChangeKind::Created
+                        };
+                        self.publish_contact(kind, contact).await;
+                    }
                     match written {
                         Ok(contact) => RowResult {
                             line,

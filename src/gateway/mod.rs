@@ -2,6 +2,7 @@
 //! fan-out across providers with its cursor, and filters.
 
 pub mod cache;
+pub mod changes;
 pub mod consent;
 pub mod cursor;
 pub mod filter;
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub store: Option<Store>,
     /// Names this process in claims it holds in the store.
     pub process_id: String,
+    /// Change events: published by writes, passed to subscribers, replicas and webhooks.
+    pub changes: changes::Changes,
 }
 
 /// The `[limits]` the gateway itself enforces.
@@ -60,6 +63,7 @@ impl From<&LimitsConfig> for Limits {
 impl Gateway {
     /// A gateway with the default `[limits]` and a random cursor key.
     pub fn new(registry: Registry, cache: &CacheConfig) -> Self {
+        let process_id = format!("{}-{:016x}", std::process::id(), rand_u64());
         Gateway {
             registry,
             cache: ReadCache::new(cache),
@@ -67,8 +71,19 @@ impl Gateway {
             limits: Limits::from(&LimitsConfig::default()),
             cursor_key: CursorKey::random(),
             store: None,
-            process_id: format!("{}-{:016x}", std::process::id(), rand_u64()),
+            changes: changes::Changes::new(process_id.clone()),
+            process_id,
         }
+    }
+
+    /// Sharing change events through its store with the other replicas, with the configured
+    /// webhooks and pollers (call after `with_store`).
+    pub fn with_changes(mut self, config: &crate::config::Config) -> Self {
+        if let Some(store) = &self.store {
+            self.changes =
+                changes::Changes::new(self.process_id.clone()).shared(store.clone(), config);
+        }
+        self
     }
 
     /// Keeping its state in `store`.

@@ -6,6 +6,7 @@ pub mod graphiql;
 pub mod graphql_http;
 pub mod idempotency;
 pub mod persisted_queries;
+pub mod subscriptions;
 
 use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType, Posted};
@@ -132,19 +133,25 @@ impl ParsedDocuments {
 /// The routes and their layers. `sandbox`: the built-in simulators run, and local frontend dev
 /// servers may call (CORS for `http://localhost:*` and `http://127.0.0.1:*`).
 pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router, String> {
-    let mut graphql = Router::new().route(
-        "/graphql",
-        get(graphql_get)
-            .post(graphql_post)
-            .fallback(|headers: HeaderMap| async move {
-                refusal(
-                    &headers,
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "METHOD_NOT_ALLOWED",
-                    "use GET or POST",
-                )
-            }),
-    );
+    let mut graphql = Router::new()
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_post)
+                .fallback(|headers: HeaderMap| async move {
+                    refusal(
+                        &headers,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "METHOD_NOT_ALLOWED",
+                        "use GET or POST",
+                    )
+                }),
+        )
+        // Inside the auth layer: an upgrade is authenticated first.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            subscriptions::websocket,
+        ));
     if let Some(auth) = &config.auth {
         let auth = Arc::new(Authenticator::new(auth)?);
         graphql = graphql.route_layer(middleware::from_fn_with_state(auth, auth::require_caller));
@@ -229,6 +236,9 @@ async fn graphql_post(
         let refused = async_graphql::Response::from_errors(vec![error]);
         return graphql_http::graphql_response(refused, false, media);
     }
+    if subscriptions::wants_event_stream(&state, &headers, &mut request) {
+        return subscriptions::event_stream(&state, request);
+    }
     match key {
         // In a task of its own: a client that disconnects must not cut a write short between
         // the provider's answer and the cache's invalidation.
@@ -274,6 +284,9 @@ async fn graphql_get(
         return graphql_http::graphql_response(refused, false, media);
     }
     state.documents.prepare(&mut request);
+    if subscriptions::wants_event_stream(&state, &headers, &mut request) {
+        return subscriptions::event_stream(&state, request);
+    }
     if is_mutation(&mut request) {
         let mut response = EdgeError::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -1,0 +1,513 @@
+//! Change events through HTTP: `contactChanged` over WebSocket (graphql-transport-ws) and SSE,
+//! across gateway processes sharing a store, from pollers of changes made at a provider
+//! directly, and webhooks signed and retried until delivered, across a restart.
+
+use crate::helpers::{sandbox_config, spawn_app, spawn_app_with, store_urls, GatewayProcess};
+use contact_gateway::config::{ApiKey, AuthConfig, Role};
+use contact_gateway::contact::ProviderId;
+use contact_gateway::sandbox::Sandbox;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const CHANGED: &str = "subscription($providers: [ProviderId!], $filter: ContactFilter) {
+    contactChanged(providers: $providers, filter: $filter) {
+        kind id at origin provider contact { id company tags } doNotContact { phone listed }
+    } }";
+const UPDATE: &str = "mutation($id: ID!, $company: String) {
+    updateContact(id: $id, input: { company: $company }) { contact { id company } userErrors { code message } } }";
+/// A seeded Consuelo contact.
+const CONSUELO_CONTACT: &str = "consuelo:contact_1002";
+
+/// A graphql-transport-ws client holding one subscription.
+struct WsSubscriber {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// The `ws://` url of a gateway's `/graphql`, from its `http://` address or GraphQL url.
+fn ws_url(http: &str) -> String {
+    let base = http.trim_end_matches("/graphql");
+    format!("{}/graphql", base.replacen("http://", "ws://", 1))
+}
+
+/// Opens a WebSocket (an `Authorization` header on the upgrade when `header` is given),
+/// sends `connection_init` with `payload`; the socket, or how the server closed it.
+async fn ws_connect(
+    http: &str,
+    header: Option<&str>,
+    payload: Value,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, (u16, String)> {
+    let mut request = ws_url(http).into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    if let Some(header) = header {
+        request
+            .headers_mut()
+            .insert("authorization", header.parse().unwrap());
+    }
+    let (mut socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade is accepted");
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "graphql-transport-ws"
+    );
+    let init = json!({ "type": "connection_init", "payload": payload });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the server answers connection_init")
+            .expect("the socket stays open")
+            .unwrap();
+        match message {
+            Message::Text(text) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(message["type"], "connection_ack", "{message}");
+                return Ok(socket);
+            }
+            Message::Close(frame) => {
+                let frame = frame.expect("a close frame with a code");
+                return Err((u16::from(frame.code), frame.reason.to_string()));
+            }
+            _ => continue,
+        }
+    }
+}
+
+impl WsSubscriber {
+    /// Subscribes to `contactChanged` with `variables` over an open, acknowledged socket.
+    async fn start(
+        mut socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        variables: Value,
+    ) -> WsSubscriber {
+        let subscribe = json!({ "id": "1", "type": "subscribe",
+            "payload": { "query": CHANGED, "variables": variables } });
+        socket
+            .send(Message::text(subscribe.to_string()))
+            .await
+            .unwrap();
+        WsSubscriber { socket }
+    }
+
+    async fn open(http: &str, variables: Value) -> WsSubscriber {
+        let socket = ws_connect(http, None, json!({})).await.unwrap();
+        WsSubscriber::start(socket, variables).await
+    }
+
+    /// The next protocol message (`next`, `complete`, `error`…) within `wait`; `None` when
+    /// none came or the socket closed.
+    async fn message(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == "ping" || message["type"] == "pong" {
+                        continue;
+                    }
+                    return Some(message);
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => {
+                    return None
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The next change within `wait`.
+    async fn change(&mut self, wait: Duration) -> Option<Value> {
+        let message = self.message(wait).await?;
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        Some(message["payload"]["data"]["contactChanged"].clone())
+    }
+}
+
+/// A GraphQL-over-SSE client (distinct connections) holding one subscription.
+struct SseSubscriber {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseSubscriber {
+    async fn open(graphql_url: &str, variables: Value, credential: Option<&str>) -> SseSubscriber {
+        let mut request = reqwest::Client::new()
+            .post(graphql_url)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "query": CHANGED, "variables": variables }));
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        SseSubscriber {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (its name and data) within `wait`, keep-alive comments skipped.
+    async fn event(&mut self, wait: Duration) -> Option<(String, String)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push(value.strip_prefix(' ').unwrap_or(value).to_string());
+                    }
+                }
+                if data.is_empty() && name == "message" {
+                    continue; // a keep-alive comment
+                }
+                return Some((name, data.join("\n")));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    async fn change(&mut self, wait: Duration) -> Option<Value> {
+        let (name, data) = self.event(wait).await?;
+        assert_eq!(name, "next", "{data}");
+        let result: Value = serde_json::from_str(&data).unwrap();
+        assert!(result.get("errors").is_none(), "{result}");
+        Some(result["data"]["contactChanged"].clone())
+    }
+}
+
+/// A subscription's client, whatever its transport.
+trait Subscriber {
+    /// The next change within `wait`.
+    async fn change(&mut self, wait: Duration) -> Option<Value>;
+}
+
+impl Subscriber for WsSubscriber {
+    async fn change(&mut self, wait: Duration) -> Option<Value> {
+        WsSubscriber::change(self, wait).await
+    }
+}
+
+impl Subscriber for SseSubscriber {
+    async fn change(&mut self, wait: Duration) -> Option<Value> {
+        SseSubscriber::change(self, wait).await
+    }
+}
+
+/// Updates `id`'s company through the gateway at `graphql_url` (with `credential`), once per
+/// try, until `receive` yields a change of `id`: a subscription registers a moment after its
+/// request, so a first write may come before it. Returns the change, the company it shows,
+/// and the time from the write's answer to the change.
+async fn update_until_received(
+    graphql_url: &str,
+    credential: Option<&str>,
+    id: &str,
+    subscriber: &mut impl Subscriber,
+) -> (Value, String, Duration) {
+    let client = reqwest::Client::new();
+    for attempt in 0..10 {
+        let company = format!("Changed {attempt} {}", std::process::id());
+        let mut request = client
+            .post(graphql_url)
+            .json(&json!({ "query": UPDATE, "variables": { "id": id, "company": company } }));
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        let body: Value = request.send().await.unwrap().json().await.unwrap();
+        assert_eq!(
+            body["data"]["updateContact"]["contact"]["company"], company,
+            "{body}"
+        );
+        let written = Instant::now();
+        while let Some(change) = subscriber.change(Duration::from_secs(2)).await {
+            // A late change of an earlier try is not this write's.
+            if change["id"] == id && change["contact"]["company"] == company.as_str() {
+                return (change, company, written.elapsed());
+            }
+        }
+    }
+    panic!("no change of {id} reached the subscriber");
+}
+
+#[tokio::test]
+async fn a_websocket_subscriber_receives_an_update_made_through_the_gateway() {
+    let app = spawn_app().await;
+    let mut subscriber = WsSubscriber::open(&app.address, json!({})).await;
+    let (change, company, _) = update_until_received(
+        &format!("{}/graphql", app.address),
+        None,
+        CONSUELO_CONTACT,
+        &mut subscriber,
+    )
+    .await;
+    assert_eq!(change["kind"], "UPDATED");
+    assert_eq!(change["origin"], "GATEWAY");
+    assert_eq!(change["provider"], "CONSUELO");
+    assert_eq!(change["contact"]["id"], CONSUELO_CONTACT);
+    assert_eq!(change["contact"]["company"], company.as_str());
+    assert!(chrono::DateTime::parse_from_rfc3339(change["at"].as_str().unwrap()).is_ok());
+    assert!(change["doNotContact"].is_null());
+}
+
+#[tokio::test]
+async fn an_sse_subscriber_receives_an_update_and_providers_narrow_what_it_gets() {
+    let app = spawn_app().await;
+    let graphql = format!("{}/graphql", app.address);
+    // Only MagicBlocks: a Consuelo change must not reach it.
+    let mut magicblocks =
+        SseSubscriber::open(&graphql, json!({ "providers": ["MAGICBLOCKS"] }), None).await;
+    let mut consuelo =
+        SseSubscriber::open(&graphql, json!({ "providers": ["CONSUELO"] }), None).await;
+    let (change, company, _) =
+        update_until_received(&graphql, None, CONSUELO_CONTACT, &mut consuelo).await;
+    assert_eq!(change["kind"], "UPDATED");
+    assert_eq!(change["contact"]["company"], company.as_str());
+    assert_eq!(
+        magicblocks.event(Duration::from_millis(500)).await,
+        None,
+        "a MagicBlocks subscriber gets no Consuelo change"
+    );
+}
+
+#[tokio::test]
+async fn every_kind_of_write_is_published_and_filters_narrow_by_the_contact() {
+    let app = spawn_app().await;
+    let graphql = format!("{}/graphql", app.address);
+    let email = "changes.every.kind@example.com";
+    let mut all = WsSubscriber::open(&app.address, json!({})).await;
+    let mut by_email = WsSubscriber::open(
+        &app.address,
+        json!({ "filter": { "email": email.to_uppercase() } }),
+    )
+    .await;
+    // Both subscriptions are registered once a write reaches each of them.
+    update_until_received(&graphql, None, CONSUELO_CONTACT, &mut all).await;
+    let created = app
+        .data(
+            "mutation($email: String!) { createContact(input: { provider: CONSUELO, firstName: \"Every\",
+                emails: [{ address: $email }] }) { contact { id } } }",
+            json!({ "email": email }),
+        )
+        .await;
+    let id = created["createContact"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.data(UPDATE, json!({ "id": id, "company": "Every Kind Ltd" }))
+        .await;
+    app.data(
+        "mutation($id: ID!) { deleteContact(id: $id) { deletedId } }",
+        json!({ "id": id }),
+    )
+    .await;
+    app.data(
+        "mutation($email: String) { addToDoNotContact(input: { email: $email, reason: \"asked\" }) { entry { email } } }",
+        json!({ "email": email }),
+    )
+    .await;
+    app.data(
+        "mutation($email: String) { removeFromDoNotContact(input: { email: $email }) { entry { email } } }",
+        json!({ "email": email }),
+    )
+    .await;
+    app.data(
+        "mutation($csv: String!) { importContacts(provider: CONSUELO, csv: $csv) { createdCount } }",
+        json!({ "csv": "firstName,email\nImported,imported.changes@example.com\n" }),
+    )
+    .await;
+    let tagged = "whautomate:64f1a2b3c4d5e6f7a8b9c004";
+    app.data(
+        "mutation($id: ID!) { addTags(id: $id, tags: [\"vip\"]) { contact { id } } }",
+        json!({ "id": tagged }),
+    )
+    .await;
+
+    let mut kinds = Vec::new();
+    while let Some(change) = all.change(Duration::from_secs(2)).await {
+        kinds.push((
+            change["kind"].as_str().unwrap().to_string(),
+            change["id"].as_str().unwrap().to_string(),
+        ));
+        if change["contact"]["id"] == json!(null) && change["kind"] == "DO_NOT_CONTACT" {
+            assert_eq!(change["provider"], Value::Null);
+        }
+    }
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "CREATED",
+            "UPDATED",
+            "DELETED",
+            "DO_NOT_CONTACT",
+            "DO_NOT_CONTACT",
+            "CREATED",
+            "UPDATED"
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[6].1, tagged);
+    assert_eq!(kinds[0].1, id);
+    assert_eq!(kinds[2].1, id);
+    assert!(kinds[3].1.starts_with("dnc:"));
+
+    // The email filter: the contact's create and update (its email matches), its delete (no
+    // contact to check), the registry changes of its email; not the import or the tags.
+    let mut filtered = Vec::new();
+    while let Some(change) = by_email.change(Duration::from_millis(500)).await {
+        filtered.push(change);
+    }
+    let names: Vec<&str> = filtered
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CREATED",
+            "UPDATED",
+            "DELETED",
+            "DO_NOT_CONTACT",
+            "DO_NOT_CONTACT"
+        ],
+        "{filtered:?}"
+    );
+    assert_eq!(filtered[1]["contact"]["company"], "Every Kind Ltd");
+    assert_eq!(filtered[3]["doNotContact"]["listed"], true);
+    assert_eq!(filtered[4]["doNotContact"]["listed"], false);
+}
+
+const SUBSCRIBER_KEY: &str = "test-subscriber-key-0123456789";
+
+fn read_only_auth(config: &mut contact_gateway::config::Config) {
+    config.auth = Some(AuthConfig {
+        keys: vec![ApiKey {
+            name: "subscriber".into(),
+            sha256: Sha256::digest(SUBSCRIBER_KEY.as_bytes()).into(),
+            role: Role::Read,
+        }],
+        jwt: None,
+        rate_per_sec_per_caller: None,
+    });
+}
+
+#[tokio::test]
+async fn with_auth_a_websocket_needs_a_credential_in_connection_init_or_the_upgrade() {
+    let app = spawn_app_with(read_only_auth).await;
+    let bearer = format!("Bearer {SUBSCRIBER_KEY}");
+    // None at all: closed with 4403, UNAUTHENTICATED.
+    let (code, reason) = ws_connect(&app.address, None, json!({})).await.unwrap_err();
+    assert_eq!(code, 4403);
+    assert!(reason.starts_with("UNAUTHENTICATED"), "{reason}");
+    let (code, _) = ws_connect(
+        &app.address,
+        None,
+        json!({ "Authorization": "Bearer not-a-key" }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code, 4403);
+    // In connection_init (either spelling), or on the upgrade request.
+    ws_connect(&app.address, None, json!({ "Authorization": bearer }))
+        .await
+        .unwrap();
+    ws_connect(&app.address, None, json!({ "authorization": bearer }))
+        .await
+        .unwrap();
+    let socket = ws_connect(&app.address, Some(&bearer), json!({}))
+        .await
+        .unwrap();
+    // A read credential may subscribe; a mutation over the socket is refused.
+    let mut subscriber = WsSubscriber::start(socket, json!({})).await;
+    let mutation = json!({ "id": "2", "type": "subscribe",
+        "payload": { "query": "mutation { deleteContact(id: \"consuelo:contact_1002\") { deletedId } }" } });
+    subscriber
+        .socket
+        .send(Message::text(mutation.to_string()))
+        .await
+        .unwrap();
+    let refused = subscriber.message(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(refused["id"], "2");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "METHOD_NOT_ALLOWED",
+        "{refused}"
+    );
+    assert_eq!(
+        app.sandbox.control(ProviderId::Consuelo).request_count(),
+        0,
+        "nothing was sent upstream"
+    );
+
+    // SSE takes the header: without one, 401 like any request.
+    let response = reqwest::Client::new()
+        .post(format!("{}/graphql", app.address))
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": CHANGED }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    SseSubscriber::open(
+        &format!("{}/graphql", app.address),
+        json!({}),
+        Some(SUBSCRIBER_KEY),
+    )
+    .await;
+}
+
+/// Two gateway processes on one store (SQLite, and PostgreSQL when `TEST_DATABASE_URL` is
+/// set): a write through one reaches a subscriber of the other, within a second.
+#[tokio::test]
+async fn a_write_through_one_replica_reaches_a_subscriber_of_another() {
+    for (backend, store, _keep) in store_urls().await {
+        let sandbox = Sandbox::start().await.unwrap();
+        let config = sandbox_config(&sandbox);
+        let a = GatewayProcess::start(&config, &store);
+        let b = GatewayProcess::start(&config, &store);
+        let mut on_b = WsSubscriber::open(&b.url, json!({ "providers": ["CONSUELO"] })).await;
+        let mut on_b_sse = SseSubscriber::open(&b.url, json!({}), None).await;
+        let (change, company, latency) =
+            update_until_received(&a.url, None, CONSUELO_CONTACT, &mut on_b).await;
+        eprintln!(
+            "{backend}: a write through one replica reached another's subscriber in {latency:?}"
+        );
+        assert_eq!(change["contact"]["company"], company.as_str(), "{backend}");
+        assert_eq!(change["origin"], "GATEWAY");
+        assert!(
+            latency < Duration::from_secs(1),
+            "{backend}: {latency:?} from the write's answer to the other replica's subscriber"
+        );
+        // The SSE subscriber on B got it too (after any earlier tries' changes).
+        let mut seen = None;
+        while let Some(change) = on_b_sse.change(Duration::from_secs(3)).await {
+            if change["contact"]["company"] == company.as_str() {
+                seen = Some(change);
+                break;
+            }
+        }
+        assert!(seen.is_some(), "{backend}: the SSE subscriber on B got it");
+    }
+}
