@@ -1304,6 +1304,51 @@ mod tests {
                 "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nfollow_rate_limit_headers = \"yes\"",
                 "follow_rate_limit_headers",
             ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\npoll_interval_secs = 0",
+                "providers.maiagent.poll_interval_secs",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\npoll_interval_secs = 100000",
+                "providers.maiagent.poll_interval_secs",
+            ),
+            (
+                "[providers.mainbrainer]\nbase_url = \"https://x\"\napi_key = \"k\"\npoll_interval_secs = 60",
+                "providers.mainbrainer.poll_interval_secs",
+            ),
+            (
+                "[[webhooks]]\nurl = \"ftp://hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"",
+                "webhooks[0].url",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://user:pw@hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"",
+                "webhooks[0].url",
+            ),
+            ("[[webhooks]]\nurl = \"https://hooks.example.com\"", "webhooks[0].secret_env"),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"NOPE\"",
+                "webhooks[0].secret_env",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"SHORT_SECRET\"",
+                "webhooks[0].secret_env",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"\nevents = [\"CREATE\"]",
+                "webhooks[0].events",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"\nevents = []",
+                "webhooks[0].events",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://a.example.com\"\nsecret_env = \"CURSOR_SECRET\"\n[[webhooks]]\nurl = \"https://a.example.com\"\nsecret_env = \"CURSOR_SECRET\"",
+                "webhooks[1].url",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://a.example.com\"\nsecret_env = \"CURSOR_SECRET\"\nsecret = \"x\"",
+                "secret",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).expect_err(text).to_string();
@@ -1426,6 +1471,46 @@ mod tests {
                 rate_per_sec: 1.0,
                 burst: 1
             })
+        );
+    }
+
+    #[test]
+    fn pollers_and_webhooks_are_off_unless_configured() {
+        let c = parse("[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"").unwrap();
+        assert_eq!(c.providers[&ProviderId::Maiagent].poll_interval, None);
+        assert!(c.webhooks.is_empty());
+        let c = parse(
+            r#"
+            [providers.maiagent]
+            base_url = "https://x"
+            api_key = "k"
+            poll_interval_secs = 30
+            [[webhooks]]
+            url = "https://hooks.example.com/contacts"
+            secret_env = "CURSOR_SECRET"
+            events = ["CREATED", "DELETED", "CREATED"]
+            [[webhooks]]
+            url = "http://127.0.0.1:9000/all"
+            secret_env = "CURSOR_SECRET"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.providers[&ProviderId::Maiagent].poll_interval,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            c.webhooks[0].events,
+            [ChangeKind::Created, ChangeKind::Deleted]
+        );
+        assert_eq!(c.webhooks[1].events, ChangeKind::ALL);
+        assert_eq!(
+            c.webhooks[0].secret.expose(),
+            "a-cursor-secret-of-some-length"
+        );
+        assert!(
+            !format!("{c:?}").contains("a-cursor-secret"),
+            "the secret is never printed"
         );
     }
 

@@ -511,3 +511,201 @@ async fn a_write_through_one_replica_reaches_a_subscriber_of_another() {
         assert!(seen.is_some(), "{backend}: the SSE subscriber on B got it");
     }
 }
+
+/// The Consuelo simulator's own API, as someone changing a contact there directly uses it.
+struct AtConsuelo {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl AtConsuelo {
+    fn of(sandbox: &Sandbox) -> AtConsuelo {
+        AtConsuelo {
+            base: sandbox.base_url(ProviderId::Consuelo),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(contact_gateway::sandbox::api_key(ProviderId::Consuelo));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        response.json().await.unwrap()
+    }
+}
+
+/// Listings of Consuelo from its start (`offset` 0), as the simulator saw them: one per poll.
+fn polls_seen(sandbox: &Sandbox) -> usize {
+    sandbox
+        .control(ProviderId::Consuelo)
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path == "/v1/contacts"
+                && r.query.iter().any(|(k, v)| k == "offset" && v == "0")
+        })
+        .count()
+}
+
+/// Waits until the simulator has seen `n` polls.
+async fn wait_for_polls(sandbox: &Sandbox, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while polls_seen(sandbox) < n {
+        assert!(Instant::now() < deadline, "the poller did not poll");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The changes a subscriber gets within `wait`, until one satisfies `wanted`.
+async fn change_where(
+    subscriber: &mut WsSubscriber,
+    wait: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + wait;
+    let mut seen = Vec::new();
+    while let Some(change) = subscriber
+        .change(deadline.saturating_duration_since(Instant::now()))
+        .await
+    {
+        if wanted(&change) {
+            return change;
+        }
+        seen.push(change);
+    }
+    panic!("no such change within {wait:?}; got {seen:#?}");
+}
+
+fn poll_consuelo_every_second(config: &mut contact_gateway::config::Config) {
+    let consuelo = config.providers.get_mut(&ProviderId::Consuelo).unwrap();
+    consuelo.poll_interval = Some(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn changes_made_at_a_provider_directly_reach_the_subscriber_through_the_poller() {
+    let app = spawn_app_with(poll_consuelo_every_second).await;
+    let sandbox = &app.sandbox;
+    let mut subscriber =
+        WsSubscriber::open(&app.address, json!({ "providers": ["CONSUELO"] })).await;
+    // The first poll records the baseline; the second compares.
+    wait_for_polls(sandbox, 2).await;
+    let consuelo = AtConsuelo::of(sandbox);
+
+    consuelo
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/contacts/contact_1003",
+            Some(json!({ "company": "Changed At Consuelo" })),
+        )
+        .await;
+    let wait = Duration::from_secs(5);
+    let updated = change_where(&mut subscriber, wait, |c| {
+        c["id"] == "consuelo:contact_1003"
+    })
+    .await;
+    assert_eq!(updated["kind"], "UPDATED");
+    assert_eq!(updated["origin"], "POLLER");
+    assert_eq!(updated["contact"]["company"], "Changed At Consuelo");
+
+    let created = consuelo
+        .call(
+            reqwest::Method::POST,
+            "/v1/contacts",
+            Some(json!({ "workspaceId": contact_gateway::sandbox::CONSUELO_WORKSPACE_ID, "firstName": "Direct", "email": "direct.poll@example.com" })),
+        )
+        .await;
+    let native = created["data"]["id"].as_str().unwrap().to_string();
+    let id = format!("consuelo:{native}");
+    let change = change_where(&mut subscriber, wait, |c| c["id"] == id.as_str()).await;
+    assert_eq!(
+        (&change["kind"], &change["origin"]),
+        (&json!("CREATED"), &json!("POLLER"))
+    );
+
+    consuelo
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/contacts/{native}"),
+            None,
+        )
+        .await;
+    let change = change_where(&mut subscriber, wait, |c| c["id"] == id.as_str()).await;
+    assert_eq!(change["kind"], "DELETED");
+    assert_eq!(change["origin"], "POLLER");
+    assert!(change["contact"].is_null());
+
+    // A write through the gateway is published once, by the gateway: the polls after it do
+    // not report it again.
+    let graphql = format!("{}/graphql", app.address);
+    let (change, _, _) =
+        update_until_received(&graphql, None, CONSUELO_CONTACT, &mut subscriber).await;
+    assert_eq!(change["origin"], "GATEWAY");
+    let polls = polls_seen(sandbox);
+    wait_for_polls(sandbox, polls + 2).await;
+    let mut later = Vec::new();
+    while let Some(change) = subscriber.change(Duration::from_millis(300)).await {
+        later.push(change);
+    }
+    assert!(
+        later.iter().all(|c| c["origin"] != "POLLER"),
+        "the poller reported a write made through the gateway again: {later:#?}"
+    );
+}
+
+/// Two gateway processes with a Consuelo poller on one store: one of them polls at a time,
+/// and what it finds reaches the subscribers of both.
+#[tokio::test]
+async fn one_replica_polls_at_a_time_and_every_replica_gets_what_it_finds() {
+    for (backend, store, _keep) in store_urls().await {
+        let sandbox = Sandbox::start().await.unwrap();
+        let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        let text = sandbox.config_toml().replacen(
+            "[providers.consuelo]\n",
+            "[providers.consuelo]\npoll_interval_secs = 1\n",
+            1,
+        );
+        std::fs::write(config.path(), text).unwrap();
+        let a = GatewayProcess::start(&config, &store);
+        let b = GatewayProcess::start(&config, &store);
+        let mut on_a = WsSubscriber::open(&a.url, json!({})).await;
+        let mut on_b = WsSubscriber::open(&b.url, json!({})).await;
+        wait_for_polls(&sandbox, 2).await;
+        let started = Instant::now();
+        let before = polls_seen(&sandbox);
+        AtConsuelo::of(&sandbox)
+            .call(
+                reqwest::Method::PATCH,
+                "/v1/contacts/contact_1004",
+                Some(json!({ "notes": "changed at Consuelo" })),
+            )
+            .await;
+        let wait = Duration::from_secs(5);
+        for subscriber in [&mut on_a, &mut on_b] {
+            let change =
+                change_where(subscriber, wait, |c| c["id"] == "consuelo:contact_1004").await;
+            assert_eq!(change["origin"], "POLLER", "{backend}");
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let polls = polls_seen(&sandbox) - before;
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(
+            (polls as f64) <= seconds + 1.5,
+            "{backend}: {polls} polls in {seconds:.1} s at one a second: both replicas polled"
+        );
+        for subscriber in [&mut on_a, &mut on_b] {
+            while let Some(change) = subscriber.change(Duration::from_millis(300)).await {
+                assert_ne!(
+                    change["id"], "consuelo:contact_1004",
+                    "{backend}: reported once"
+                );
+            }
+        }
+    }
+}
