@@ -2,7 +2,10 @@
 //! across gateway processes sharing a store, from pollers of changes made at a provider
 //! directly, and webhooks signed and retried until delivered, across a restart.
 
-use crate::helpers::{sandbox_config, spawn_app, spawn_app_with, store_urls, GatewayProcess};
+use crate::helpers::{
+    binary, sandbox_config, spawn_app, spawn_app_with, store_urls, terminate, wait_for_url,
+    GatewayProcess,
+};
 use contact_gateway::config::{ApiKey, AuthConfig, Role};
 use contact_gateway::contact::ProviderId;
 use contact_gateway::sandbox::Sandbox;
@@ -708,4 +711,344 @@ async fn one_replica_polls_at_a_time_and_every_replica_gets_what_it_finds() {
             }
         }
     }
+}
+
+const WEBHOOK_SECRET: &str = "a-webhook-signing-secret-for-tests";
+
+/// One delivery as a test's webhook endpoint received it, and what it answered.
+#[derive(Clone, Debug)]
+struct Received {
+    at: Instant,
+    signature: String,
+    delivery: String,
+    event: String,
+    body: String,
+    answered: u16,
+}
+
+/// A webhook endpoint on 127.0.0.1:0 that records every delivery and answers 500 to the
+/// first `failures` of them (`u32::MAX`: until told otherwise), 200 after.
+#[derive(Clone)]
+struct Endpoint {
+    url: String,
+    state: std::sync::Arc<std::sync::Mutex<(Vec<Received>, u32)>>,
+}
+
+impl Endpoint {
+    async fn start(failures: u32) -> Endpoint {
+        use axum::extract::State;
+        use axum::http::HeaderMap;
+        type Shared = std::sync::Arc<std::sync::Mutex<(Vec<Received>, u32)>>;
+        let state: Shared = Default::default();
+        state.lock().unwrap().1 = failures;
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(
+                    |State(state): State<Shared>, headers: HeaderMap, body: String| async move {
+                        let mut state = state.lock().unwrap();
+                        let answered = match state.1 {
+                            0 => 200,
+                            u32::MAX => 500,
+                            left => {
+                                state.1 = left - 1;
+                                500
+                            }
+                        };
+                        let header = |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        state.0.push(Received {
+                            at: Instant::now(),
+                            signature: header("x-contact-gateway-signature"),
+                            delivery: header("x-contact-gateway-delivery"),
+                            event: header("x-contact-gateway-event"),
+                            body,
+                            answered,
+                        });
+                        axum::http::StatusCode::from_u16(answered).unwrap()
+                    },
+                ),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Endpoint { url, state }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().0.clone()
+    }
+
+    /// Answers 200 from now on.
+    fn recover(&self) {
+        self.state.lock().unwrap().1 = 0;
+    }
+
+    /// Waits until `n` deliveries came.
+    async fn wait_for(&self, n: usize, wait: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let received = self.received();
+            if received.len() >= n {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} deliveries within {wait:?}, not {n}: {received:#?}",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Checks a delivery's signature as a receiver would: `t=<unix seconds>,v1=<hex
+/// HMAC-SHA256 of "<t>.<body>">` with the shared secret, `t` recent.
+fn verify_signature(received: &Received) {
+    use hmac::{Hmac, Mac};
+    let (t, v1) = received.signature.split_once(',').expect("t=…,v1=…");
+    let t = t.strip_prefix("t=").expect("t=");
+    let v1 = v1.strip_prefix("v1=").expect("v1=");
+    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{}", received.body).as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v1, expected, "the signature verifies");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t: i64 = t.parse().unwrap();
+    assert!((now - t).abs() < 60, "t is the time of the attempt");
+}
+
+#[tokio::test]
+async fn a_webhook_gets_signed_deliveries_of_its_kinds_and_a_retry_after_a_500() {
+    let endpoint = Endpoint::start(1).await;
+    let url = endpoint.url.clone();
+    let app = spawn_app_with(move |config| {
+        config.webhooks = vec![contact_gateway::config::WebhookConfig {
+            url,
+            secret: contact_gateway::config::Secret::new(WEBHOOK_SECRET),
+            events: vec![
+                contact_gateway::change::ChangeKind::Updated,
+                contact_gateway::change::ChangeKind::DoNotContact,
+            ],
+        }];
+    })
+    .await;
+    // A create is not among its kinds: no delivery.
+    app.data(
+        "mutation { createContact(input: { provider: CONSUELO, firstName: \"Hook\" }) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    let answered = app
+        .data(
+            UPDATE,
+            json!({ "id": CONSUELO_CONTACT, "company": "Hooked Ltd" }),
+        )
+        .await;
+    assert_eq!(
+        answered["updateContact"]["contact"]["company"],
+        "Hooked Ltd"
+    );
+    let written = Instant::now();
+    let received = endpoint.wait_for(2, Duration::from_secs(15)).await;
+    let (first, retry) = (&received[0], &received[1]);
+    assert_eq!((first.answered, retry.answered), (500, 200));
+    assert!(
+        retry.at - first.at < Duration::from_secs(10),
+        "the first retry within 10 s, not {:?}",
+        retry.at - first.at
+    );
+    eprintln!(
+        "first delivery {:?} after the write, retry {:?} after the 500",
+        first.at - written,
+        retry.at - first.at
+    );
+    for delivery in [first, retry] {
+        verify_signature(delivery);
+        assert_eq!(delivery.event, "UPDATED");
+    }
+    assert_eq!(first.delivery, retry.delivery, "one delivery, sent twice");
+    assert_eq!(first.body, retry.body);
+    let body: Value = serde_json::from_str(&first.body).unwrap();
+    assert_eq!(body["kind"], "UPDATED");
+    assert_eq!(body["id"], CONSUELO_CONTACT);
+    assert_eq!(body["origin"], "GATEWAY");
+    assert_eq!(body["provider"], "CONSUELO");
+    assert_eq!(body["contact"]["id"], CONSUELO_CONTACT);
+    assert_eq!(body["contact"]["company"], "Hooked Ltd");
+    assert!(body["contact"]["displayName"].is_string());
+    assert!(chrono::DateTime::parse_from_rfc3339(body["at"].as_str().unwrap()).is_ok());
+
+    // A do-not-contact change is among its kinds.
+    app.data(
+        "mutation { addToDoNotContact(input: { email: \"hooked@example.com\", providers: [] }) { entry { email } } }",
+        json!({}),
+    )
+    .await;
+    let received = endpoint.wait_for(3, Duration::from_secs(10)).await;
+    let listed: Value = serde_json::from_str(&received[2].body).unwrap();
+    assert_eq!(listed["kind"], "DO_NOT_CONTACT");
+    assert_eq!(listed["doNotContact"]["email"], "hooked@example.com");
+    assert_eq!(listed["doNotContact"]["listed"], true);
+    verify_signature(&received[2]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        endpoint.received().len(),
+        3,
+        "delivered ones are not sent again"
+    );
+}
+
+/// Starts the real binary on `store` with `config`, `vars` in its environment.
+fn gateway_with_env(
+    config: &tempfile::NamedTempFile,
+    store: &str,
+    vars: &[(&str, &str)],
+) -> GatewayProcess {
+    let mut command = binary();
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            store,
+            "--config",
+        ])
+        .arg(config.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let url = wait_for_url(&mut child);
+    GatewayProcess { child, url }
+}
+
+/// A delivery the endpoint refused is sent again by the next gateway process on the store,
+/// after a restart, signed, until the endpoint takes it.
+#[tokio::test]
+async fn a_refused_delivery_is_sent_again_after_a_restart() {
+    let endpoint = Endpoint::start(u32::MAX).await;
+    let sandbox = Sandbox::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("store.db").display());
+    let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    let text = format!(
+        "{}\n[[webhooks]]\nurl = \"{}\"\nsecret_env = \"CG_TEST_WEBHOOK_SECRET\"\nevents = [\"UPDATED\"]\n",
+        sandbox.config_toml(),
+        endpoint.url
+    );
+    std::fs::write(config.path(), text).unwrap();
+    let env = [("CG_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)];
+
+    let mut first = gateway_with_env(&config, &store, &env);
+    first
+        .data(
+            UPDATE,
+            json!({ "id": CONSUELO_CONTACT, "company": "Restarted Ltd" }),
+        )
+        .await;
+    let refused = endpoint.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(refused[0].answered, 500);
+    terminate(&mut first.child);
+    endpoint.recover();
+    let before = endpoint.received().len();
+
+    let second = gateway_with_env(&config, &store, &env);
+    let received = endpoint.wait_for(before + 1, Duration::from_secs(15)).await;
+    let delivered = received.last().unwrap();
+    assert_eq!(delivered.answered, 200);
+    assert_eq!(delivered.delivery, refused[0].delivery, "the same delivery");
+    assert_eq!(delivered.body, refused[0].body);
+    verify_signature(delivered);
+    let body: Value = serde_json::from_str(&delivered.body).unwrap();
+    assert_eq!(body["contact"]["company"], "Restarted Ltd");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(endpoint.received().len(), before + 1, "delivered once");
+    drop(second);
+}
+
+#[test]
+fn a_webhook_whose_secret_is_not_set_stops_start_up_naming_it() {
+    let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(
+        config.path(),
+        "[[webhooks]]\nurl = \"https://hooks.example.com/in\"\nsecret_env = \"CG_TEST_UNSET_WEBHOOK_SECRET\"\n",
+    )
+    .unwrap();
+    let output = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config.path())
+        .env_remove("CG_TEST_UNSET_WEBHOOK_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("webhooks[0].secret_env")
+            && stderr.contains("CG_TEST_UNSET_WEBHOOK_SECRET"),
+        "{stderr}"
+    );
+}
+
+/// SIGTERM completes open subscriptions at once: each gets `complete` (the WebSocket then a
+/// close), and the gateway exits without waiting out `shutdown_grace_secs` (30 s).
+#[tokio::test]
+async fn sigterm_completes_open_subscriptions_at_once() {
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = wait_for_url(&mut child);
+    let mut ws = WsSubscriber::open(&url, json!({})).await;
+    let mut sse = SseSubscriber::open(&url, json!({}), None).await;
+    // Both are registered once a write reaches them.
+    update_until_received(&url, None, CONSUELO_CONTACT, &mut ws).await;
+    update_until_received(&url, None, CONSUELO_CONTACT, &mut sse).await;
+    while ws.change(Duration::from_millis(200)).await.is_some() {}
+
+    let stopping = Instant::now();
+    let mut process = GatewayProcess { child, url };
+    let pid = process.child.id();
+    let stopper = std::thread::spawn(move || {
+        terminate(&mut process.child);
+        process
+    });
+    let complete = ws.message(Duration::from_secs(5)).await.expect("a message");
+    assert_eq!(complete, json!({ "id": "1", "type": "complete" }));
+    loop {
+        let (name, _) = sse.event(Duration::from_secs(5)).await.expect("an event");
+        if name == "complete" {
+            break;
+        }
+    }
+    assert_eq!(
+        ws.message(Duration::from_secs(5)).await,
+        None,
+        "then the socket closes"
+    );
+    let _process = stopper.join().expect("the gateway stops cleanly");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{pid} took {:?} to stop",
+        stopping.elapsed()
+    );
 }
