@@ -149,7 +149,13 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
         )
         // Inside the auth layer: an upgrade is authenticated first.
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            (
+                state.clone(),
+                subscriptions::Origins {
+                    cors: config.cors.clone(),
+                    sandbox,
+                },
+            ),
             subscriptions::websocket,
         ));
     if let Some(auth) = &config.auth {

@@ -13,6 +13,7 @@
 use super::auth::{Caller, PendingAuth};
 use super::graphql_http::{EdgeError, MediaType};
 use super::AppState;
+use crate::config::CorsConfig;
 use crate::gateway::{consent, loader};
 use crate::graphql::query::ReportedEntities;
 use async_graphql::http::{WebSocketProtocols, WsMessage, ALL_WEBSOCKET_PROTOCOLS};
@@ -46,12 +47,49 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// Which pages' WebSockets are accepted: their own origin's, and those `[cors]` (or the
+/// sandbox) lets call. CORS does not cover WebSockets: without this a page on any site could
+/// subscribe through a visitor's browser to a gateway it reaches.
+#[derive(Clone)]
+pub struct Origins {
+    pub cors: Option<CorsConfig>,
+    pub sandbox: bool,
+}
+
+impl Origins {
+    /// No `Origin` (not a browser), the gateway's own, or one `[cors]` allows.
+    fn allow(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        let own = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .zip(headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+            .is_some_and(|((_, authority), host)| authority.eq_ignore_ascii_case(host));
+        own || super::cors::allows(origin, self.cors.as_ref(), self.sandbox)
+    }
+}
+
 /// The layer in front of `/graphql` that takes WebSocket upgrades (the rest goes on).
-pub async fn websocket(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn websocket(
+    State((state, origins)): State<(AppState, Origins)>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !is_websocket_upgrade(request.headers()) {
         return next.run(request).await;
     }
     let media = MediaType::accepted(request.headers());
+    if !origins.allow(request.headers()) {
+        return EdgeError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "a page from this origin may not open a WebSocket here ([cors] allow_origins)",
+        )
+        .respond(media);
+    }
     let (mut parts, _) = request.into_parts();
     let protocol = parts
         .headers

@@ -1052,3 +1052,39 @@ async fn sigterm_completes_open_subscriptions_at_once() {
         stopping.elapsed()
     );
 }
+
+/// CORS does not cover WebSockets: a page from another site must not subscribe through a
+/// visitor's browser. Its own origin and those `[cors]` allows may.
+#[tokio::test]
+async fn a_page_from_another_origin_cannot_open_a_websocket() {
+    let app = spawn_app_with(|config| {
+        config.cors = Some(contact_gateway::config::CorsConfig {
+            allow_origins: vec!["https://app.example.com".into()],
+            allow_credentials: false,
+            max_age_secs: 600,
+        });
+    })
+    .await;
+    let upgrade = |origin: &str| {
+        let mut request = ws_url(&app.address).into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        headers.insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    match upgrade("https://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("another site's page opened a WebSocket: {other:?}"),
+    }
+    let own = app.address.clone();
+    for origin in ["https://app.example.com", own.as_str()] {
+        upgrade(origin)
+            .await
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+    }
+}
