@@ -73,6 +73,16 @@ impl FromStr for ProviderId {
     }
 }
 
+/// What identifies one person across providers: a normalized email (trimmed, lower-cased) or
+/// an E.164 phone. Upserts match by it, and `duplicatesOf` and `person` search by it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, async_graphql::Enum,
+)]
+pub enum MatchField {
+    Email,
+    Phone,
+}
+
 /// A value the caller sent, as a message quotes it: long ones cut to 80 characters (a 1 MB
 /// bad value is not echoed whole). Every message that quotes input goes through this.
 pub fn shown(value: &str) -> String {

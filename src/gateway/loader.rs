@@ -9,7 +9,7 @@ use super::Gateway;
 use crate::contact::GlobalId;
 use crate::providers::request_budget;
 use async_graphql::dataloader::{DataLoader, Loader};
-use futures::future::join_all;
+use futures::future::{join_all, BoxFuture};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -26,14 +26,21 @@ pub struct ContactLoader {
     gateway: Arc<Gateway>,
 }
 
-/// A request's loader; its batches run in the span and under the budget current when it is
-/// made (the request's): a spawned task inherits neither, so each batch is given both.
+/// A request's loader; its batches run as the request's own work (`request_spawner`).
 pub fn for_request(gateway: Arc<Gateway>) -> DataLoader<ContactLoader> {
+    DataLoader::new(ContactLoader { gateway }, request_spawner())
+}
+
+/// How a request's loaders run their batches: in spawned tasks (a `DataLoader` spawns them),
+/// each given the span and the budget current when this is called (the request's), which a
+/// spawned task inherits neither of. Every loader that calls upstream for a request uses it.
+pub fn request_spawner(
+) -> impl Fn(BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> + Send + Sync + 'static {
     let span = tracing::Span::current();
     let budget = request_budget::current();
-    DataLoader::new(ContactLoader { gateway }, move |batch| {
+    move |batch| {
         tokio::spawn(request_budget::within(budget.clone(), batch).instrument(span.clone()))
-    })
+    }
 }
 
 impl Loader<LookupKey> for ContactLoader {

@@ -1,5 +1,5 @@
 //! What is provider-independent: lookups (batched per request by the loader), the read cache, the `contacts`
-//! fan-out across providers with its cursor, and filters.
+//! fan-out across providers with its cursor, filters, and one person across providers (`people`).
 
 pub mod cache;
 pub mod changes;
@@ -10,6 +10,7 @@ pub mod import;
 pub mod listing;
 pub mod loader;
 pub mod outbox;
+pub mod people;
 pub mod validate;
 pub mod writes;
 

@@ -7,7 +7,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
-    Error, ErrorExtensions, ServerError, ServerResult, ValidationResult, Variables,
+    Context, Error, ErrorExtensions, ServerError, ServerResult, ValidationResult, Variables,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,6 +50,14 @@ pub fn provider_error(error: &ProviderError) -> Error {
             _ => {}
         }
     })
+}
+
+/// Adds one error per failing provider at the current field, which keeps its value (the
+/// other providers' part).
+pub fn report_provider_errors(ctx: &Context<'_>, errors: &[ProviderError]) {
+    for error in errors {
+        ctx.add_error(ctx.set_error_path(provider_error(error).into_server_error(ctx.item.pos)));
+    }
 }
 
 /// The gateway's own store failed (or a claim in it could not be had): nothing was written.

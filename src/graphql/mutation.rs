@@ -3,7 +3,7 @@
 
 use super::errors::write_error;
 use super::types::{ContactObject, DoNotContactEntry, DoNotContactResult};
-use crate::contact::{GlobalId, ProviderId};
+use crate::contact::{GlobalId, MatchField, ProviderId};
 use crate::fields::kind::{self, EmailDraft, PhoneDraft};
 use crate::fields::Kind;
 use crate::gateway::validate;
@@ -165,12 +165,6 @@ macro_rules! contact_inputs {
 }
 
 crate::writable_fields!(contact_inputs);
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-pub enum MatchField {
-    Email,
-    Phone,
-}
 
 /// A contact to update when one matches (by email and/or phone), else to create.
 #[derive(InputObject)]

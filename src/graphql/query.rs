@@ -1,15 +1,16 @@
 //! The `Query` root.
 
-use super::errors::{bad_user_input, provider_error};
+use super::errors::{bad_user_input, provider_error, report_provider_errors};
 use super::types::{
     ContactConnection, ContactEdge, ContactObject, DoNotContactEntryConnection,
-    DoNotContactEntryEdge, PageInfo, PhoneNormalization, ProviderInfo,
+    DoNotContactEntryEdge, PageInfo, Person, PhoneNormalization, ProviderInfo,
 };
 use crate::contact::{shown, GlobalId, ProviderId};
 use crate::gateway::consent::{self, RegistryKey, RequestRegistry};
 use crate::gateway::filter::Filter;
 use crate::gateway::listing::{ContactsArgs, MAX_FIRST};
 use crate::gateway::loader::{ContactLoader, LookupKey};
+use crate::gateway::people::{self, MatchKey, RequestSearches};
 use crate::gateway::Gateway;
 use crate::phone;
 use crate::store::dnc::EntryFilter;
@@ -162,6 +163,41 @@ impl QueryRoot {
             },
             total_count: page.total_count,
         })
+    }
+
+    /// One person across providers: every contact holding the email (compared lower-cased) or
+    /// the phone (any format, compared as E.164; national numbers read in the gateway's
+    /// `default_region`), and what each says of every unified field. Give either or both.
+    /// Found through each provider's own search, as `Contact.duplicatesOf` is; a failing
+    /// provider adds an error and leaves the others' contacts. Null when no contact holds
+    /// either.
+    async fn person(
+        &self,
+        ctx: &Context<'_>,
+        email: Option<String>,
+        phone: Option<String>,
+    ) -> Result<Option<Person>> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let settings = ctx.data::<QuerySettings>()?;
+        let keys = person_keys(email, phone, &settings.default_region)?;
+        let searches = gateway.searches_for(&keys, None);
+        let matches = match ctx.data_opt::<RequestSearches>() {
+            Some(loader) => people::find(loader, searches).await,
+            None => people::find(&people::for_request(gateway.clone()), searches).await,
+        };
+        report_provider_errors(ctx, &matches.errors);
+        if matches.found.is_empty() {
+            return Ok(None);
+        }
+        let contacts: Vec<_> = matches.found.into_iter().map(|m| m.contact).collect();
+        let fields = people::person_fields(&contacts)
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        Ok(Some(Person {
+            contacts: contacts.into_iter().map(ContactObject).collect(),
+            fields,
+        }))
     }
 
     /// Every provider the gateway knows, enabled or not, with what it can do.
@@ -345,6 +381,39 @@ fn representation_indices(ctx: &Context<'_>, id: &str) -> Vec<usize> {
         })
         .map(|(index, _)| index)
         .collect()
+}
+
+/// What `person` searches by: the email (lower-cased) and the phone (E.164, read in
+/// `default_region`) given; at least one, each well-formed.
+fn person_keys(
+    email: Option<String>,
+    phone: Option<String>,
+    default_region: &str,
+) -> Result<Vec<MatchKey>> {
+    let given = registry_keys(phone, email, default_region)?;
+    if let Some(email) = given
+        .email
+        .as_deref()
+        .filter(|e| !crate::fields::valid_email(e))
+    {
+        return Err(bad_user_input(format!(
+            "email: `{}` is not an email address",
+            shown(email)
+        )));
+    }
+    let keys: Vec<MatchKey> = given
+        .email
+        .as_deref()
+        .map(MatchKey::email)
+        .into_iter()
+        .chain(given.phone.map(MatchKey::phone))
+        .collect();
+    if keys.is_empty() {
+        return Err(bad_user_input(
+            "person needs an email or a phone (or both) to find someone by",
+        ));
+    }
+    Ok(keys)
 }
 
 /// A phone (as E.164, read in `default_region`) and an email (lower-cased), as the registry

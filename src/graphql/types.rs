@@ -1,8 +1,11 @@
 //! The GraphQL face of the unified contact and its parts.
 
-use crate::contact::{Contact, ContactSource, ProviderId};
+use super::errors::report_provider_errors;
+use crate::contact::{Contact, ContactSource, MatchField, ProviderId};
 use crate::gateway::consent::{self as registry, RequestRegistry};
+use crate::gateway::people::{self, FieldValue, MatchKey, RequestSearches};
 use crate::gateway::writes::{self, DoNotContactStatus};
+use crate::gateway::Gateway;
 use crate::providers::{self as core, Provider};
 use crate::write::UserError;
 use async_graphql::{ComplexObject, Context, Enum, Json, Object, Result, SimpleObject, ID};
@@ -229,6 +232,94 @@ impl ContactObject {
     /// gateway's writes left them, `updatedAt` its last write.
     async fn source(&self) -> ContactSource {
         self.0.source
+    }
+    /// The same person in other providers: contacts holding one of this contact's emails
+    /// (compared lower-cased) or phones (compared as E.164), each with what it shares. Found
+    /// through each provider's own search; a provider that cannot search a field (Whautomate
+    /// has no email, Mainbrainer reads nothing) contributes none for it. The searches count
+    /// against `max_upstream_calls` and are shared by every contact of the request asking
+    /// for the same email or phone. A failing provider adds an error and leaves the others'
+    /// matches in place.
+    async fn duplicates_of(&self, ctx: &Context<'_>) -> Result<Vec<DuplicateMatch>> {
+        let gateway = ctx.data::<Arc<Gateway>>()?;
+        let searches = gateway.searches_for(&people::keys_of(&self.0), Some(self.0.provider));
+        let matches = match ctx.data_opt::<RequestSearches>() {
+            Some(loader) => people::find(loader, searches).await,
+            None => people::find(&people::for_request(gateway.clone()), searches).await,
+        };
+        report_provider_errors(ctx, &matches.errors);
+        Ok(matches
+            .found
+            .into_iter()
+            .map(|m| DuplicateMatch {
+                contact: ContactObject(m.contact),
+                reasons: m.reasons.into_iter().map(Into::into).collect(),
+            })
+            .collect())
+    }
+}
+
+/// What two contacts share that makes them one person.
+#[derive(SimpleObject)]
+pub struct MatchReason {
+    pub field: MatchField,
+    /// The email (lower-cased) or the phone (E.164) both hold.
+    pub value: String,
+}
+
+impl From<MatchKey> for MatchReason {
+    fn from(key: MatchKey) -> Self {
+        MatchReason {
+            field: key.field,
+            value: key.value,
+        }
+    }
+}
+
+/// A contact in another provider taken for the same person.
+#[derive(SimpleObject)]
+pub struct DuplicateMatch {
+    pub contact: ContactObject,
+    /// Every email and phone it shares with the contact asked about: emails first.
+    pub reasons: Vec<MatchReason>,
+}
+
+/// One person across providers: the contacts holding an email or a phone, and what each says
+/// of every unified field.
+#[derive(SimpleObject)]
+pub struct Person {
+    /// In `ProviderId` order, each provider's in its own order.
+    pub contacts: Vec<ContactObject>,
+    /// Every value the contacts hold, field by field (in the write inputs' order), each
+    /// field's values most recently updated first (undated ones last).
+    pub fields: Vec<PersonField>,
+}
+
+/// One unified field's value as one contact holds it.
+#[derive(SimpleObject)]
+pub struct PersonField {
+    /// The field as `createContact` and `updateContact` inputs name it: `firstName`,
+    /// `emails`, `company`…
+    pub name: String,
+    /// The value in the shape those inputs take, so it can be written to another provider.
+    pub value: Option<Json<serde_json::Value>>,
+    /// Which provider holds it.
+    pub provider: ProviderId,
+    /// When the contact holding it was last updated (providers date records, not fields).
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The contact holding it.
+    pub contact_id: ID,
+}
+
+impl From<FieldValue> for PersonField {
+    fn from(v: FieldValue) -> Self {
+        PersonField {
+            name: v.field.input_name().to_string(),
+            updated_at: v.updated_at(),
+            provider: v.contact.provider,
+            contact_id: ID(v.contact.global_id().to_string()),
+            value: Some(Json(v.value)),
+        }
     }
 }
 

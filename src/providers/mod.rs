@@ -15,7 +15,7 @@ pub mod mainbrainer;
 pub mod whautomate;
 
 use crate::config::{Bucket, ProviderConfig};
-use crate::contact::{Contact, ProviderId};
+use crate::contact::{Contact, MatchField, ProviderId};
 use crate::fields::{Field, FieldAccess};
 use crate::store::Store;
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
@@ -46,6 +46,12 @@ pub struct Capabilities {
     pub get: bool,
     /// Can narrow a listing by text, email or phone upstream.
     pub search: bool,
+    /// Its own search finds contacts by an email (`ListQuery.email` narrows the listing
+    /// upstream, so one call finds them, never a scan of the listing). `duplicatesOf` and
+    /// `person` ask only providers that search the field; the others contribute none.
+    pub search_email: bool,
+    /// Likewise by a phone (`ListQuery.phone`, sent in the form the provider searches).
+    pub search_phone: bool,
     pub create: bool,
     pub update: bool,
     /// Upserts natively (Mainbrainer); elsewhere the gateway emulates it by match.
@@ -107,6 +113,15 @@ impl Capabilities {
             .into_iter()
             .filter(|c| self.ledger && matches!(c, Capability::List | Capability::Get))
             .collect()
+    }
+
+    /// Whether its own search finds contacts by `field` (and it lists at all).
+    pub fn searches(&self, field: MatchField) -> bool {
+        self.list
+            && match field {
+                MatchField::Email => self.search_email && self.holds_email,
+                MatchField::Phone => self.search_phone,
+            }
     }
 
     /// The capabilities in `ProviderInfo` order.

@@ -1,19 +1,26 @@
 //! The sample contacts every simulator starts with, in each provider's wire shape.
 //! Deterministic: fixed ids and timestamps, store order = list order.
 //!
-//! People in two providers (same email or same phone):
+//! People in three providers (`person(email:)` or `person(phone:)` finds all three):
 //! - Olivia Bennett: MagicBlocks `con_01HSBX7K2M0000001` ↔ Consuelo `contact_1001`
-//!   (email olivia.bennett@northwindtraders.com and phone +14155550142)
+//!   (email olivia.bennett@northwindtraders.com and phone +14155550142) ↔ Whautomate
+//!   `64f1a2b3c4d5e6f7a8b9c00c` (the phone; Whautomate holds no email)
+//! - Chen Mei-Ling: Whautomate `64f1a2b3c4d5e6f7a8b9c001` (+886912345678) ↔ MaiAgent
+//!   `3b1f8e2a-6c4d-4e7a-9f10-000000000001` (912345678, Taiwanese national digits, and email
+//!   meiling.chen@formosatech.com.tw) ↔ Consuelo `contact_1013` (the phone and the email)
+//!
+//! People in two providers (same email or same phone):
 //! - Sophie Tran: MagicBlocks `con_01HSBX7K2M0000002` ↔ Whautomate `64f1a2b3c4d5e6f7a8b9c002`
 //!   (phone +61491570156)
-//! - Chen Mei-Ling: Whautomate `64f1a2b3c4d5e6f7a8b9c001` (+886912345678) ↔ MaiAgent
-//!   `3b1f8e2a-6c4d-4e7a-9f10-000000000001` (912345678, Taiwanese national digits)
 //! - James Whitfield: Consuelo `contact_1002` ↔ Mainbrainer 1329301
 //!   (email james.whitfield@harbourline.co.uk and phone +447700900123)
 //! - Daniel Lin: Consuelo `contact_1003` ↔ MaiAgent `3b1f8e2a-6c4d-4e7a-9f10-000000000002`
 //!   (email daniel.lin@pacificrimfoods.com)
 //! - Emily Clarke: Whautomate `64f1a2b3c4d5e6f7a8b9c004` ↔ Mainbrainer 1329306
 //!   (phone +447700900231)
+//!
+//! Mainbrainer cannot be searched (it reads nothing), so its side of a pair is never found
+//! from the other provider.
 //!
 //! Phones are from ranges reserved for fiction where they exist (US 555-01xx, UK 07700 900xxx,
 //! AU 0491 57x xxx).
@@ -172,7 +179,7 @@ pub fn magicblocks() -> Vec<Value> {
 
 pub fn consuelo() -> Vec<Value> {
     #[rustfmt::skip]
-    let people: [(&str, &str, Option<&str>, Option<&str>, Option<&str>, Option<&str>, &str); 12] = [
+    let people: [(&str, &str, Option<&str>, Option<&str>, Option<&str>, Option<&str>, &str); 13] = [
         ("Olivia", "Bennett", Some("+14155550142"), Some("olivia.bennett@northwindtraders.com"), Some("Northwind Traders"), Some("Prefers calls after 2pm PT"), "2024-11-04T09:15:00Z"),
         ("James", "Whitfield", Some("+447700900123"), Some("james.whitfield@harbourline.co.uk"), Some("Harbourline Shipping"), None, "2024-11-05T11:02:00Z"),
         ("Daniel", "Lin", Some("+14155550163"), Some("daniel.lin@pacificrimfoods.com"), Some("Pacific Rim Foods"), Some("Met at the Taipei food expo"), "2024-11-06T16:40:00Z"),
@@ -185,6 +192,7 @@ pub fn consuelo() -> Vec<Value> {
         ("Lucas", "Wright", None, Some("lucas.wright@summitcapital.com"), Some("Summit Capital"), None, "2024-11-25T13:35:00Z"),
         ("Isabella", "Rossi", Some("+61491571266"), Some("isabella.rossi@veronawines.com"), Some("Verona Wines"), Some("Do not call before 10am AEST"), "2024-11-27T01:50:00Z"),
         ("Benjamin", "Carter", Some("+17185550131"), Some("ben.carter@keystonebuild.com"), Some("Keystone Builders"), None, "2024-12-02T15:25:00Z"),
+        ("Mei-Ling", "Chen", Some("+886912345678"), Some("meiling.chen@formosatech.com.tw"), Some("Formosa Tech"), Some("Taipei office; prefers LINE"), "2024-12-04T02:15:00Z"),
     ];
     people
         .into_iter()
@@ -226,7 +234,7 @@ pub fn whautomate_id(n: u64) -> String {
 pub fn whautomate() -> Vec<(Value, &'static str)> {
     // (name, phone, location index, stage, notes, tags, customFields, string-encoded?, channel)
     #[rustfmt::skip]
-    let people: [(&str, &str, Option<usize>, Option<&str>, Option<&str>, Value, Value, bool, &str); 11] = [
+    let people: [(&str, &str, Option<usize>, Option<&str>, Option<&str>, Value, Value, bool, &str); 12] = [
         ("Chen Mei-Ling", "+886912345678", Some(0), Some("Customer"), Some("Books monthly physio sessions"), json!(["vip", "line"]), json!({"preferredLanguage": "zh-TW"}), false, "Whatsapp"),
         ("Sophie Tran", "+61491570156", Some(1), Some("Lead"), None, json!(["webinar"]), json!({"company": "Koala Logistics"}), false, "Whatsapp"),
         ("Arjun Mehta", "+14155550121", Some(3), Some("Subscriber"), Some("Asked for weekend class times"), json!([]), json!({}), false, "Website"),
@@ -238,6 +246,7 @@ pub fn whautomate() -> Vec<(Value, &'static str)> {
         ("Zoe Anderson", "+61491570006", None, Some("Inactive"), None, json!([]), json!({}), false, "Whatsapp"),
         ("Tom Becker", "+12125550110", Some(3), Some("Lost"), Some("Moved to a competitor"), json!([]), json!({}), true, "Website"),
         ("Lin Yu-Ting", "+886933221100", Some(0), Some("Subscriber"), None, json!(["newsletter"]), json!({"preferredLanguage": "zh-TW"}), false, "Whatsapp"),
+        ("Olivia Bennett", "+14155550142", Some(3), Some("Customer"), Some("Booked a team offsite class for March"), json!(["corporate"]), json!({"company": "Northwind Traders"}), false, "Whatsapp"),
     ];
     people
         .into_iter()

@@ -256,7 +256,7 @@ async fn consuelo_checks_the_workspace_pages_searches_and_writes() {
         10,
         "default limit 10"
     );
-    assert_eq!(page["meta"], json!({"total": 12, "hasMore": true}));
+    assert_eq!(page["meta"], json!({"total": 13, "hasMore": true}));
     let (_, page) = send(req(
         &sb,
         co,
@@ -264,7 +264,7 @@ async fn consuelo_checks_the_workspace_pages_searches_and_writes() {
         "/v1/contacts?workspaceId=ws_sandbox&offset=10",
     ))
     .await;
-    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    assert_eq!(page["data"].as_array().unwrap().len(), 3);
     assert_eq!(page["meta"]["hasMore"], false);
 
     let (status, one) = send(req(&sb, co, Method::GET, "/v1/contacts/contact_1001")).await;
@@ -359,7 +359,7 @@ async fn whautomate_pages_a_bare_array_and_put_replaces() {
     let (_, second) = send(req(&sb, wa, Method::GET, "/v1/contacts?page=2")).await;
     assert_eq!(
         second.as_array().unwrap().len(),
-        1,
+        2,
         "a short page is the last"
     );
     let (_, third) = send(req(&sb, wa, Method::GET, "/v1/contacts?page=3&limit=10")).await;
@@ -1041,6 +1041,11 @@ async fn configs_point_at_the_simulators_and_overlaps_exist() {
         ),
         wa[0]["phoneNumber"].as_str().map(String::from)
     );
+    // And people in three: Olivia's phone in Whautomate too, Chen Mei-Ling's phone and email
+    // in Consuelo too.
+    assert_eq!(wa[11]["phoneNumber"], co[0]["phone"]);
+    assert_eq!(co[12]["phone"], wa[0]["phoneNumber"]);
+    assert_eq!(co[12]["email"], ma[0]["email"]);
 }
 
 #[tokio::test]

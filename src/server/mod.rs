@@ -13,7 +13,7 @@ use graphql_http::{EdgeError, MediaType, Posted};
 use idempotency::IdempotencyKey;
 
 use crate::config::Config;
-use crate::gateway::{consent, loader, Gateway};
+use crate::gateway::{consent, loader, people, Gateway};
 use crate::graphql::errors::{code_field_errors, Executed};
 use crate::graphql::query::ReportedEntities;
 use crate::graphql::AppSchema;
@@ -63,6 +63,7 @@ impl AppState {
             let request = request
                 .data(loader::for_request(self.gateway.clone()))
                 .data(consent::for_request(&self.gateway))
+                .data(people::for_request(self.gateway.clone()))
                 .data(ReportedEntities::default());
             self.schema.execute(request).await
         })

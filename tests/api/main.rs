@@ -17,6 +17,7 @@ mod ledger;
 mod mapping;
 mod paging;
 mod persisted_queries;
+mod person;
 mod provider_budgets;
 mod reads;
 mod schema;

@@ -97,7 +97,7 @@ async fn documented_quirks_are_read_right() {
 /// The same person in two providers is found in both by one email or one phone, whatever
 /// format each provider stores the number in.
 #[tokio::test]
-async fn one_person_in_two_providers_is_found_in_both() {
+async fn one_person_in_several_providers_is_found_in_each() {
     let app = spawn_app().await;
     let ids = |nodes: Vec<Value>| -> Vec<String> {
         nodes
@@ -122,6 +122,7 @@ async fn one_person_in_two_providers_is_found_in_both() {
     assert_eq!(
         ids(by_phone),
         [
+            "consuelo:contact_1013",
             "whautomate:64f1a2b3c4d5e6f7a8b9c001",
             "maiagent:3b1f8e2a-6c4d-4e7a-9f10-000000000001"
         ]

@@ -156,6 +156,10 @@ impl Provider for Consuelo {
             list: true,
             get: true,
             search: true,
+            // consuelo.txt: one `query` string, which email and phone go through too
+            // (NOTES 2.6: query + local match).
+            search_email: true,
+            search_phone: true,
             create: true,
             update: true,
             delete: true,

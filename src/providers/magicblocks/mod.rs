@@ -56,6 +56,9 @@ impl Provider for MagicBlocks {
             get: true,
             // By email and by phone (Decision 1); no text search is documented.
             search: true,
+            // `?email=` and `?phone=` (E.164), exact matches (Decision 1).
+            search_email: true,
+            search_phone: true,
             create: true,
             // Read-merge-write through `PUT /v1/contacts/{id}` (Decision 1).
             update: true,

@@ -122,6 +122,10 @@ impl Provider for MaiAgent {
             list: true,
             get: true,
             search: true,
+            // maiagent.txt: `search` is full text; an email, or a phone's national digits
+            // (NOTES 4.5.10: search + local match).
+            search_email: true,
+            search_phone: true,
             create: true,
             update: true,
             delete: true,

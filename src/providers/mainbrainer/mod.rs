@@ -173,6 +173,8 @@ impl Provider for Mainbrainer {
             do_not_contact: true,
             holds_email: true,
             holds_company: true,
+            // No `search_email`/`search_phone`: nothing can be searched, so `duplicatesOf`
+            // and `person` find no Mainbrainer contact.
             ..Default::default()
         }
     }

@@ -191,6 +191,8 @@ impl Provider for Whautomate {
             get: true,
             // `searchText` (text, and a phone's digits) and `tags`.
             search: true,
+            // The phone's digits through `searchText` (NOTES 3.5.7); no email field to search.
+            search_phone: true,
             create: true,
             // Read-merge-write: PUT needs `name` and `phoneNumber` and replaces the record.
             update: true,
@@ -840,7 +842,7 @@ mod tests {
         assert_eq!(requests[0].method, "DELETE");
         assert_eq!(requests[0].path, "/v1/contacts/64f1a2b3c4d5e6f7a8b9c006");
         assert_eq!(stored(&sandbox, FATIMA), None);
-        assert_eq!(sandbox.control(ProviderId::Whautomate).records().len(), 10);
+        assert_eq!(sandbox.control(ProviderId::Whautomate).records().len(), 11);
     }
 
     #[tokio::test]
