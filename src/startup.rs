@@ -195,6 +195,10 @@ impl Application {
                 grace.as_secs()
             );
         }
+        self.gateway
+            .changes
+            .sockets_closed(grace.min(Duration::from_secs(5)))
+            .await;
         if let Some(outbox) = outbox {
             outbox.stop().await;
         }

@@ -35,7 +35,7 @@ use tracing::Instrument;
 /// How long a WebSocket client has to send `connection_init` (then: 4408).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the `complete` messages of a shutdown may take to go out before the close.
-const FLUSH: Duration = Duration::from_millis(200);
+const FLUSH: Duration = Duration::from_secs(2);
 /// How often an idle SSE stream sends a comment, so proxies keep it open.
 const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -141,6 +141,7 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, socket: WebSocket, protocol: WebSocketProtocols) {
+        let _open = self.state.gateway.changes.socket_opened();
         let (mut sink, source) = socket.split();
         let mut source = source
             .take_while(|m| std::future::ready(m.is_ok()))
@@ -152,13 +153,24 @@ impl Connection {
                 })
             })
             .boxed();
-        let first = match tokio::time::timeout(INIT_TIMEOUT, source.next()).await {
-            Ok(Some(first)) => first,
-            Ok(None) => return,
-            Err(_) => {
-                let _ = sink
-                    .send(close(4408, "Connection initialisation timeout"))
-                    .await;
+        let mut closing = self.state.gateway.changes.closed();
+        let shutdown = async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        };
+        tokio::pin!(shutdown);
+        let first = tokio::select! {
+            first = tokio::time::timeout(INIT_TIMEOUT, source.next()) => match first {
+                Ok(Some(first)) => first,
+                Ok(None) => return,
+                Err(_) => {
+                    let _ = sink
+                        .send(close(4408, "Connection initialisation timeout"))
+                        .await;
+                    return;
+                }
+            },
+            () = &mut shutdown => {
+                let _ = sink.send(close(1001, "the gateway is shutting down")).await;
                 return;
             }
         };
@@ -197,17 +209,18 @@ impl Connection {
             state: self.state.clone(),
             caller,
         };
-        let input = stream::once(std::future::ready(first)).chain(source);
+        // The operations running, by id: at shutdown each gets its `complete` before the close.
+        let running = Running::default();
+        let started = running.clone();
+        let input = stream::once(std::future::ready(first))
+            .chain(source)
+            .inspect(move |message| started.client_sent(message));
         let mut output = async_graphql::http::WebSocket::new(executor, input, protocol);
-        let mut closing = self.state.gateway.changes.closed();
-        let shutdown = async move {
-            let _ = closing.wait_for(|closing| *closing).await;
-        };
-        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 message = output.next() => match message {
                     Some(WsMessage::Text(text)) => {
+                        running.server_sent(&text);
                         if sink.send(Message::Text(text.into())).await.is_err() {
                             return;
                         }
@@ -221,14 +234,58 @@ impl Connection {
                 () = &mut shutdown => break,
             }
         }
-        // Every subscription has ended: their `complete` messages go out, then the close.
-        while let Ok(Some(WsMessage::Text(text))) = tokio::time::timeout(FLUSH, output.next()).await
-        {
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                return;
+        // Every subscription is ending: their `complete` messages go out, then the close.
+        let deadline = tokio::time::Instant::now() + FLUSH;
+        while !running.is_empty() {
+            match tokio::time::timeout_at(deadline, output.next()).await {
+                Ok(Some(WsMessage::Text(text))) => {
+                    running.server_sent(&text);
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                _ => break,
             }
         }
         let _ = sink.send(close(1001, "the gateway is shutting down")).await;
+    }
+}
+
+/// The ids of the operations a connection runs, from the messages each side sent.
+#[derive(Clone, Default)]
+struct Running(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl Running {
+    fn ids(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn client_sent(&self, message: &[u8]) {
+        let message: serde_json::Value = serde_json::from_slice(message).unwrap_or_default();
+        if let Some(id) = message["id"].as_str() {
+            match message["type"].as_str() {
+                Some("subscribe" | "start") => {
+                    self.ids().insert(id.to_string());
+                }
+                Some("complete" | "stop") => {
+                    self.ids().remove(id);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn server_sent(&self, message: &str) {
+        let message: serde_json::Value = serde_json::from_str(message).unwrap_or_default();
+        if let (Some(id), Some("complete" | "error")) =
+            (message["id"].as_str(), message["type"].as_str())
+        {
+            self.ids().remove(id);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids().is_empty()
     }
 }
 
@@ -315,7 +372,9 @@ impl async_graphql::Executor for OverWebSocket {
 }
 
 /// A subscription's request data, as a request's (`AppState::execute`) but remembering
-/// nothing across the events it resolves: it may stay open for days.
+/// nothing across the events it resolves: it may stay open for days. (No search loader:
+/// without one `duplicatesOf` searches afresh for each change, which is what a subscription
+/// open for days needs; a request's loader keeps every search it made.)
 fn subscription_data(state: &AppState, request: async_graphql::Request) -> async_graphql::Request {
     let registry = consent::for_request(&state.gateway);
     registry.enable_all_cache(false);

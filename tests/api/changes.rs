@@ -88,11 +88,20 @@ async fn ws_connect(
 impl WsSubscriber {
     /// Subscribes to `contactChanged` with `variables` over an open, acknowledged socket.
     async fn start(
+        socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        variables: Value,
+    ) -> WsSubscriber {
+        WsSubscriber::start_with(socket, CHANGED, variables).await
+    }
+
+    /// Runs `query` (a subscription) with `variables` over an open, acknowledged socket.
+    async fn start_with(
         mut socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        query: &str,
         variables: Value,
     ) -> WsSubscriber {
         let subscribe = json!({ "id": "1", "type": "subscribe",
-            "payload": { "query": CHANGED, "variables": variables } });
+            "payload": { "query": query, "variables": variables } });
         socket
             .send(Message::text(subscribe.to_string()))
             .await
@@ -1087,4 +1096,34 @@ async fn a_page_from_another_origin_cannot_open_a_websocket() {
             .await
             .unwrap_or_else(|e| panic!("{origin}: {e}"));
     }
+}
+
+/// A change's contact resolves as any contact does, `duplicatesOf` included (searched afresh
+/// for each change, with no request budget).
+#[tokio::test]
+async fn a_changed_contact_shows_its_duplicates_in_other_providers() {
+    let app = spawn_app().await;
+    let socket = ws_connect(&app.address, None, json!({})).await.unwrap();
+    let query = "subscription { contactChanged(providers: [MAGICBLOCKS]) {
+        id kind contact { id company duplicatesOf { contact { id } reasons { field value } } } } }";
+    let mut subscriber = WsSubscriber::start_with(socket, query, json!({})).await;
+    let olivia = "magicblocks:con_01HSBX7K2M0000001";
+    let (change, _, _) = update_until_received(
+        &format!("{}/graphql", app.address),
+        None,
+        olivia,
+        &mut subscriber,
+    )
+    .await;
+    let duplicates: Vec<&str> = change["contact"]["duplicatesOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["contact"]["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        duplicates.iter().any(|id| id.starts_with("consuelo:"))
+            && duplicates.iter().any(|id| id.starts_with("whautomate:")),
+        "{change:#}"
+    );
 }

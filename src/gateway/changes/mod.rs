@@ -53,6 +53,17 @@ pub struct Changes {
     webhooks: Vec<WebhookConfig>,
     /// Providers with a poller, and its interval.
     polled: BTreeMap<ProviderId, Duration>,
+    /// WebSocket connections open: shutdown waits for their subscriptions' `complete`.
+    sockets: Arc<watch::Sender<usize>>,
+}
+
+/// Held while a WebSocket connection is open (see `Changes::socket_opened`).
+pub struct OpenSocket(Arc<watch::Sender<usize>>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Changes {
@@ -66,6 +77,7 @@ impl Changes {
             origin,
             webhooks: Vec::new(),
             polled: BTreeMap::new(),
+            sockets: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -116,6 +128,25 @@ impl Changes {
     /// Whether the process is shutting down.
     pub fn closed(&self) -> watch::Receiver<bool> {
         self.closing.subscribe()
+    }
+
+    /// Counts a WebSocket connection open until the guard drops.
+    pub fn socket_opened(&self) -> OpenSocket {
+        self.sockets.send_modify(|n| *n += 1);
+        OpenSocket(self.sockets.clone())
+    }
+
+    /// After `close`: waits (at most `within`) for the WebSocket connections to send their
+    /// subscriptions' `complete` and close (an upgraded connection is no longer the HTTP
+    /// server's to wait for).
+    pub async fn sockets_closed(&self, within: Duration) {
+        let mut open = self.sockets.subscribe();
+        if tokio::time::timeout(within, open.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!("WebSocket connections still open at shutdown: closing them anyway");
+        }
     }
 
     /// Publishes a change: recorded in the store (for the other replicas, the webhooks and
