@@ -11,8 +11,9 @@
 //!
 //! Writes through the gateway update the snapshot as they publish their own change, so the
 //! next poll does not report them again (unless the provider lists the record differently
-//! from how it answered the write, or the write lands while a poll is listing: then the poll
-//! reports it once more, as UPDATED).
+//! from how it answered the write). A write landing while a poll lists is not reported either:
+//! the poll reads the snapshot before and after its listing, and reports a record only where
+//! the listing differs from both.
 
 use super::super::Gateway;
 use super::fingerprint;
@@ -20,7 +21,7 @@ use crate::change::{Change, ChangeKind, ChangeOrigin};
 use crate::contact::{Contact, GlobalId, ProviderId};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError};
 use crate::store::Store;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -83,6 +84,51 @@ pub async fn run(
     }
 }
 
+/// What a listing shows against the snapshot read before and after it.
+#[derive(Debug, Default, PartialEq)]
+struct Comparison {
+    /// Records new or changed, in listing order.
+    changed: Vec<(ChangeKind, Contact)>,
+    /// Ids gone from the listing, sorted.
+    missing: Vec<String>,
+}
+
+/// A record is new or changed when its fingerprint matches neither snapshot (a write through
+/// the gateway during the listing updated the snapshot and published itself); it is missing
+/// when both snapshots hold it and the listing does not (a record the gateway deleted
+/// meanwhile left the snapshot; one it created meanwhile was not in it before).
+fn compare(
+    listed: Vec<Contact>,
+    before: &HashMap<String, String>,
+    after: &HashMap<String, String>,
+) -> Comparison {
+    let mut found = Comparison::default();
+    let mut seen = HashSet::new();
+    for contact in listed {
+        seen.insert(contact.native_id.clone());
+        let hash = fingerprint(&contact);
+        let (was, is) = (
+            before.get(&contact.native_id),
+            after.get(&contact.native_id),
+        );
+        if was == Some(&hash) || is == Some(&hash) {
+            continue;
+        }
+        let kind = match (was, is) {
+            (None, None) => ChangeKind::Created,
+            _ => ChangeKind::Updated,
+        };
+        found.changed.push((kind, contact));
+    }
+    found.missing = before
+        .keys()
+        .filter(|id| !seen.contains(*id) && after.contains_key(*id))
+        .cloned()
+        .collect();
+    found.missing.sort();
+    found
+}
+
 /// One poll of one provider.
 struct Poll<'a> {
     gateway: &'a Gateway,
@@ -102,14 +148,12 @@ impl Poll<'_> {
             .registry
             .capable(self.id, Capability::List)
             .map_err(|e| e.to_string())?;
-        // Read before listing: a write landing meanwhile is then reported once more rather
-        // than overwritten by an older listing.
         let baseline = self
             .store
             .poll_baseline(self.id)
             .await
             .map_err(|e| e.to_string())?;
-        let known = self
+        let before = self
             .store
             .poll_snapshot(self.id)
             .await
@@ -127,23 +171,22 @@ impl Poll<'_> {
             tracing::info!(records = rows.len(), "poll baseline recorded");
             return Ok(0);
         }
+        // A write through the gateway while the listing ran has published itself and updated
+        // the snapshot: what matches the snapshot before or after the listing is no change.
+        let after = self
+            .store
+            .poll_snapshot(self.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let found = compare(listed, &before, &after);
         let now = chrono::Utc::now();
         let mut published = 0;
-        let mut seen = HashSet::new();
-        for contact in listed {
-            seen.insert(contact.native_id.clone());
-            let kind = match known.get(&contact.native_id) {
-                None => ChangeKind::Created,
-                Some(hash) if *hash != fingerprint(&contact) => ChangeKind::Updated,
-                Some(_) => continue,
-            };
+        for (kind, contact) in found.changed {
             let change = Change::of_contact(kind, contact, ChangeOrigin::Poller, now);
             self.gateway.changes.publish(change).await;
             published += 1;
         }
-        let mut missing: Vec<&String> = known.keys().filter(|id| !seen.contains(*id)).collect();
-        missing.sort();
-        for native_id in missing {
+        for native_id in &found.missing {
             // A listing paged by offset can skip a record when another is created meanwhile:
             // where the provider can be asked for one record, it confirms the deletion.
             if provider.capabilities().get {
@@ -209,5 +252,57 @@ impl Poll<'_> {
                 Err(e) => return Err(e.to_string()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn contact(id: &str, company: &str) -> Contact {
+        let mut c = Contact::new(ProviderId::Consuelo, id, Value::Null);
+        c.company = Some(company.into());
+        c
+    }
+
+    fn snapshot(contacts: &[Contact]) -> HashMap<String, String> {
+        contacts
+            .iter()
+            .map(|c| (c.native_id.clone(), fingerprint(c)))
+            .collect()
+    }
+
+    #[test]
+    fn a_listing_is_compared_with_the_snapshots_around_it() {
+        let last = [contact("a", "A"), contact("b", "B"), contact("c", "C")];
+        let known = snapshot(&last);
+        // At the provider: b changed, c deleted, d created.
+        let listed = vec![contact("a", "A"), contact("b", "B2"), contact("d", "D")];
+        let found = compare(listed, &known, &known);
+        assert_eq!(
+            found.changed,
+            vec![
+                (ChangeKind::Updated, contact("b", "B2")),
+                (ChangeKind::Created, contact("d", "D"))
+            ]
+        );
+        assert_eq!(found.missing, ["c"]);
+    }
+
+    #[test]
+    fn writes_through_the_gateway_during_the_listing_are_not_reported_again() {
+        let before = snapshot(&[contact("a", "A"), contact("b", "B"), contact("c", "C")]);
+        // Through the gateway, while the poll listed: a updated (the listing saw the new
+        // value), b updated (the listing saw the old one), c deleted (the listing lacks it),
+        // e created after the listing passed its place.
+        let after = snapshot(&[contact("a", "A2"), contact("b", "B2"), contact("e", "E")]);
+        let listed = vec![contact("a", "A2"), contact("b", "B")];
+        let found = compare(listed, &before, &after);
+        assert_eq!(
+            found,
+            Comparison::default(),
+            "nothing the gateway did is reported"
+        );
     }
 }
