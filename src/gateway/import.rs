@@ -225,7 +225,7 @@ impl Gateway {
                     };
                     if let Ok(contact) = &written {
                         let kind = if native_upsert {
-                            super::writes::upserted_kind(contact)
+                            self.upserted_kind(contact).await
                         } else {
                             crate::change::ChangeKind::Created
                         };

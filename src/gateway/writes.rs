@@ -157,6 +157,21 @@ pub struct Registration {
 }
 
 impl Gateway {
+    /// What a native upsert (Mainbrainer's, which does not say whether it created) did: a
+    /// record the gateway's ledger holds from this write only is new to the gateway.
+    pub(crate) async fn upserted_kind(&self, contact: &Contact) -> ChangeKind {
+        let Some(store) = &self.store else {
+            return ChangeKind::Updated;
+        };
+        match store
+            .ledger_record(contact.provider, &contact.native_id)
+            .await
+        {
+            Ok(Some(held)) if held.created_ms == held.updated_ms => ChangeKind::Created,
+            _ => ChangeKind::Updated,
+        }
+    }
+
     /// Validates `draft` for `provider` as a new contact.
     pub fn new_contact(
         &self,
@@ -452,7 +467,8 @@ impl Gateway {
                     result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
                 );
                 self.cache.invalidate(&contact.global_id()).await;
-                self.publish_contact(upserted_kind(&contact), &contact).await;
+                self.publish_contact(self.upserted_kind(&contact).await, &contact)
+                    .await;
                 let warnings = input.as_patch().unstored(&contact);
                 return Ok(Upserted {
                     written: Written { contact, warnings },
@@ -884,16 +900,6 @@ impl Gateway {
             })
             .collect();
         Ok(Registration { entry, results })
-    }
-}
-
-/// What a native upsert (which does not say whether it created) did: a record the gateway's
-/// ledger first wrote now was created.
-pub(crate) fn upserted_kind(contact: &Contact) -> ChangeKind {
-    if contact.created_at.is_some() && contact.created_at == contact.updated_at {
-        ChangeKind::Created
-    } else {
-        ChangeKind::Updated
     }
 }
 

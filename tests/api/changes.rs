@@ -1127,3 +1127,38 @@ async fn a_changed_contact_shows_its_duplicates_in_other_providers() {
         "{change:#}"
     );
 }
+
+/// Mainbrainer's upsert does not say whether it created: the gateway's ledger does (a record
+/// it first holds from this write is new).
+#[tokio::test]
+async fn a_mainbrainer_upsert_is_created_once_then_updated() {
+    let app = spawn_app().await;
+    let mut subscriber = WsSubscriber::open(&app.address, json!({})).await;
+    // Registered once a write reaches it.
+    update_until_received(
+        &format!("{}/graphql", app.address),
+        None,
+        CONSUELO_CONTACT,
+        &mut subscriber,
+    )
+    .await;
+    let upsert = "mutation($company: String) { upsertContact(input: { provider: MAINBRAINER,
+        firstName: \"Ledger\", company: $company, emails: [{ address: \"ledger.upsert@example.com\" }],
+        emailOptIn: true, smsOptIn: false }) { contact { id } userErrors { message } } }";
+    for company in ["First", "Again"] {
+        app.data(upsert, json!({ "company": company })).await;
+    }
+    let mut changes = Vec::new();
+    while let Some(change) = subscriber.change(Duration::from_secs(2)).await {
+        if change["provider"] == "MAINBRAINER" {
+            changes.push((change["kind"].clone(), change["contact"]["company"].clone()));
+        }
+    }
+    assert_eq!(
+        changes,
+        [
+            (json!("CREATED"), json!("First")),
+            (json!("UPDATED"), json!("Again"))
+        ]
+    );
+}
