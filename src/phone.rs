@@ -2,6 +2,7 @@
 
 use phonenumber::country::Id as Region;
 use phonenumber::{Mode, PhoneNumber};
+use std::sync::LazyLock;
 
 /// What the gateway makes of a phone number.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +20,12 @@ pub fn parse_region(code: &str) -> Option<Region> {
     code.trim().to_ascii_uppercase().parse::<Region>().ok()
 }
 
+/// Numbers already read, by (text, region): parsing is a large share of mapping a page of
+/// contacts (libphonenumber's rules are regular expressions), and the same contacts' phones
+/// are read again on every listing. Bounded: about 100 bytes an entry.
+static READ: LazyLock<moka::sync::Cache<(Box<str>, Option<Region>), Option<Normalized>>> =
+    LazyLock::new(|| moka::sync::Cache::new(20_000));
+
 /// Parses a phone in any common format; a number without `+` is read in `default_region`.
 /// Returns `None` when it cannot be read as a phone number at all.
 pub fn normalize(input: &str, default_region: Option<Region>) -> Option<Normalized> {
@@ -26,6 +33,11 @@ pub fn normalize(input: &str, default_region: Option<Region>) -> Option<Normaliz
     if trimmed.is_empty() || !trimmed.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
+    let key = (Box::from(trimmed), default_region);
+    READ.get_with(key, || parse(trimmed, default_region))
+}
+
+fn parse(trimmed: &str, default_region: Option<Region>) -> Option<Normalized> {
     let parsed: PhoneNumber = phonenumber::parse(default_region, trimmed).ok()?;
     Some(Normalized {
         e164: parsed.format().mode(Mode::E164).to_string(),

@@ -17,6 +17,7 @@ use crate::providers::{Capability, ProviderError};
 use crate::write::{ContactDraft, Field, Patch, UserError, UserErrorCode};
 use futures::stream::{self, StreamExt};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Rows created at once (each provider's client bounds its own in-flight requests too).
@@ -26,6 +27,9 @@ const CONCURRENT_ROWS: usize = 8;
 pub struct RowResult {
     /// The row's line in the file (the header is line 1).
     pub line: u64,
+    /// Whether the provider took the row.
+    pub created: bool,
+    /// The contact the row became, when the caller keeps them (`keep_contacts`).
     pub contact: Option<Arc<Contact>>,
     pub user_errors: Vec<UserError>,
     /// What the provider did not store as given (the row was written).
@@ -106,11 +110,13 @@ fn row_draft(columns: &[Column], record: &[String]) -> Result<ContactDraft, Vec<
 
 impl Gateway {
     /// Imports `csv` into `id`. `Err` is a file-level problem (no header, unknown columns)
-    /// found before any row is sent.
+    /// found before any row is sent. The contacts created are kept in the results only with
+    /// `keep_contacts` (thousands of them would hold megabytes nobody reads).
     pub async fn import_contacts(
         &self,
         id: ProviderId,
         csv_text: &str,
+        keep_contacts: bool,
     ) -> Result<Vec<RowResult>, WriteError> {
         let provider = self
             .registry
@@ -118,7 +124,11 @@ impl Gateway {
             .map_err(WriteError::Provider)?;
         // A BOM we strip; CRLF and CR line ends read as LF.
         let text = csv_text.strip_prefix('\u{feff}').unwrap_or(csv_text);
-        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        // Copied only when there is something to change: the file may be megabytes.
+        let text = match text.contains('\r') {
+            true => Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n")),
+            false => Cow::Borrowed(text),
+        };
         let mut records = Records::new(&text);
         let headers = match records.next() {
             None => Vec::new(),
@@ -177,6 +187,7 @@ impl Gateway {
                 async move {
                     let fail = |user_errors: Vec<UserError>| RowResult {
                         line,
+                        created: false,
                         contact: None,
                         user_errors,
                         warnings: Vec::new(),
@@ -234,8 +245,9 @@ impl Gateway {
                     match written {
                         Ok(contact) => RowResult {
                             line,
+                            created: true,
                             warnings: input.as_patch().unstored(&contact),
-                            contact: Some(Arc::new(contact)),
+                            contact: keep_contacts.then(|| Arc::new(contact)),
                             user_errors: Vec::new(),
                             error: None,
                         },

@@ -1,6 +1,8 @@
 //! `contacts`: one page across providers. The order is provider by provider (`ProviderId`
-//! order), each in its own order; every provider the page may reach is asked in parallel, so
-//! a page costs the slowest provider's time, not the sum.
+//! order), each in its own order; the providers the page needs are asked in parallel, so a
+//! page costs the slowest one's time, not the sum. Which ones it needs comes from the sizes
+//! their listings showed (`ListingSizes`); while one is unknown, every provider the page may
+//! reach is asked.
 
 use super::cursor::{fingerprint, Cursor};
 use super::filter::Filter;
@@ -8,7 +10,8 @@ use super::Gateway;
 use crate::contact::{Contact, ProviderId};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError};
 use futures::future::join_all;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 pub const MAX_FIRST: usize = 100;
 
@@ -68,7 +71,10 @@ impl Gateway {
             return Err(format!("`first` is at most {MAX_FIRST}"));
         }
         let explicit = args.providers.is_some();
-        let mut requested = args.providers.unwrap_or_else(|| ProviderId::ALL.to_vec());
+        let mut requested = args
+            .providers
+            .clone()
+            .unwrap_or_else(|| ProviderId::ALL.to_vec());
         requested.sort();
         requested.dedup();
 
@@ -119,17 +125,32 @@ impl Gateway {
 
         let query = args.filter.to_list_query();
         let needed = args.first + 1;
-        let collected = join_all(ahead.iter().map(|p| {
-            self.collect(
-                p.as_ref(),
-                &query,
-                &args.filter,
-                start_offset(p.id()),
-                needed,
-                args.use_cache,
-            )
-        }))
-        .await;
+        // Without a filter, the providers whose known sizes fill the page are asked first,
+        // and the others only when they did not (README "Reading": fewer speculative calls).
+        let first_wave = if args.filter.is_empty() && !args.want_total {
+            self.listing_sizes.enough(&ahead, start_offset, needed)
+        } else {
+            ahead.len()
+        };
+        let mut collected = self
+            .collect_each(&ahead[..first_wave], &args, &query, start_offset)
+            .await;
+        let found: usize = collected.iter().flatten().map(|c| c.matches.len()).sum();
+        if found < needed && first_wave < ahead.len() {
+            // A size was out of date, or a provider failed: the rest of the page comes from
+            // the providers after, as if they had been asked at once.
+            let rest = &ahead[first_wave..];
+            collected.extend(self.collect_each(rest, &args, &query, start_offset).await);
+        }
+        if args.filter.is_empty() {
+            for (provider, result) in ahead.iter().zip(&collected) {
+                if let Ok(found) = result {
+                    let start = start_offset(provider.id());
+                    self.listing_sizes
+                        .learn(provider.id(), start, found, needed);
+                }
+            }
+        }
 
         let mut edges = Vec::with_capacity(args.first);
         let mut has_next_page = false;
@@ -208,7 +229,67 @@ impl Gateway {
     }
 }
 
+/// How many contacts each provider's unfiltered listing holds, as last seen: its reported
+/// total, where a listing was seen to end, or at least as far as one was read. A page asks
+/// only the providers these say it needs; a size out of date costs a second round of calls
+/// (the providers after), never a contact: the page checks what it received.
+#[derive(Default)]
+pub struct ListingSizes(Mutex<BTreeMap<ProviderId, u64>>);
+
+impl ListingSizes {
+    /// How many of `walk`'s first providers hold `needed` contacts from where the page
+    /// starts in each, as far as known; all of them when that is not known.
+    fn enough(&self, walk: &Walk, start: impl Fn(ProviderId) -> u64, needed: usize) -> usize {
+        let sizes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = 0u64;
+        for (i, provider) in walk.iter().enumerate() {
+            let size = sizes.get(&provider.id()).copied().unwrap_or(0);
+            known += size.saturating_sub(start(provider.id()));
+            if known >= needed as u64 {
+                return i + 1;
+            }
+        }
+        walk.len()
+    }
+
+    /// What one unfiltered collection from `start` asking for `needed` showed.
+    fn learn(&self, id: ProviderId, start: u64, found: &Collected, needed: usize) {
+        let read = start + found.matches.len() as u64;
+        let mut sizes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let size = sizes.entry(id).or_insert(0);
+        *size = if found.matches.len() < needed {
+            // The listing ended here, whatever total it reported.
+            read
+        } else {
+            // There is at least what was read; the reported total, or what was known.
+            found.total.unwrap_or(*size).max(read)
+        };
+    }
+}
+
 impl Gateway {
+    /// What `args`' page needs of each of `providers` (from `start` in each), asked at once.
+    async fn collect_each(
+        &self,
+        providers: &[&Arc<dyn Provider>],
+        args: &ContactsArgs,
+        query: &ListQuery,
+        start: impl Fn(ProviderId) -> u64,
+    ) -> Vec<Result<Collected, ProviderError>> {
+        join_all(providers.iter().map(|p| {
+            let needed = args.first + 1;
+            self.collect(
+                p.as_ref(),
+                query,
+                &args.filter,
+                start(p.id()),
+                needed,
+                args.use_cache,
+            )
+        }))
+        .await
+    }
+
     /// Up to `needed` records of one provider matching `filter`, from `offset` on. With a
     /// filter, at most `max_scan` records are read: past them the scan stops (`stopped_at`).
     pub(crate) async fn collect(

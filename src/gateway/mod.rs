@@ -32,6 +32,8 @@ pub struct Gateway {
     limits: Limits,
     /// Signs and checks `contacts` cursors.
     cursor_key: CursorKey,
+    /// What each provider's listing holds, so a page asks only the providers it needs.
+    listing_sizes: listing::ListingSizes,
     /// The durable state: claims across processes (and more). `None` only for a gateway
     /// built without one (unit tests).
     pub store: Option<Store>,
@@ -71,6 +73,7 @@ impl Gateway {
             write_locks: Default::default(),
             limits: Limits::from(&LimitsConfig::default()),
             cursor_key: CursorKey::random(),
+            listing_sizes: Default::default(),
             store: None,
             changes: changes::Changes::new(process_id.clone()),
             process_id,

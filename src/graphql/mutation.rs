@@ -2,7 +2,7 @@
 //! can fix comes back as `userErrors`, provider failures as GraphQL errors with their code.
 
 use super::errors::write_error;
-use super::types::{ContactObject, DoNotContactEntry, DoNotContactResult};
+use super::types::{ContactObject, DoNotContactEntry, DoNotContactResult, OneByOne};
 use crate::contact::{GlobalId, MatchField, ProviderId};
 use crate::fields::kind::{self, EmailDraft, PhoneDraft};
 use crate::fields::Kind;
@@ -257,7 +257,7 @@ pub struct ImportRowResult {
 
 #[derive(SimpleObject, Default)]
 pub struct ImportContactsPayload {
-    pub results: Vec<ImportRowResult>,
+    pub results: OneByOne<ImportRowResult>,
     pub created_count: u64,
     pub failed_count: u64,
     /// File-level problems (no header, unknown columns), found before any row is sent.
@@ -457,7 +457,8 @@ impl MutationRoot {
         csv: String,
     ) -> Result<ImportContactsPayload> {
         let gateway = ctx.data::<Arc<Gateway>>()?;
-        let rows = match gateway.import_contacts(provider, &csv).await {
+        let keep_contacts = ctx.look_ahead().field("results").field("contact").exists();
+        let rows = match gateway.import_contacts(provider, &csv, keep_contacts).await {
             Ok(rows) => rows,
             Err(WriteError::User(errors)) => {
                 return Ok(ImportContactsPayload {
@@ -469,14 +470,15 @@ impl MutationRoot {
             Err(WriteError::Store(why)) => return Err(super::errors::store_error(&why)),
         };
         let mut payload = ImportContactsPayload::default();
+        payload.results.0.reserve_exact(rows.len());
         for row in rows {
-            let created = row.contact.is_some();
+            let created = row.created;
             if created {
                 payload.created_count += 1;
             } else {
                 payload.failed_count += 1;
             }
-            payload.results.push(ImportRowResult {
+            payload.results.0.push(ImportRowResult {
                 line: row.line,
                 status: if created {
                     ImportRowStatus::Created

@@ -8,8 +8,13 @@ use crate::gateway::writes::{self, DoNotContactStatus};
 use crate::gateway::Gateway;
 use crate::providers::{self as core, Provider};
 use crate::write::UserError;
-use async_graphql::{ComplexObject, Context, Enum, Json, Object, Result, SimpleObject, ID};
+use async_graphql::parser::types::Field;
+use async_graphql::{
+    ComplexObject, Context, ContextSelectionSet, Enum, Json, Object, OutputType, Positioned,
+    Result, ServerResult, SimpleObject, Value, ID,
+};
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -533,5 +538,48 @@ impl UserError {
     /// MALFORMED_ROW, DO_NOT_CONTACT; in `warnings`, FIELD_NOT_STORED.
     async fn code(&self) -> Option<&str> {
         Some(self.code.as_str())
+    }
+}
+
+/// A list whose items are resolved one after another. async-graphql resolves a list's items
+/// concurrently, holding a future per item at once (about 2 KB each: 19 MiB for the results
+/// of a 10,000-row import); items that only read memory resolve as fast one at a time. The
+/// schema sees a plain list. (Extensions' `resolve` hook runs for each item's fields, not for
+/// the item itself.)
+pub struct OneByOne<T>(pub Vec<T>);
+
+impl<T> Default for OneByOne<T> {
+    fn default() -> Self {
+        OneByOne(Vec::new())
+    }
+}
+
+impl<T: OutputType> OutputType for OneByOne<T> {
+    fn type_name() -> Cow<'static, str> {
+        Vec::<T>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        Vec::<T>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        Vec::<T>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let mut values = Vec::with_capacity(self.0.len());
+        for (index, item) in self.0.iter().enumerate() {
+            let ctx = ctx.with_index(index);
+            let value = OutputType::resolve(item, &ctx, field)
+                .await
+                .map_err(|e| ctx.set_error_path(e))?;
+            values.push(value);
+        }
+        Ok(Value::List(values))
     }
 }

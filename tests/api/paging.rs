@@ -272,3 +272,70 @@ async fn every_filter_on_every_provider_returns_exactly_the_matching_contacts() 
         assert!(got.len() >= at_least, "{filter}: {got:?}");
     }
 }
+
+/// Upstream requests per listing provider since the last reset, resetting them.
+fn listing_calls(app: &TestApp) -> Vec<u64> {
+    LISTING
+        .iter()
+        .map(|id| {
+            let control = app.sandbox.control(*id);
+            let count = control.request_count();
+            control.reset_requests();
+            count
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_page_the_first_provider_fills_asks_no_other_once_sizes_are_known() {
+    let app = spawn_app().await;
+    let query =
+        "{ contacts(first: 3, noCache: true) { nodes { id } pageInfo { hasNextPage endCursor } } }";
+    listing_calls(&app);
+    // Nothing is known yet: every listing provider is asked at once.
+    let cold = app.data(query, json!({})).await;
+    assert_eq!(listing_calls(&app), [1, 1, 1, 1]);
+    // MagicBlocks holds more than 3 contacts: the same page asks it alone.
+    let warm = app.data(query, json!({})).await;
+    assert_eq!(listing_calls(&app), [1, 0, 0, 0]);
+    assert_eq!(warm, cold);
+    assert_eq!(warm["contacts"]["pageInfo"]["hasNextPage"], true);
+    let expected = everything(&app);
+    assert_eq!(
+        ids(warm["contacts"]["nodes"].as_array().unwrap()),
+        expected[..3]
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_shrank_since_its_size_was_seen_still_pages_exactly_once() {
+    let app = spawn_app().await;
+    let providers = ["CONSUELO", "WHAUTOMATE"];
+    let consuelo = app.sandbox.control(ProviderId::Consuelo).records().len();
+    let first = consuelo as i64 - 1;
+    // Learn Consuelo's size: one page of `first` needs `first + 1` = all it holds.
+    app.all_contacts(&providers, json!(null), first).await;
+    let gone = format!(
+        "consuelo:{}",
+        app.sandbox.control(ProviderId::Consuelo).records()[0]["id"]
+            .as_str()
+            .unwrap()
+    );
+    let deleted = app
+        .data(
+            "mutation($id: ID!) { deleteContact(id: $id) { userErrors { message } } }",
+            json!({ "id": gone }),
+        )
+        .await;
+    assert_eq!(deleted["deleteContact"]["userErrors"], json!([]));
+    // Consuelo now holds `first` contacts, one fewer than the gateway saw: the first page asks
+    // it alone, comes back short, and asks Whautomate after it.
+    listing_calls(&app);
+    let expected: Vec<String> = everything(&app)
+        .into_iter()
+        .filter(|id| id.starts_with("consuelo:") || id.starts_with("whautomate:"))
+        .collect();
+    let got = ids(&app.all_contacts(&providers, json!(null), first).await);
+    assert_eq!(got, expected);
+    assert!(!got.contains(&gone));
+}
