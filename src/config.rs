@@ -1,6 +1,7 @@
 //! The TOML configuration: types, defaults and validation. Unknown keys are refused and every
 //! error names the key it is about, so the gateway never starts half-configured.
 
+use crate::change::ChangeKind;
 use crate::contact::ProviderId;
 use serde::Deserialize;
 use sha2::Digest;
@@ -75,6 +76,27 @@ pub struct Config {
     /// `[cors]`: which other origins' pages may call; `None`: none.
     pub cors: Option<CorsConfig>,
     pub store: StoreConfig,
+    /// `[[webhooks]]`: endpoints that get every change of the kinds they name, signed.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One `[[webhooks]]` endpoint.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// Where deliveries are POSTed (http or https).
+    pub url: String,
+    /// Signs each delivery (`X-Contact-Gateway-Signature`); read from `secret_env`.
+    pub secret: Secret,
+    /// The change kinds it gets.
+    pub events: Vec<ChangeKind>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret_env: Option<String>,
+    events: Option<Vec<String>>,
 }
 
 /// `[store]`: where the gateway keeps its state.
@@ -412,6 +434,9 @@ pub struct ProviderConfig {
     pub max_concurrency: usize,
     pub default_region: String,
     pub budget: BudgetConfig,
+    /// `poll_interval_secs`: how often a poller re-lists the provider to find changes made
+    /// there directly; `None` (the default): no poller.
+    pub poll_interval: Option<Duration>,
 }
 
 impl ProviderConfig {
@@ -426,6 +451,7 @@ impl ProviderConfig {
             max_concurrency: 64,
             default_region: "US".into(),
             budget: BudgetConfig::default(),
+            poll_interval: None,
         }
     }
 
@@ -449,6 +475,8 @@ struct RawConfig {
     insecure_no_auth: bool,
     cors: Option<CorsConfig>,
     store: Option<RawStore>,
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
     /// By provider id; an id no provider has is refused when validated.
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -470,6 +498,7 @@ struct RawProvider {
     retries: Option<u32>,
     breaker_failures: Option<u32>,
     breaker_cooldown_secs: Option<u64>,
+    poll_interval_secs: Option<u64>,
     #[serde(flatten)]
     settings: BTreeMap<String, toml::Value>,
 }
@@ -490,6 +519,7 @@ impl Config {
             insecure_no_auth: false,
             cors: None,
             store: StoreConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -583,6 +613,7 @@ impl Config {
             validate_cors(cors)?;
         }
         let store = validate_store(raw.store, base)?;
+        let webhooks = validate_webhooks(raw.webhooks, &env)?;
         Ok(Config {
             listen,
             default_region,
@@ -593,6 +624,7 @@ impl Config {
             insecure_no_auth: raw.insecure_no_auth,
             cors: raw.cors,
             store,
+            webhooks,
         })
     }
 }
@@ -867,6 +899,26 @@ fn validate_provider(
         .default_region
         .unwrap_or_else(|| default_region.to_string());
     check_region(&key("default_region"), &default_region)?;
+    let poll_interval = match raw.poll_interval_secs {
+        None => None,
+        // mainbrainer.txt documents no read endpoint: there is no listing to compare.
+        Some(_) if id == ProviderId::Mainbrainer => {
+            return Err(invalid(
+                key("poll_interval_secs"),
+                "Mainbrainer documents no read endpoint, so there is nothing to poll (the \
+                 gateway's ledger already holds every write made through it)",
+            ))
+        }
+        Some(secs) if (1..=MAX_POLL_INTERVAL_SECS).contains(&secs) => {
+            Some(Duration::from_secs(secs))
+        }
+        Some(_) => {
+            return Err(invalid(
+                key("poll_interval_secs"),
+                format!("must be between 1 and {MAX_POLL_INTERVAL_SECS} (a day)"),
+            ))
+        }
+    };
     Ok(ProviderConfig {
         base_url,
         api_key,
@@ -875,8 +927,99 @@ fn validate_provider(
         max_concurrency,
         default_region,
         budget,
+        poll_interval,
     })
 }
+
+/// The longest `poll_interval_secs`: a day.
+const MAX_POLL_INTERVAL_SECS: u64 = 86_400;
+
+/// `[[webhooks]]`: an http(s) url (once each), the secret its `secret_env` names (set, at
+/// least 16 bytes), and the change kinds it gets (default: all).
+fn validate_webhooks(
+    raw: Vec<RawWebhook>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<WebhookConfig>, ConfigError> {
+    let mut webhooks: Vec<WebhookConfig> = Vec::new();
+    for (i, hook) in raw.into_iter().enumerate() {
+        let at = |name: &str| format!("webhooks[{i}].{name}");
+        let url = url::Url::parse(&hook.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                invalid(
+                    at("url"),
+                    format!(
+                        "`{}` is not an http(s) URL",
+                        crate::contact::shown(&hook.url)
+                    ),
+                )
+            })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                at("url"),
+                "must not carry credentials (deliveries are signed with secret_env's secret)",
+            ));
+        }
+        if webhooks.iter().any(|w| w.url == hook.url) {
+            return Err(invalid(
+                at("url"),
+                format!("`{}` is configured twice", hook.url),
+            ));
+        }
+        let var = hook.secret_env.ok_or_else(|| {
+            invalid(
+                at("secret_env"),
+                "missing: the environment variable holding the signing secret",
+            )
+        })?;
+        let secret = match env(&var) {
+            Some(s) if s.trim().len() >= MIN_WEBHOOK_SECRET_BYTES => Secret::new(s.trim()),
+            Some(s) if !s.trim().is_empty() => {
+                return Err(invalid(
+                    at("secret_env"),
+                    format!("environment variable {var} holds fewer than {MIN_WEBHOOK_SECRET_BYTES} bytes; use a long random secret"),
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    at("secret_env"),
+                    format!("environment variable {var} is not set or empty"),
+                ))
+            }
+        };
+        let events = match hook.events {
+            None => ChangeKind::ALL.to_vec(),
+            Some(names) if names.is_empty() => {
+                return Err(invalid(
+                    at("events"),
+                    "is empty: name the change kinds to deliver, or leave it out for all",
+                ))
+            }
+            Some(names) => {
+                let mut events = Vec::new();
+                for name in names {
+                    let kind = name
+                        .parse::<ChangeKind>()
+                        .map_err(|m| invalid(at("events"), m))?;
+                    if !events.contains(&kind) {
+                        events.push(kind);
+                    }
+                }
+                events
+            }
+        };
+        webhooks.push(WebhookConfig {
+            url: hook.url,
+            secret,
+            events,
+        });
+    }
+    Ok(webhooks)
+}
+
+/// The shortest webhook secret accepted.
+const MIN_WEBHOOK_SECRET_BYTES: usize = 16;
 
 /// The provider's budget: its descriptor's defaults, overridden by the keys given.
 fn validate_budget(id: ProviderId, raw: &RawProvider) -> Result<BudgetConfig, ConfigError> {
@@ -978,6 +1121,7 @@ fn validate_settings(
                 "retries",
                 "breaker_failures",
                 "breaker_cooldown_secs",
+                "poll_interval_secs",
             ];
             known.extend(declared.iter().map(|s| s.key));
             let message = format!("unknown key; {id} takes {}", known.join(", "));
@@ -1214,6 +1358,51 @@ mod tests {
                 "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\nfollow_rate_limit_headers = \"yes\"",
                 "follow_rate_limit_headers",
             ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\npoll_interval_secs = 0",
+                "providers.maiagent.poll_interval_secs",
+            ),
+            (
+                "[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"\npoll_interval_secs = 100000",
+                "providers.maiagent.poll_interval_secs",
+            ),
+            (
+                "[providers.mainbrainer]\nbase_url = \"https://x\"\napi_key = \"k\"\npoll_interval_secs = 60",
+                "providers.mainbrainer.poll_interval_secs",
+            ),
+            (
+                "[[webhooks]]\nurl = \"ftp://hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"",
+                "webhooks[0].url",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://user:pw@hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"",
+                "webhooks[0].url",
+            ),
+            ("[[webhooks]]\nurl = \"https://hooks.example.com\"", "webhooks[0].secret_env"),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"NOPE\"",
+                "webhooks[0].secret_env",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"SHORT_SECRET\"",
+                "webhooks[0].secret_env",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"\nevents = [\"CREATE\"]",
+                "webhooks[0].events",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://hooks.example.com\"\nsecret_env = \"CURSOR_SECRET\"\nevents = []",
+                "webhooks[0].events",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://a.example.com\"\nsecret_env = \"CURSOR_SECRET\"\n[[webhooks]]\nurl = \"https://a.example.com\"\nsecret_env = \"CURSOR_SECRET\"",
+                "webhooks[1].url",
+            ),
+            (
+                "[[webhooks]]\nurl = \"https://a.example.com\"\nsecret_env = \"CURSOR_SECRET\"\nsecret = \"x\"",
+                "secret",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).expect_err(text).to_string();
@@ -1336,6 +1525,46 @@ mod tests {
                 rate_per_sec: 1.0,
                 burst: 1
             })
+        );
+    }
+
+    #[test]
+    fn pollers_and_webhooks_are_off_unless_configured() {
+        let c = parse("[providers.maiagent]\nbase_url = \"https://x\"\napi_key = \"k\"").unwrap();
+        assert_eq!(c.providers[&ProviderId::Maiagent].poll_interval, None);
+        assert!(c.webhooks.is_empty());
+        let c = parse(
+            r#"
+            [providers.maiagent]
+            base_url = "https://x"
+            api_key = "k"
+            poll_interval_secs = 30
+            [[webhooks]]
+            url = "https://hooks.example.com/contacts"
+            secret_env = "CURSOR_SECRET"
+            events = ["CREATED", "DELETED", "CREATED"]
+            [[webhooks]]
+            url = "http://127.0.0.1:9000/all"
+            secret_env = "CURSOR_SECRET"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.providers[&ProviderId::Maiagent].poll_interval,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            c.webhooks[0].events,
+            [ChangeKind::Created, ChangeKind::Deleted]
+        );
+        assert_eq!(c.webhooks[1].events, ChangeKind::ALL);
+        assert_eq!(
+            c.webhooks[0].secret.expose(),
+            "a-cursor-secret-of-some-length"
+        );
+        assert!(
+            !format!("{c:?}").contains("a-cursor-secret"),
+            "the secret is never printed"
         );
     }
 

@@ -129,7 +129,7 @@ impl fmt::Display for GlobalId {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PersonName {
     pub first: Option<String>,
     pub middle: Option<String>,
@@ -186,7 +186,7 @@ impl PersonName {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Email {
     pub address: String,
     /// The provider's label ("work", "home"…), when it gives one.
@@ -194,7 +194,7 @@ pub struct Email {
     pub primary: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Phone {
     /// As the provider holds it.
     pub number: String,
@@ -234,7 +234,7 @@ impl Phone {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub id: String,
     pub name: Option<String>,
@@ -243,14 +243,14 @@ pub struct Group {
 }
 
 /// Consent as the provider reports it; `None` means the provider does not say.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Consent {
     pub email_opt_in: Option<bool>,
     pub sms_opt_in: Option<bool>,
     pub do_not_contact: Option<bool>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     pub provider: ProviderId,
     pub native_id: String,
@@ -270,12 +270,14 @@ pub struct Contact {
     /// The provider's record as received.
     pub raw: Value,
     /// Where it was read from (left out of serializations when it is the provider).
-    #[serde(skip_serializing_if = "ContactSource::is_provider")]
+    #[serde(default, skip_serializing_if = "ContactSource::is_provider")]
     pub source: ContactSource,
 }
 
 /// Where a contact's fields come from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, async_graphql::Enum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum,
+)]
 pub enum ContactSource {
     /// The provider's own answer.
     #[default]

@@ -1,5 +1,6 @@
 //! contact-gateway: one GraphQL schema over five contact providers.
 
+pub mod change;
 pub mod config;
 pub mod contact;
 pub mod fields;

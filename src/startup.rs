@@ -2,6 +2,7 @@
 //! can ask for port 0), wire the gateway and the router, serve until Ctrl-C or SIGTERM.
 
 use crate::config::{Config, StoreConfig};
+use crate::gateway::changes::ChangeWorkers;
 use crate::gateway::cursor::CursorKey;
 use crate::gateway::outbox::OutboxWorker;
 use crate::gateway::Gateway;
@@ -80,7 +81,8 @@ impl Application {
         let gateway = Arc::new(
             Gateway::new(registry, &config.cache)
                 .with_limits(&config.limits, cursor_key)
-                .with_store(store.clone()),
+                .with_store(store.clone())
+                .with_changes(&config),
         );
         let peers = match &config.cache.redis_url {
             Some(url) => Some(
@@ -144,8 +146,9 @@ impl Application {
     /// Serves until `signal`: each connection under the edge's hygiene (a client must send
     /// its request headers within `HEADER_READ_TIMEOUT`; at most `max_connections` open at
     /// once, further ones wait in the accept queue), then stops accepting and lets the
-    /// requests in flight finish for up to `shutdown_grace_secs`. The do-not-contact outbox
-    /// worker runs as long as it serves, and stops after the requests.
+    /// requests in flight finish for up to `shutdown_grace_secs` (open subscriptions complete
+    /// at once). The do-not-contact outbox worker and the change workers (replica tail,
+    /// pollers, webhooks) run as long as it serves, and stop after the requests.
     pub async fn run_until(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
@@ -154,6 +157,7 @@ impl Application {
         let _sandbox = self.sandbox;
         let _cleanup = AbortOnDrop(tokio::spawn(delete_expired_keys(self.store)));
         let outbox = OutboxWorker::start(self.gateway.clone());
+        let changes = ChangeWorkers::start(self.gateway.clone());
         // HTTP/1 only (HTTP/2 arrives through a TLS-terminating proxy as HTTP/1): the header
         // deadline is an HTTP/1 setting, and a cleartext HTTP/2 client could otherwise hold a
         // connection slot without it.
@@ -192,6 +196,8 @@ impl Application {
                 drop(permit);
             });
         }
+        // Open subscriptions complete at once; they do not wait out the grace period.
+        self.gateway.changes.close();
         let grace = Duration::from_secs(self.hygiene.shutdown_grace_secs);
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
@@ -202,8 +208,15 @@ impl Application {
                 grace.as_secs()
             );
         }
+        self.gateway
+            .changes
+            .sockets_closed(grace.min(Duration::from_secs(5)))
+            .await;
         if let Some(outbox) = outbox {
             outbox.stop().await;
+        }
+        if let Some(changes) = changes {
+            changes.stop().await;
         }
         Ok(())
     }

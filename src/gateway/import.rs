@@ -234,6 +234,14 @@ impl Gateway {
                     } else {
                         provider.create(&input).await
                     };
+                    if let Ok(contact) = &written {
+                        let kind = if native_upsert {
+                            self.upserted_kind(contact).await
+                        } else {
+                            crate::change::ChangeKind::Created
+                        };
+                        self.publish_contact(kind, contact).await;
+                    }
                     match written {
                         Ok(contact) => RowResult {
                             line,

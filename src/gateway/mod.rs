@@ -2,6 +2,7 @@
 //! fan-out across providers with its cursor, filters, and one person across providers (`people`).
 
 pub mod cache;
+pub mod changes;
 pub mod consent;
 pub mod cursor;
 pub mod filter;
@@ -44,6 +45,8 @@ pub struct Gateway {
     pub announcer: peers::Announcer,
     /// With `[cache] redis_url`: the Redis side (`Peers::ping` for readiness).
     pub peers: std::sync::OnceLock<Arc<peers::Peers>>,
+    /// Change events: published by writes, passed to subscribers, replicas and webhooks.
+    pub changes: changes::Changes,
 }
 
 /// The `[limits]` the gateway itself enforces.
@@ -72,6 +75,7 @@ impl Gateway {
         let announcer = peers::Announcer::default();
         let mut cache = ReadCache::new(cache);
         cache.announcer = announcer.clone();
+        let process_id = format!("{}-{:016x}", std::process::id(), rand_u64());
         Gateway {
             announcer,
             peers: Default::default(),
@@ -82,8 +86,19 @@ impl Gateway {
             cursor_key: CursorKey::random(),
             listing_sizes: Default::default(),
             store: None,
-            process_id: format!("{}-{:016x}", std::process::id(), rand_u64()),
+            changes: changes::Changes::new(process_id.clone()),
+            process_id,
         }
+    }
+
+    /// Sharing change events through its store with the other replicas, with the configured
+    /// webhooks and pollers (call after `with_store`).
+    pub fn with_changes(mut self, config: &crate::config::Config) -> Self {
+        if let Some(store) = &self.store {
+            self.changes =
+                changes::Changes::new(self.process_id.clone()).shared(store.clone(), config);
+        }
+        self
     }
 
     /// Keeping its state in `store`.

@@ -5,6 +5,7 @@
 use super::filter::Filter;
 use super::validate;
 use super::Gateway;
+use crate::change::ChangeKind;
 use crate::contact::{shown, Contact, ContactSource, GlobalId, ProviderId};
 use crate::providers::{Capability, Provider, ProviderError};
 use crate::write::{
@@ -156,6 +157,21 @@ pub struct Registration {
 }
 
 impl Gateway {
+    /// What a native upsert (Mainbrainer's, which does not say whether it created) did: a
+    /// record the gateway's ledger holds from this write only is new to the gateway.
+    pub(crate) async fn upserted_kind(&self, contact: &Contact) -> ChangeKind {
+        let Some(store) = &self.store else {
+            return ChangeKind::Updated;
+        };
+        match store
+            .ledger_record(contact.provider, &contact.native_id)
+            .await
+        {
+            Ok(Some(held)) if held.created_ms == held.updated_ms => ChangeKind::Created,
+            _ => ChangeKind::Updated,
+        }
+    }
+
     /// Validates `draft` for `provider` as a new contact.
     pub fn new_contact(
         &self,
@@ -199,6 +215,7 @@ impl Gateway {
             result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
         );
         self.cache.invalidate(&contact.global_id()).await;
+        self.publish_contact(ChangeKind::Created, &contact).await;
         let warnings = input.as_patch().unstored(&contact);
         Ok(Written { contact, warnings })
     }
@@ -238,6 +255,7 @@ impl Gateway {
         self.cache.invalidate(id).await;
         let contact =
             Arc::new(result.map_err(|e| refused(e, &["id"], UserErrorCode::ProviderValidation))?);
+        self.publish_contact(ChangeKind::Updated, &contact).await;
         let warnings = patch.unstored(&contact);
         Ok(Written { contact, warnings })
     }
@@ -295,7 +313,9 @@ impl Gateway {
         let _one_writer = self.write_locks.lock(&WriteKey::Contact(id.clone())).await;
         let result = provider.delete(&id.native_id).await;
         self.cache.invalidate(id).await;
-        result.map_err(|e| refused(e, &["id"], UserErrorCode::CannotDelete))
+        result.map_err(|e| refused(e, &["id"], UserErrorCode::CannotDelete))?;
+        self.publish_deleted(id).await;
+        Ok(())
     }
 
     /// Adds (`add`) or removes tags; returns the contact as the provider now holds it.
@@ -347,7 +367,13 @@ impl Gateway {
         self.cache.invalidate(id).await;
         result.map_err(|e| refused(e, &["id"], UserErrorCode::ProviderValidation))?;
         // The payload is the whole contact, fresh from the provider.
-        match self.lookup(id, true).await {
+        let found = self.lookup(id, true).await;
+        match &found {
+            Ok(Some(contact)) => self.publish_contact(ChangeKind::Updated, contact).await,
+            // The tags changed, but the contact could not be read back.
+            _ => self.publish_unread(ChangeKind::Updated, id).await,
+        }
+        match found {
             Ok(Some(contact)) => Ok(contact),
             Ok(None) => Err(WriteError::User(vec![UserError::new(
                 &["id"],
@@ -441,6 +467,8 @@ impl Gateway {
                     result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
                 );
                 self.cache.invalidate(&contact.global_id()).await;
+                self.publish_contact(self.upserted_kind(&contact).await, &contact)
+                    .await;
                 let warnings = input.as_patch().unstored(&contact);
                 return Ok(Upserted {
                     written: Written { contact, warnings },
@@ -761,7 +789,7 @@ impl Gateway {
         let store = self.registry_store().map_err(WriteError::Store)?;
         let ids = self.dnc_providers(providers);
         let (phone, email) = registry_keys(request);
-        let (entry, _) = store
+        let (entry, made) = store
             .add_dnc_entry(
                 phone.as_deref(),
                 email.as_deref(),
@@ -769,6 +797,9 @@ impl Gateway {
             )
             .await
             .map_err(|e| WriteError::Store(e.to_string()))?;
+        if made {
+            self.publish_do_not_contact(&entry, true).await;
+        }
         let sent = join_all(
             ids.iter()
                 .map(|id| self.propagate_inline(store, &entry, *id)),
@@ -797,6 +828,9 @@ impl Gateway {
             .remove_dnc_entries(phone.as_deref(), email.as_deref())
             .await
             .map_err(|e| WriteError::Store(e.to_string()))?;
+        for entry in &removed {
+            self.publish_do_not_contact(entry, false).await;
+        }
         // The entry holding exactly these keys, else the oldest removed.
         let Some(at) = removed
             .iter()

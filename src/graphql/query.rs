@@ -37,7 +37,7 @@ pub struct ContactFilter {
 }
 
 impl ContactFilter {
-    fn validate(self, default_region: &str) -> Result<Filter> {
+    pub(crate) fn validate(self, default_region: &str) -> Result<Filter> {
         let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let phone = match trimmed(self.phone) {
             Some(p) => Some(

@@ -259,6 +259,13 @@ pub async fn require_caller(
     if is_graphiql_page(&request) {
         return next.run(request).await;
     }
+    // A WebSocket may carry its credential in `connection_init` instead, checked there.
+    if super::subscriptions::is_websocket_upgrade(request.headers())
+        && !request.headers().contains_key(header::AUTHORIZATION)
+    {
+        request.extensions_mut().insert(PendingAuth(auth));
+        return next.run(request).await;
+    }
     let media = MediaType::accepted(request.headers());
     let caller = match auth.caller(request.headers()).await {
         Ok(caller) => caller,
@@ -292,6 +299,11 @@ pub async fn require_caller(
     request.extensions_mut().insert(caller);
     next.run(request).await
 }
+
+/// A WebSocket upgrade without an `Authorization` header: its `connection_init` payload must
+/// carry the credential, checked with this.
+#[derive(Clone)]
+pub struct PendingAuth(pub Arc<Authenticator>);
 
 /// A browser's GET of the playground: HTML, never executed.
 fn is_graphiql_page(request: &Request) -> bool {

@@ -45,6 +45,18 @@ pub fn layer(config: Option<&CorsConfig>, sandbox: bool) -> Option<CorsLayer> {
     }
 }
 
+/// Whether a page from `origin` may call, as the layer decides it (for what CORS does not
+/// cover: a browser's WebSocket carries its page's `Origin` but never asks first).
+pub fn allows(origin: &HeaderValue, config: Option<&CorsConfig>, sandbox: bool) -> bool {
+    match config {
+        Some(config) => config
+            .allow_origins
+            .iter()
+            .any(|o| o == "*" || o.as_bytes() == origin.as_bytes()),
+        None => sandbox && local_dev(origin),
+    }
+}
+
 /// `http://localhost:<port>` or `http://127.0.0.1:<port>` (or without a port).
 fn local_dev(origin: &HeaderValue) -> bool {
     let Some(rest) = origin.to_str().ok().and_then(|o| o.strip_prefix("http://")) else {
@@ -69,5 +81,37 @@ mod tests {
         assert!(!local("http://localhost.evil.example:80"));
         assert!(!local("http://evil.example"));
         assert!(!local("http://localhost:80@evil.example"));
+    }
+
+    #[test]
+    fn origins_are_allowed_as_the_layer_allows_them() {
+        let origin = HeaderValue::from_static("https://app.example.com");
+        let config = |origins: &[&str]| CorsConfig {
+            allow_origins: origins.iter().map(|o| o.to_string()).collect(),
+            allow_credentials: false,
+            max_age_secs: 600,
+        };
+        assert!(allows(
+            &origin,
+            Some(&config(&["https://app.example.com"])),
+            false
+        ));
+        assert!(allows(&origin, Some(&config(&["*"])), false));
+        assert!(!allows(
+            &origin,
+            Some(&config(&["https://other.example.com"])),
+            true
+        ));
+        assert!(!allows(&origin, None, true));
+        assert!(allows(
+            &HeaderValue::from_static("http://localhost:5173"),
+            None,
+            true
+        ));
+        assert!(!allows(
+            &HeaderValue::from_static("http://localhost:5173"),
+            None,
+            false
+        ));
     }
 }

@@ -74,7 +74,10 @@ pub fn page(auth: bool) -> Html<String> {
   <script src="{ASSETS}/graphiql.min.js"></script>
   <script>
     const config = {config};
-    const fetcher = GraphiQL.createFetcher({{ url: config.url }});
+    // Subscriptions over a WebSocket to the same /graphql; the headers editor's values are
+    // sent as the connection_init payload (where a credential goes).
+    const subscriptionUrl = location.origin.replace(/^http/, 'ws') + config.url;
+    const fetcher = GraphiQL.createFetcher({{ url: config.url, subscriptionUrl }});
     ReactDOM.createRoot(document.getElementById('graphiql')).render(
       React.createElement(GraphiQL, {{
         fetcher,

@@ -7,6 +7,7 @@ pub mod graphql_http;
 pub mod idempotency;
 pub mod persisted_queries;
 pub mod response_cache;
+pub mod subscriptions;
 
 use auth::{Authenticator, Caller};
 use graphql_http::{EdgeError, MediaType, Posted};
@@ -206,19 +207,31 @@ impl ParsedDocuments {
 /// The routes and their layers. `sandbox`: the built-in simulators run, and local frontend dev
 /// servers may call (CORS for `http://localhost:*` and `http://127.0.0.1:*`).
 pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router, String> {
-    let mut graphql = Router::new().route(
-        "/graphql",
-        get(graphql_get)
-            .post(graphql_post)
-            .fallback(|headers: HeaderMap| async move {
-                refusal(
-                    &headers,
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "METHOD_NOT_ALLOWED",
-                    "use GET or POST",
-                )
-            }),
-    );
+    let mut graphql = Router::new()
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_post)
+                .fallback(|headers: HeaderMap| async move {
+                    refusal(
+                        &headers,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "METHOD_NOT_ALLOWED",
+                        "use GET or POST",
+                    )
+                }),
+        )
+        // Inside the auth layer: an upgrade is authenticated first.
+        .route_layer(middleware::from_fn_with_state(
+            (
+                state.clone(),
+                subscriptions::Origins {
+                    cors: config.cors.clone(),
+                    sandbox,
+                },
+            ),
+            subscriptions::websocket,
+        ));
     if let Some(auth) = &config.auth {
         let auth = Arc::new(Authenticator::new(auth)?);
         graphql = graphql.route_layer(middleware::from_fn_with_state(auth, auth::require_caller));
@@ -329,6 +342,9 @@ async fn post_the_long_way(
         let refused = async_graphql::Response::from_errors(vec![error]);
         return graphql_http::graphql_response(refused, false, media);
     }
+    if subscriptions::wants_event_stream(&state, &headers, &mut request) {
+        return subscriptions::event_stream(&state, request);
+    }
     match key {
         // In a task of its own: a client that disconnects must not cut a write short between
         // the provider's answer and the cache's invalidation.
@@ -405,6 +421,9 @@ async fn get_the_long_way(
         return graphql_http::graphql_response(refused, false, media);
     }
     state.documents.prepare(&mut request);
+    if subscriptions::wants_event_stream(&state, &headers, &mut request) {
+        return subscriptions::event_stream(&state, request);
+    }
     if is_mutation(&mut request) {
         let mut response = EdgeError::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -3,6 +3,7 @@
 //! migrations in `migrations/` are embedded and run at start, the same on both: portable SQL
 //! (TEXT ids made here, BIGINT epoch milliseconds, JSON as TEXT).
 
+pub mod changes;
 pub mod claims;
 pub mod dnc;
 pub mod idempotency;
