@@ -5,6 +5,7 @@ pub mod contact;
 pub mod fields;
 pub mod gateway;
 pub mod graphql;
+pub mod metrics;
 pub mod phone;
 pub mod providers;
 pub mod sandbox;

@@ -164,9 +164,11 @@ impl ReadCache {
         if let Key::Contact { stamp, .. } = key {
             Reads::note(|reads| reads.record(self.stripe(id), stamp));
         }
+        let missed = std::sync::atomic::AtomicBool::new(false);
         let loaded = self
             .entries
             .try_get_with(key, async {
+                missed.store(true, Ordering::Relaxed);
                 match load.await {
                     Ok(Some(contact)) => {
                         self.before_insert().await;
@@ -177,6 +179,7 @@ impl ReadCache {
                 }
             })
             .await;
+        crate::metrics::cache_request("read", !missed.load(Ordering::Relaxed));
         match loaded {
             Ok(Entry::Contact(contact, stored)) => {
                 Reads::note(|reads| reads.fetched(stored));
@@ -213,13 +216,15 @@ impl ReadCache {
             key: key.clone(),
             stamp,
         };
-        match self.entries.get(&key).await {
+        let found = match self.entries.get(&key).await {
             Some(Entry::Window(w, stored)) => {
                 Reads::note(|reads| reads.fetched(stored));
                 Some(w)
             }
             _ => None,
-        }
+        };
+        crate::metrics::cache_request("read", found.is_some());
+        found
     }
 
     /// Caches a window read under `ticket` (and each contact in it, for later lookups).

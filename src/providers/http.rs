@@ -228,7 +228,14 @@ impl UpstreamClient {
             }
             (result, _) => result,
         };
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        let latency_ms = took.as_millis() as u64;
+        let status = match &result {
+            Ok((status, _)) => Some(*status),
+            Err(ProviderError::RateLimited { .. }) => Some(429),
+            Err(e) => e.status(),
+        };
+        crate::metrics::upstream_request(provider, method.as_str(), status, took);
         match &result {
             Ok((status, _)) => tracing::info!(
                 target: "upstream",

@@ -192,8 +192,15 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
         let auth = Arc::new(Authenticator::new(auth)?);
         graphql = graphql.route_layer(middleware::from_fn_with_state(auth, auth::require_caller));
     }
+    // Outside auth: a request refused for its credential is counted too.
+    graphql = graphql.route_layer(middleware::from_fn(count_request));
+    // `/metrics` and `/readyz` sit beside `/healthz`, without auth: the numbers carry no
+    // contact data and no secret (README, "What to watch").
+    crate::metrics::handle();
     let mut app = graphql
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
         .route(
             &format!("{}/{{file}}", graphiql::ASSETS),
             get(graphiql::asset),
@@ -224,6 +231,67 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
         ))
         // One `Arc` clone per request, not one per field.
         .with_state(Arc::new(state)))
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = crate::metrics::render(&state.gateway).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: 200 when every part the gateway needs answers (`Gateway::ready`), else 503
+/// naming the parts that do not.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let readiness = state.gateway.ready().await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(readiness)).into_response()
+}
+
+/// What a GraphQL request was and how it ended, set on its response for `count_request`.
+#[derive(Clone, Copy)]
+struct Counted {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+/// Counts every request to `/graphql` by operation type and outcome.
+async fn count_request(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let counted = match response.extensions().get::<Counted>() {
+        Some(counted) => *counted,
+        // Served from the response cache before anything was parsed: a query.
+        None if response
+            .headers()
+            .get(response_cache::CACHE_STATUS)
+            .is_some_and(|v| v == "hit") =>
+        {
+            Counted {
+                operation: "query",
+                outcome: "ok",
+            }
+        }
+        None if response.status().is_success() => Counted {
+            operation: "unknown",
+            outcome: "ok",
+        },
+        None => Counted {
+            operation: "none",
+            outcome: "refused",
+        },
+    };
+    crate::metrics::http_request(counted.operation, counted.outcome);
+    response
 }
 
 /// A refusal of the HTTP request, as a coded JSON GraphQL error like every other.
@@ -365,6 +433,8 @@ async fn graphql_get(
 struct Answered {
     response: Response,
     executed: bool,
+    /// It ran and its answer holds errors.
+    errors: bool,
 }
 
 impl AppState {
@@ -380,21 +450,55 @@ impl AppState {
         exact: Option<ExactKey>,
     ) -> Answered {
         let normalized = self.documents.prepare(&mut request);
+        let operation = if is_mutation(&mut request) {
+            "mutation"
+        } else {
+            "query"
+        };
+        let mut answered = self
+            .answer_uncounted(request, caller, media, exact, normalized)
+            .await;
+        if answered.response.extensions().get::<Counted>().is_none() {
+            let outcome = match (answered.executed, answered.errors) {
+                (false, _) => "refused",
+                (true, false) => "ok",
+                (true, true) => "error",
+            };
+            answered
+                .response
+                .extensions_mut()
+                .insert(Counted { operation, outcome });
+        }
+        answered
+    }
+
+    /// `answer`, not yet counted.
+    async fn answer_uncounted(
+        &self,
+        mut request: async_graphql::Request,
+        caller: Option<Extension<Caller>>,
+        media: MediaType,
+        exact: Option<ExactKey>,
+        normalized: Option<Arc<str>>,
+    ) -> Answered {
         let cached = self.responses.as_ref().and_then(|responses| {
             let key = ResponseCache::key_of(&mut request, normalized?, caller.as_deref(), media)?;
             Some((responses, key))
         });
         let Some((responses, key)) = cached else {
             let (response, executed) = self.run_prepared(request, caller.as_ref()).await;
+            let errors = !response.errors.is_empty();
             return Answered {
                 response: graphql_http::graphql_response(response, executed, media),
                 executed,
+                errors,
             };
         };
         if let Some(hit) = responses.normalized_hit(&key, exact.clone()) {
             return Answered {
                 response: hit,
                 executed: true,
+                errors: false,
             };
         }
         let reads = Arc::new(Reads::default());
@@ -407,7 +511,11 @@ impl AppState {
         }
         let mut response = answer.into_response();
         response_cache::mark_miss(&mut response);
-        Answered { response, executed }
+        Answered {
+            response,
+            executed,
+            errors: has_errors,
+        }
     }
 
     /// Runs one operation: its GraphQL response, and whether it executed.
@@ -462,11 +570,20 @@ impl AppState {
             futures::future::join_all(runs).await
         })
         .await;
+        let errors = results
+            .iter()
+            .any(|(response, _)| !response.errors.is_empty());
         let body: Vec<serde_json::Value> = results
             .into_iter()
             .map(|(response, executed)| graphql_http::response_body(&response, executed))
             .collect();
-        graphql_http::json_response(StatusCode::OK, media, &serde_json::Value::Array(body))
+        let mut response =
+            graphql_http::json_response(StatusCode::OK, media, &serde_json::Value::Array(body));
+        response.extensions_mut().insert(Counted {
+            operation: "batch",
+            outcome: if errors { "error" } else { "ok" },
+        });
+        response
     }
 }
 

@@ -14,6 +14,7 @@ mod idempotency;
 mod import;
 mod ledger;
 mod mapping;
+mod operations;
 mod paging;
 mod persisted_queries;
 mod person;

@@ -1,0 +1,257 @@
+//! What an operator watches, through HTTP: `/metrics` (Prometheus text, moving with the
+//! traffic) and `/readyz` (the store answering or not).
+
+use crate::helpers::TestApp;
+use contact_gateway::config::Config;
+use contact_gateway::gateway::Gateway;
+use contact_gateway::sandbox::Sandbox;
+use contact_gateway::startup::Application;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Sophie Tran at Whautomate.
+const SOPHIE: &str = "whautomate:64f1a2b3c4d5e6f7a8b9c002";
+const CONTACT: &str = "query($id: ID!) { contact(id: $id) { id displayName } }";
+
+/// A gateway on the simulators, and a handle on it (its store).
+async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> (TestApp, Arc<Gateway>) {
+    let sandbox = Arc::new(Sandbox::start().await.expect("sandbox starts"));
+    let mut config =
+        Config::with_providers("127.0.0.1:0".parse().unwrap(), sandbox.provider_configs());
+    adjust(&mut config);
+    let app = Application::build_over_sandbox(config, sandbox.clone())
+        .await
+        .expect("app builds");
+    let gateway = app.gateway();
+    let address = format!("http://{}", app.address());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let app = TestApp {
+        address,
+        client: reqwest::Client::new(),
+        sandbox,
+    };
+    (app, gateway)
+}
+
+/// One sample of the Prometheus text format: name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Parses the Prometheus text exposition format line by line, failing on any line that does
+/// not follow its grammar (`# HELP`, `# TYPE`, or `name{label="value",…} value`).
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let words: Vec<&str> = comment.split_whitespace().collect();
+            match words.as_slice() {
+                ["TYPE", name, kind] => {
+                    assert!(is_name(name), "bad name in {line:?}");
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(kind),
+                        "bad type in {line:?}"
+                    );
+                }
+                ["HELP", name, ..] => assert!(is_name(name), "bad name in {line:?}"),
+                _ => {}
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series, BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                let mut labels = BTreeMap::new();
+                let mut rest = body;
+                while !rest.is_empty() {
+                    let (label, after) = rest
+                        .split_once("=\"")
+                        .unwrap_or_else(|| panic!("bad label in {line:?}"));
+                    assert!(is_name(label), "bad label name in {line:?}");
+                    // The value runs to the next unescaped quote.
+                    let mut end = None;
+                    let mut escaped = false;
+                    for (i, c) in after.char_indices() {
+                        match (escaped, c) {
+                            (false, '\\') => escaped = true,
+                            (false, '"') => {
+                                end = Some(i);
+                                break;
+                            }
+                            _ => escaped = false,
+                        }
+                    }
+                    let end = end.unwrap_or_else(|| panic!("unclosed label value in {line:?}"));
+                    labels.insert(label.to_string(), after[..end].to_string());
+                    rest = &after[end + 1..];
+                    rest = rest.strip_prefix(',').unwrap_or(rest);
+                }
+                (name, labels)
+            }
+        };
+        assert!(is_name(name), "bad metric name in {line:?}");
+        samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+impl TestApp {
+    async fn metrics(&self) -> Vec<Sample> {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        parse_prometheus(&response.text().await.unwrap())
+    }
+}
+
+/// The sum of `name`'s samples whose labels include `wanted`.
+fn total(samples: &[Sample], name: &str, wanted: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            wanted
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_and_move_with_the_traffic() {
+    let (app, _) = spawn_with(|_| {}).await;
+    let before = app.metrics().await;
+    let whautomate = [("provider", "whautomate")];
+    let upstream_before = total(
+        &before,
+        "contact_gateway_upstream_requests_total",
+        &whautomate,
+    );
+
+    let data = app.data(CONTACT, json!({ "id": SOPHIE })).await;
+    assert_eq!(data["contact"]["displayName"], "Sophie Tran");
+    // Again in another shape: not the same answer, but the read cache has the contact.
+    let again = "query($id: ID!) { contact(id: $id) { id } }";
+    app.data(again, json!({ "id": SOPHIE })).await;
+
+    let after = app.metrics().await;
+    let upstream = "contact_gateway_upstream_requests_total";
+    assert!(
+        total(
+            &after,
+            upstream,
+            &[
+                ("provider", "whautomate"),
+                ("method", "GET"),
+                ("status", "200")
+            ]
+        ) >= 1.0,
+    );
+    assert!(total(&after, upstream, &whautomate) >= upstream_before + 1.0);
+    let histogram = "contact_gateway_upstream_request_duration_seconds_count";
+    assert!(total(&after, histogram, &whautomate) >= 1.0);
+    assert!(after.iter().any(|s| s.name
+        == "contact_gateway_upstream_request_duration_seconds_bucket"
+        && s.labels.get("le").is_some_and(|le| le == "+Inf")));
+    let http = "contact_gateway_http_requests_total";
+    assert!(total(&after, http, &[("operation", "query"), ("outcome", "ok")]) >= 2.0);
+    let cache = "contact_gateway_cache_requests_total";
+    assert!(total(&after, cache, &[("tier", "read"), ("result", "hit")]) >= 1.0);
+    assert!(total(&after, cache, &[("tier", "response"), ("result", "miss")]) >= 1.0);
+    for name in [
+        "contact_gateway_limiter_waits_total",
+        "contact_gateway_breaker_state",
+    ] {
+        assert!(
+            after.iter().any(|s| s.name == name
+                && s.labels.get("provider").map(String::as_str) == Some("whautomate")),
+            "{name} for whautomate"
+        );
+    }
+    assert_eq!(
+        total(
+            &after,
+            "contact_gateway_breaker_state",
+            &[("provider", "whautomate"), ("state", "closed")]
+        ),
+        1.0
+    );
+    assert!(after
+        .iter()
+        .any(|s| s.name == "contact_gateway_outbox_pending"));
+    assert!(after
+        .iter()
+        .any(|s| s.name == "contact_gateway_outbox_oldest_pending_age_seconds"));
+}
+
+#[tokio::test]
+async fn readyz_says_whether_the_store_answers() {
+    let (app, gateway) = spawn_with(|_| {}).await;
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["parts"]["store"], "ok");
+
+    // The store goes away: its pool is closed, as when the process loses its database.
+    gateway.store.as_ref().unwrap().pool().close().await;
+    let gone = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 503);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["ready"], false);
+    assert_ne!(body["parts"]["store"], "ok");
+    // Liveness is another question: the process still serves.
+    let alive = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), 200);
+}
