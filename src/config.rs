@@ -75,6 +75,74 @@ pub struct Config {
     /// `[cors]`: which other origins' pages may call; `None`: none.
     pub cors: Option<CorsConfig>,
     pub store: StoreConfig,
+    /// `[telemetry]`: log format and traces.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: how the gateway's logs are written and where its traces go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `text` (human) or `json` (one JSON object a line, the start-up banner included).
+    pub log_format: LogFormat,
+    /// OpenTelemetry traces go here over OTLP when set (`http://host:4317`).
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` (port 4317) or `http` (protobuf over HTTP, port 4318).
+    pub otlp_protocol: OtlpProtocol,
+    /// The traces' `service.name`.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::Grpc,
+            service_name: "contact-gateway".into(),
+        }
+    }
+}
+
+/// `[telemetry] log_format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[telemetry] otlp_protocol`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    #[default]
+    Grpc,
+    Http,
+}
+
+fn validate_telemetry(telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &telemetry.otlp_endpoint {
+        let ok = url::Url::parse(endpoint)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+        if !ok {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
+    if telemetry.otlp_endpoint.is_some() {
+        return Err(invalid(
+            "telemetry.otlp_endpoint",
+            "OpenTelemetry export is not built into this version yet",
+        ));
+    }
+    if telemetry.service_name.trim().is_empty() {
+        return Err(invalid("telemetry.service_name", "must not be empty"));
+    }
+    Ok(())
 }
 
 /// `[store]`: where the gateway keeps its state.
@@ -428,6 +496,8 @@ struct RawConfig {
     insecure_no_auth: bool,
     cors: Option<CorsConfig>,
     store: Option<RawStore>,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
     /// By provider id; an id no provider has is refused when validated.
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -469,6 +539,7 @@ impl Config {
             insecure_no_auth: false,
             cors: None,
             store: StoreConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 
@@ -553,6 +624,7 @@ impl Config {
             validate_cors(cors)?;
         }
         let store = validate_store(raw.store, base)?;
+        validate_telemetry(&raw.telemetry)?;
         Ok(Config {
             listen,
             default_region,
@@ -563,6 +635,7 @@ impl Config {
             insecure_no_auth: raw.insecure_no_auth,
             cors: raw.cors,
             store,
+            telemetry: raw.telemetry,
         })
     }
 }

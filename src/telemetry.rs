@@ -1,4 +1,5 @@
-//! The tracing subscriber: `RUST_LOG` sets the level (default `info`).
+//! The tracing subscriber: `RUST_LOG` sets the level (default `info`); `[telemetry]
+//! log_format` chooses text or JSON lines.
 //!
 //! A line is formatted on the thread that logs it and written to stderr by a thread of its own,
 //! in batches (the writer drains what is queued, then flushes), so a request never waits on
@@ -6,8 +7,10 @@
 //! `LINES_QUEUED` lines wait for the writer; past that (a sink that stopped reading) lines are
 //! dropped rather than slowing requests down. Call `flush` before the process exits.
 
+use crate::config::LogFormat;
 use std::io::{BufWriter, IsTerminal};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::Targets;
@@ -21,8 +24,22 @@ const LINES_QUEUED: usize = 16 * 1024;
 /// Keeps the writer thread running; dropping it writes out what is queued.
 static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
-/// Installs the global subscriber once; later calls are no-ops (tests call it per app).
+/// Whether the installed subscriber writes JSON lines.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Installs the global subscriber, in text; see `init_with`.
 pub fn init(default_level: &str) {
+    init_with(default_level, LogFormat::Text);
+}
+
+/// Whether log lines are JSON (what is printed outside the subscriber follows it).
+pub fn is_json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Installs the global subscriber once, writing `format`; later calls are no-ops (tests call
+/// it per app).
+pub fn init_with(default_level: &str, format: LogFormat) {
     let directives = std::env::var(EnvFilter::DEFAULT_ENV)
         .ok()
         .filter(|d| !d.trim().is_empty())
@@ -38,17 +55,31 @@ pub fn init(default_level: &str) {
     let env_filter = targets
         .is_none()
         .then(|| EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default_level)));
+    let json = format == LogFormat::Json;
+    let (text_writer, json_writer) = if json {
+        (None, Some(writer))
+    } else {
+        (Some(writer), None)
+    };
     let installed = tracing_subscriber::registry()
         .with(targets)
         .with(env_filter)
-        .with(
+        .with(text_writer.map(|writer| {
             tracing_subscriber::fmt::layer()
                 .with_writer(writer)
                 // Colours for a terminal only: piped logs stay greppable.
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+                .with_ansi(std::io::stderr().is_terminal())
+        }))
+        .with(json_writer.map(|writer| {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(writer)
+        }))
         .try_init();
     if installed.is_ok() {
+        JSON.store(json, Ordering::Relaxed);
         *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
     }
 }

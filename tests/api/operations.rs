@@ -255,3 +255,105 @@ async fn readyz_says_whether_the_store_answers() {
         .unwrap();
     assert_eq!(alive.status(), 200);
 }
+
+#[tokio::test]
+async fn with_json_logs_every_line_of_the_real_binary_is_json_the_banner_included() {
+    use crate::helpers::{binary, sandbox_config, terminate};
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let config = sandbox_config(&sandbox);
+    let text = std::fs::read_to_string(config.path()).unwrap();
+    std::fs::write(
+        config.path(),
+        format!("[telemetry]\nlog_format = \"json\"\n\n{text}"),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config.path())
+        .arg("--store")
+        .arg(format!(
+            "sqlite://{}",
+            store.path().join("store.db").display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let graphql = loop {
+        let line = lines_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the banner is logged");
+        let parsed: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        lines.push(line);
+        if let Some(url) = parsed["fields"]["graphql"].as_str() {
+            break url.to_string();
+        }
+    };
+    let body: Value = reqwest::Client::new()
+        .post(&graphql)
+        .json(&json!({ "query": CONTACT, "variables": { "id": SOPHIE } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["contact"]["displayName"], "Sophie Tran");
+    terminate(&mut child);
+    lines.extend(lines_rx.iter());
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    // The request's own lines: the upstream call, and the one line per request.
+    assert!(parsed
+        .iter()
+        .any(|line| line["fields"]["message"] == "upstream call"));
+    assert!(parsed
+        .iter()
+        .any(|line| line["fields"]["message"] == "finished processing request"));
+    let printed = printed.join().unwrap();
+    assert!(printed.is_empty(), "stdout is not JSON: {printed:?}");
+}
+
+#[test]
+fn telemetry_keys_are_checked() {
+    let parse = |text: &str| Config::parse(text, |_| None);
+    let json = parse("[telemetry]\nlog_format = \"json\"").unwrap();
+    assert_eq!(
+        json.telemetry.log_format,
+        contact_gateway::config::LogFormat::Json
+    );
+    for bad in [
+        "[telemetry]\nlog_format = \"xml\"",
+        "[telemetry]\nlog_fromat = \"json\"",
+        "[telemetry]\notlp_endpoint = \"localhost:4317\"",
+        "[telemetry]\notlp_protocol = \"udp\"",
+    ] {
+        let error = parse(bad).expect_err(bad).to_string();
+        assert!(
+            error.contains("telemetry") || error.contains("log_f") || error.contains("otlp"),
+            "{bad}: {error}"
+        );
+    }
+}
