@@ -30,7 +30,7 @@
 
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId, ProviderId};
-use crate::providers::{ListQuery, ProviderError};
+use crate::providers::{request_budget, ListQuery, ProviderError};
 use moka::future::Cache;
 use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -179,7 +179,9 @@ impl ReadCache {
                 }
             })
             .await;
-        crate::metrics::cache_request("read", !missed.load(Ordering::Relaxed));
+        let hit = !missed.load(Ordering::Relaxed);
+        crate::metrics::cache_request("read", hit);
+        request_budget::diagnose(|d| d.cache(id.provider, hit));
         match loaded {
             Ok(Entry::Contact(contact, stored)) => {
                 Reads::note(|reads| reads.fetched(stored));
@@ -210,8 +212,9 @@ impl ReadCache {
     /// The cached window. The request's `Reads` note the provider's stamp looked under (hit or
     /// miss: a miss is read from the provider next, after this) and the window's age.
     pub async fn window(&self, key: &WindowKey) -> Option<Arc<Window>> {
-        let stamp = self.ticket(key.provider).stamp;
-        Reads::note(|reads| reads.list(key.provider, stamp));
+        let provider = key.provider;
+        let stamp = self.ticket(provider).stamp;
+        Reads::note(|reads| reads.list(provider, stamp));
         let key = Key::Window {
             key: key.clone(),
             stamp,
@@ -224,6 +227,7 @@ impl ReadCache {
             _ => None,
         };
         crate::metrics::cache_request("read", found.is_some());
+        request_budget::diagnose(|d| d.cache(provider, found.is_some()));
         found
     }
 

@@ -160,6 +160,7 @@ impl UpstreamClient {
                 "retrying a read"
             );
             self.pacing.retrying();
+            request_budget::diagnose(|d| d.retry(self.provider));
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -236,6 +237,7 @@ impl UpstreamClient {
             Err(e) => e.status(),
         };
         crate::metrics::upstream_request(provider, method.as_str(), status, took);
+        request_budget::diagnose(|d| d.call(provider, took));
         match &result {
             Ok((status, _)) => tracing::info!(
                 target: "upstream",

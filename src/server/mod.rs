@@ -19,7 +19,7 @@ use crate::gateway::{consent, loader, people, Gateway};
 use crate::graphql::errors::{code_field_errors, Executed};
 use crate::graphql::query::ReportedEntities;
 use crate::graphql::AppSchema;
-use crate::providers::request_budget;
+use crate::providers::{diagnostics, request_budget};
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -64,7 +64,8 @@ impl AppState {
     /// (A batch's operations share the batch's budget.)
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         let budget = request_budget::current().unwrap_or_else(|| self.gateway.request_budget());
-        request_budget::within(Some(budget), async {
+        let diagnostics = diagnostics::wanted().then(|| budget.diagnose());
+        let mut response = request_budget::within(Some(budget), async {
             let request = request
                 .data(loader::for_request(self.gateway.clone()))
                 .data(consent::for_request(&self.gateway))
@@ -72,7 +73,15 @@ impl AppState {
                 .data(ReportedEntities::default());
             self.schema.execute(request).await
         })
-        .await
+        .await;
+        if let Some(diagnostics) = diagnostics {
+            let providers = async_graphql::Value::from_json(diagnostics.to_value())
+                .unwrap_or(async_graphql::Value::Null);
+            response
+                .extensions
+                .insert(diagnostics::PROVIDERS.to_string(), providers);
+        }
+        response
     }
 }
 
@@ -300,6 +309,17 @@ fn refusal(headers: &HeaderMap, status: StatusCode, code: &'static str, message:
 }
 
 async fn graphql_post(
+    state: State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let diagnose = diagnostics::asked(&headers);
+    diagnostics::scope(diagnose, graphql_post_in(state, caller, headers, body)).await
+}
+
+/// `graphql_post`, in the request's diagnostics scope.
+async fn graphql_post_in(
     State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
@@ -324,8 +344,9 @@ async fn graphql_post(
         Err(refused) => return refused.respond(media),
     };
     // The same bytes from the same caller as an answer kept: sent before anything is parsed.
+    // A request asking for diagnostics is run, never answered from the cache.
     let exact = match (&state.responses, &key) {
-        (Some(responses), None) => {
+        (Some(responses), None) if !diagnostics::wanted() => {
             let exact = ExactKey::post(caller.as_deref(), &headers, &body);
             if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
                 return hit;
@@ -356,7 +377,9 @@ async fn graphql_post(
         // In a task of its own: a client that disconnects must not cut a write short between
         // the provider's answer and the cache's invalidation.
         None => {
+            let diagnose = diagnostics::wanted();
             let run = async move { state.answer(request, caller, media, exact).await.response };
+            let run = diagnostics::scope(diagnose, run);
             match tokio::spawn(run.instrument(tracing::Span::current())).await {
                 Ok(response) => response,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -374,6 +397,17 @@ async fn graphql_post(
 
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
 async fn graphql_get(
+    state: State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let diagnose = diagnostics::asked(&headers);
+    diagnostics::scope(diagnose, graphql_get_in(state, caller, headers, uri)).await
+}
+
+/// `graphql_get`, in the request's diagnostics scope.
+async fn graphql_get_in(
     State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
@@ -382,7 +416,7 @@ async fn graphql_get(
     let wants_html = graphql_http::wants_html(&headers);
     // The same URL from the same caller as an answer kept: sent before anything is parsed.
     let exact = match &state.responses {
-        Some(responses) if !wants_html => {
+        Some(responses) if !wants_html && !diagnostics::wanted() => {
             let exact = ExactKey::get(caller.as_deref(), &headers, uri.query().unwrap_or(""));
             if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
                 return hit;
@@ -481,7 +515,8 @@ impl AppState {
         exact: Option<ExactKey>,
         normalized: Option<Arc<str>>,
     ) -> Answered {
-        let cached = self.responses.as_ref().and_then(|responses| {
+        let cached = self.responses.as_ref().filter(|_| !diagnostics::wanted());
+        let cached = cached.and_then(|responses| {
             let key = ResponseCache::key_of(&mut request, normalized?, caller.as_deref(), media)?;
             Some((responses, key))
         });

@@ -357,3 +357,60 @@ fn telemetry_keys_are_checked() {
         );
     }
 }
+
+/// POSTs `query` with `Contact-Gateway-Diagnostics: providers`.
+async fn diagnosed(app: &TestApp, query: &str, variables: Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/graphql", app.address))
+        .header("Contact-Gateway-Diagnostics", "providers")
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn diagnostics_show_where_the_time_went_per_provider() {
+    let (app, _) = spawn_with(|_| {}).await;
+    // Without the header: no extensions.
+    let plain = app.graphql(CONTACT, json!({ "id": SOPHIE })).await;
+    assert!(plain.get("extensions").is_none(), "{plain}");
+
+    // The same query again, asking: not the kept answer, but run, with the read cache's hit.
+    let response = diagnosed(&app, CONTACT, json!({ "id": SOPHIE })).await;
+    assert_ne!(
+        response
+            .headers()
+            .get("contact-gateway-cache")
+            .and_then(|v| v.to_str().ok()),
+        Some("hit")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["contact"]["displayName"], "Sophie Tran");
+    let whautomate = &body["extensions"]["providers"]["whautomate"];
+    assert_eq!(whautomate["cacheHits"], 1, "{body:#}");
+    assert_eq!(whautomate["calls"], 0, "{body:#}");
+
+    // A fresh contact, with a provider failing once: a call, a miss, a retry.
+    app.sandbox
+        .control(contact_gateway::contact::ProviderId::Whautomate)
+        .set_fault_times(contact_gateway::sandbox::Fault::Status(503), 1);
+    let other = "whautomate:64f1a2b3c4d5e6f7a8b9c001";
+    let body: Value = diagnosed(&app, CONTACT, json!({ "id": other }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body:#}");
+    let whautomate = &body["extensions"]["providers"]["whautomate"];
+    assert_eq!(whautomate["calls"], 2, "{body:#}");
+    assert_eq!(whautomate["retries"], 1, "{body:#}");
+    assert_eq!(whautomate["cacheMisses"], 1, "{body:#}");
+    assert!(whautomate["latencyMs"].is_u64(), "{body:#}");
+    // Counts only: no key, no path.
+    let text = body["extensions"].to_string();
+    for secret in app.sandbox.provider_configs().values() {
+        assert!(!text.contains(secret.api_key.expose()), "{text}");
+    }
+    assert!(!text.contains("/contacts"), "{text}");
+}
