@@ -133,12 +133,6 @@ fn validate_telemetry(telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
             ));
         }
     }
-    if telemetry.otlp_endpoint.is_some() {
-        return Err(invalid(
-            "telemetry.otlp_endpoint",
-            "OpenTelemetry export is not built into this version yet",
-        ));
-    }
     if telemetry.service_name.trim().is_empty() {
         return Err(invalid("telemetry.service_name", "must not be empty"));
     }

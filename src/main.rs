@@ -1,7 +1,7 @@
 //! The command line: `serve` and `schema`.
 
 use clap::{Parser, Subcommand};
-use contact_gateway::config::{Config, LogFormat, DEFAULT_LISTEN};
+use contact_gateway::config::{Config, DEFAULT_LISTEN};
 use contact_gateway::sandbox::Sandbox;
 use contact_gateway::startup::{self, Application};
 use contact_gateway::{graphql, telemetry};
@@ -94,10 +94,11 @@ async fn serve(
         Some(path) => {
             let loaded = Config::load(&path);
             // The logs take the config's format once it is read (text until then).
-            let format = loaded
+            let telemetry = loaded
                 .as_ref()
-                .map_or(LogFormat::Text, |config| config.telemetry.log_format);
-            telemetry::init_with("info", format);
+                .map(|config| config.telemetry.clone())
+                .unwrap_or_default();
+            telemetry::init_with("info", &telemetry);
             let mut config = loaded.map_err(|e| e.to_string())?;
             if let Some(listen) = listen {
                 config.listen = listen;

@@ -105,14 +105,21 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         id = %id,
         method = %request.method(),
         path = %request.uri().path(),
         // The credential's name, once auth has read it (never the key).
         caller = tracing::field::Empty,
-    )
+        otel.kind = "server",
+    );
+    // The client's W3C `traceparent`, when traces are exported: the request joins its trace.
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
+    });
+    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+    span
 }
 
 /// The one line per request, at INFO: status, latency in µs, and `cache=hit|miss` for a

@@ -414,3 +414,137 @@ async fn diagnostics_show_where_the_time_went_per_provider() {
     }
     assert!(!text.contains("/contacts"), "{text}");
 }
+
+// Multi-threaded: the receiver answers while the test waits for the gateway to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otlp_receiver_gets_the_request_span_with_the_upstream_call_as_its_child() {
+    use crate::helpers::{binary, sandbox_config, terminate, wait_for_url};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    use std::sync::Mutex;
+
+    // An OTLP/HTTP receiver: POST /v1/traces, protobuf.
+    let received: Arc<Mutex<Vec<ExportTraceServiceRequest>>> = Arc::default();
+    let kept = received.clone();
+    let receiver = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                kept.lock().unwrap().push(request);
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let config = sandbox_config(&sandbox);
+    let text = std::fs::read_to_string(config.path()).unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\notlp_protocol = \"http\"\nservice_name = \"gateway-under-test\"\n\n{text}"
+        ),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config.path())
+        .arg("--store")
+        .arg(format!(
+            "sqlite://{}",
+            store.path().join("store.db").display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
+        .spawn()
+        .unwrap();
+    let graphql = wait_for_url(&mut child);
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let body: Value = reqwest::Client::new()
+        .post(&graphql)
+        .header("traceparent", format!("00-{trace_id}-{client_span}-01"))
+        .json(&json!({ "query": CONTACT, "variables": { "id": SOPHIE } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["contact"]["displayName"], "Sophie Tran");
+
+    // The upstream call carried the client's trace on.
+    let upstream = sandbox
+        .control(contact_gateway::contact::ProviderId::Whautomate)
+        .requests();
+    let traceparent = upstream
+        .iter()
+        .flat_map(|r| r.headers.iter())
+        .find(|(name, _)| name == "traceparent")
+        .map(|(_, value)| value.clone())
+        .expect("traceparent sent upstream");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+
+    // Spans are sent at the latest when the gateway stops.
+    terminate(&mut child);
+    let requests = received.lock().unwrap().clone();
+    let spans: Vec<_> = requests
+        .iter()
+        .flat_map(|r| r.resource_spans.iter())
+        .flat_map(|r| r.scope_spans.iter())
+        .flat_map(|s| s.spans.iter())
+        .collect();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let request = spans
+        .iter()
+        .find(|s| s.name == "request")
+        .unwrap_or_else(|| {
+            let names: Vec<_> = spans.iter().map(|s| &s.name).collect();
+            panic!("no request span in {} exports: {names:?}", requests.len())
+        });
+    assert_eq!(hex(&request.trace_id), trace_id);
+    assert_eq!(hex(&request.parent_span_id), client_span);
+    let call = spans
+        .iter()
+        .find(|s| s.name == "upstream call")
+        .expect("the upstream call's span");
+    assert_eq!(call.trace_id, request.trace_id);
+    // A descendant of the request's span, and the one whose id went upstream.
+    let mut parent = call.parent_span_id.clone();
+    while parent != request.span_id {
+        let up = spans
+            .iter()
+            .find(|s| s.span_id == parent)
+            .unwrap_or_else(|| panic!("the upstream call is not under the request"));
+        parent = up.parent_span_id.clone();
+    }
+    assert!(traceparent.contains(&hex(&call.span_id)), "{traceparent}");
+    let service = requests[0].resource_spans[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .attributes
+        .iter()
+        .find(|a| a.key == "service.name")
+        .and_then(|a| a.value.as_ref())
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
+    assert!(service.contains("gateway-under-test"), "{service}");
+}
