@@ -9,6 +9,7 @@ use crate::contact::{Contact, ProviderId};
 use crate::providers::{Capability, ListQuery, Provider, ProviderError};
 use futures::future::join_all;
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub const MAX_FIRST: usize = 100;
 
@@ -119,6 +120,7 @@ impl Gateway {
 
         let query = args.filter.to_list_query();
         let needed = args.first + 1;
+        // One span per provider of the fan-out (its upstream calls are its children).
         let collected = join_all(ahead.iter().map(|p| {
             self.collect(
                 p.as_ref(),
@@ -128,6 +130,7 @@ impl Gateway {
                 needed,
                 args.use_cache,
             )
+            .instrument(tracing::info_span!("provider", provider = %p.id()))
         }))
         .await;
 

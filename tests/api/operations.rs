@@ -486,6 +486,17 @@ async fn an_otlp_receiver_gets_the_request_span_with_the_upstream_call_as_its_ch
         .await
         .unwrap();
     assert_eq!(body["data"]["contact"]["displayName"], "Sophie Tran");
+    // A listing fans out: a span per provider.
+    let listed: Value = reqwest::Client::new()
+        .post(&graphql)
+        .json(&json!({ "query": "{ contacts(first: 2) { nodes { id } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed.get("errors").is_none(), "{listed}");
 
     // The upstream call carried the client's trace on.
     let upstream = sandbox
@@ -536,6 +547,22 @@ async fn an_otlp_receiver_gets_the_request_span_with_the_upstream_call_as_its_ch
         parent = up.parent_span_id.clone();
     }
     assert!(traceparent.contains(&hex(&call.span_id)), "{traceparent}");
+    // The listing: a span per provider (Mainbrainer's answer may come from the ledger, with
+    // no upstream call), its upstream calls as their children.
+    let fanned: Vec<_> = spans.iter().filter(|s| s.name == "provider").collect();
+    assert_eq!(fanned.len(), 5, "one span per provider");
+    let under_a_provider = fanned
+        .iter()
+        .filter(|provider| {
+            spans
+                .iter()
+                .any(|s| s.name == "upstream call" && s.parent_span_id == provider.span_id)
+        })
+        .count();
+    assert!(
+        under_a_provider >= 4,
+        "{under_a_provider} providers' calls under their span"
+    );
     let service = requests[0].resource_spans[0]
         .resource
         .as_ref()
