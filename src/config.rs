@@ -78,6 +78,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[[webhooks]]`: endpoints that get every change of the kinds they name, signed.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[telemetry]`: log format and traces.
+    pub telemetry: TelemetryConfig,
 }
 
 /// One `[[webhooks]]` endpoint.
@@ -97,6 +99,66 @@ struct RawWebhook {
     url: String,
     secret_env: Option<String>,
     events: Option<Vec<String>>,
+}
+
+/// `[telemetry]`: how the gateway's logs are written and where its traces go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `text` (human) or `json` (one JSON object a line, the start-up banner included).
+    pub log_format: LogFormat,
+    /// OpenTelemetry traces go here over OTLP when set (`http://host:4317`).
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` (port 4317) or `http` (protobuf over HTTP, port 4318).
+    pub otlp_protocol: OtlpProtocol,
+    /// The traces' `service.name`.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::Grpc,
+            service_name: "contact-gateway".into(),
+        }
+    }
+}
+
+/// `[telemetry] log_format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[telemetry] otlp_protocol`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    #[default]
+    Grpc,
+    Http,
+}
+
+fn validate_telemetry(telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &telemetry.otlp_endpoint {
+        let ok = url::Url::parse(endpoint)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+        if !ok {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
+    if telemetry.service_name.trim().is_empty() {
+        return Err(invalid("telemetry.service_name", "must not be empty"));
+    }
+    Ok(())
 }
 
 /// `[store]`: where the gateway keeps its state.
@@ -477,6 +539,8 @@ struct RawConfig {
     store: Option<RawStore>,
     #[serde(default)]
     webhooks: Vec<RawWebhook>,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
     /// By provider id; an id no provider has is refused when validated.
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -520,6 +584,7 @@ impl Config {
             cors: None,
             store: StoreConfig::default(),
             webhooks: Vec::new(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 
@@ -614,6 +679,7 @@ impl Config {
         }
         let store = validate_store(raw.store, base)?;
         let webhooks = validate_webhooks(raw.webhooks, &env)?;
+        validate_telemetry(&raw.telemetry)?;
         Ok(Config {
             listen,
             default_region,
@@ -625,6 +691,7 @@ impl Config {
             cors: raw.cors,
             store,
             webhooks,
+            telemetry: raw.telemetry,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod contact;
 pub mod fields;
 pub mod gateway;
 pub mod graphql;
+pub mod metrics;
 pub mod phone;
 pub mod providers;
 pub mod sandbox;

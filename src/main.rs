@@ -55,23 +55,29 @@ async fn main() -> ExitCode {
             listen,
             store,
         } => {
-            telemetry::init("info");
             let served = serve(config, listen, store).await;
-            telemetry::flush();
             exit(served)
         }
         Command::Sandbox { print_config } => {
             telemetry::init("info");
             let ran = sandbox(print_config).await;
-            telemetry::flush();
             exit(ran)
         }
     }
 }
 
+/// Writes out the logs, then the error if any (a JSON line when the logs are JSON).
 fn exit(result: Result<(), String>) -> ExitCode {
+    if let Err(message) = &result {
+        if telemetry::is_json() {
+            tracing::error!(error = %message, "contact-gateway stopped");
+        }
+    }
+    let json = telemetry::is_json();
+    telemetry::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if json => ExitCode::from(2),
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
@@ -86,7 +92,14 @@ async fn serve(
 ) -> Result<(), String> {
     let app = match config {
         Some(path) => {
-            let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+            let loaded = Config::load(&path);
+            // The logs take the config's format once it is read (text until then).
+            let telemetry = loaded
+                .as_ref()
+                .map(|config| config.telemetry.clone())
+                .unwrap_or_default();
+            telemetry::init_with("info", &telemetry);
+            let mut config = loaded.map_err(|e| e.to_string())?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
@@ -100,6 +113,7 @@ async fn serve(
                 .map_err(|e| format!("cannot start on {address}: {e}"))?
         }
         None => {
+            telemetry::init("info");
             let address = listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
             if !address.ip().is_loopback() {
                 return Err(format!(
@@ -113,6 +127,19 @@ async fn serve(
         }
     };
     let address = app.address();
+    if telemetry::is_json() {
+        // The banner as one log line like every other.
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listening = %format!("http://{address}"),
+            graphql = %format!("http://{address}/graphql"),
+            "contact-gateway listening"
+        );
+        return app
+            .run_until_stopped()
+            .await
+            .map_err(|e| format!("server error: {e}"));
+    }
     println!(
         "contact-gateway {} listening on http://{address}",
         env!("CARGO_PKG_VERSION")

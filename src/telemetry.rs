@@ -1,4 +1,5 @@
-//! The tracing subscriber: `RUST_LOG` sets the level (default `info`).
+//! The tracing subscriber: `RUST_LOG` sets the level (default `info`); `[telemetry]
+//! log_format` chooses text or JSON lines.
 //!
 //! A line is formatted on the thread that logs it and written to stderr by a thread of its own,
 //! in batches (the writer drains what is queued, writes it, then rests `WRITER_REST` while
@@ -7,8 +8,13 @@
 //! for the writer; past that (a sink that stopped reading) lines are dropped rather than
 //! slowing requests down. Call `flush` before the process exits.
 
+use crate::config::{LogFormat, OtlpProtocol, TelemetryConfig};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::{BufWriter, IsTerminal, Stderr, Write};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
@@ -43,8 +49,67 @@ impl Write for Batches {
 /// Keeps the writer thread running; dropping it writes out what is queued.
 static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
-/// Installs the global subscriber once; later calls are no-ops (tests call it per app).
+/// Whether the installed subscriber writes JSON lines.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// The OTLP pipeline, when `[telemetry] otlp_endpoint` is set: shut down (spans sent) by
+/// `flush`.
+static TRACES: Mutex<Option<SdkTracerProvider>> = Mutex::new(None);
+
+/// Installs the global subscriber, in text; see `init_with`.
 pub fn init(default_level: &str) {
+    init_with(default_level, &TelemetryConfig::default());
+}
+
+/// The OTLP span exporter's pipeline for `config`, when it names an endpoint.
+fn otlp(config: &TelemetryConfig) -> Option<SdkTracerProvider> {
+    let endpoint = config.otlp_endpoint.as_deref()?;
+    let exporter = match config.otlp_protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build(),
+        OtlpProtocol::Http => {
+            let endpoint = endpoint.trim_end_matches('/');
+            let endpoint = if endpoint.ends_with("/v1/traces") {
+                endpoint.to_string()
+            } else {
+                format!("{endpoint}/v1/traces")
+            };
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(endpoint)
+                .build()
+        }
+    };
+    let exporter = match exporter {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("OpenTelemetry export is off: {e}");
+            return None;
+        }
+    };
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    )
+}
+
+/// Whether log lines are JSON (what is printed outside the subscriber follows it).
+pub fn is_json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Installs the global subscriber once, writing `format`; later calls are no-ops (tests call
+/// it per app).
+pub fn init_with(default_level: &str, config: &TelemetryConfig) {
+    let format = config.log_format;
     let directives = std::env::var(EnvFilter::DEFAULT_ENV)
         .ok()
         .filter(|d| !d.trim().is_empty())
@@ -63,17 +128,41 @@ pub fn init(default_level: &str) {
     let env_filter = targets
         .is_none()
         .then(|| EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default_level)));
+    let traces = otlp(config);
+    let json = format == LogFormat::Json;
+    let (text_writer, json_writer) = if json {
+        (None, Some(writer))
+    } else {
+        (Some(writer), None)
+    };
     let installed = tracing_subscriber::registry()
         .with(targets)
         .with(env_filter)
-        .with(
+        .with(text_writer.map(|writer| {
             tracing_subscriber::fmt::layer()
                 .with_writer(writer)
                 // Colours for a terminal only: piped logs stay greppable.
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+                .with_ansi(std::io::stderr().is_terminal())
+        }))
+        .with(json_writer.map(|writer| {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(writer)
+        }))
+        .with(traces.as_ref().map(|provider| {
+            tracing_opentelemetry::layer().with_tracer(provider.tracer("contact-gateway"))
+        }))
         .try_init();
     if installed.is_ok() {
+        if traces.is_some() {
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
+        }
+        *TRACES.lock().unwrap_or_else(|e| e.into_inner()) = traces;
+        JSON.store(json, Ordering::Relaxed);
         *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
     }
 }
@@ -88,6 +177,11 @@ fn plain_targets(directives: &str) -> Option<Targets> {
 
 /// Writes out the lines still queued and stops the writer: call once, before exiting.
 pub fn flush() {
+    if let Some(traces) = TRACES.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Err(e) = traces.shutdown() {
+            tracing::warn!(error = %e, "spans could not all be sent");
+        }
+    }
     drop(WRITER.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 

@@ -31,7 +31,7 @@
 use super::peers::{Announcer, Change};
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId, ProviderId};
-use crate::providers::{ListQuery, ProviderError};
+use crate::providers::{request_budget, ListQuery, ProviderError};
 use moka::future::Cache;
 use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -168,9 +168,11 @@ impl ReadCache {
         if let Key::Contact { stamp, .. } = key {
             Reads::note(|reads| reads.record(self.stripe(id), stamp));
         }
+        let missed = std::sync::atomic::AtomicBool::new(false);
         let loaded = self
             .entries
             .try_get_with(key, async {
+                missed.store(true, Ordering::Relaxed);
                 match load.await {
                     Ok(Some(contact)) => {
                         self.before_insert().await;
@@ -181,6 +183,9 @@ impl ReadCache {
                 }
             })
             .await;
+        let hit = !missed.load(Ordering::Relaxed);
+        crate::metrics::cache_request("read", hit);
+        request_budget::diagnose(|d| d.cache(id.provider, hit));
         match loaded {
             Ok(Entry::Contact(contact, stored)) => {
                 Reads::note(|reads| reads.fetched(stored));
@@ -211,19 +216,23 @@ impl ReadCache {
     /// The cached window. The request's `Reads` note the provider's stamp looked under (hit or
     /// miss: a miss is read from the provider next, after this) and the window's age.
     pub async fn window(&self, key: &WindowKey) -> Option<Arc<Window>> {
-        let stamp = self.ticket(key.provider).stamp;
-        Reads::note(|reads| reads.list(key.provider, stamp));
+        let provider = key.provider;
+        let stamp = self.ticket(provider).stamp;
+        Reads::note(|reads| reads.list(provider, stamp));
         let key = Key::Window {
             key: key.clone(),
             stamp,
         };
-        match self.entries.get(&key).await {
+        let found = match self.entries.get(&key).await {
             Some(Entry::Window(w, stored)) => {
                 Reads::note(|reads| reads.fetched(stored));
                 Some(w)
             }
             _ => None,
-        }
+        };
+        crate::metrics::cache_request("read", found.is_some());
+        request_budget::diagnose(|d| d.cache(provider, found.is_some()));
+        found
     }
 
     /// Caches a window read under `ticket` (and each contact in it, for later lookups).

@@ -12,6 +12,7 @@ use crate::providers::{Capability, ListQuery, Provider, ProviderError};
 use futures::future::join_all;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 pub const MAX_FIRST: usize = 100;
 
@@ -286,6 +287,8 @@ impl Gateway {
                 needed,
                 args.use_cache,
             )
+            // One span per provider of the fan-out (its upstream calls are its children).
+            .instrument(tracing::info_span!("provider", provider = %p.id()))
         }))
         .await
     }

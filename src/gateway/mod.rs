@@ -69,7 +69,43 @@ impl From<&LimitsConfig> for Limits {
     }
 }
 
+/// What `GET /readyz` answers: ready, and each part's state (`"ok"` or why not).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub parts: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// How long one readiness check may take before its part counts as not answering.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Gateway {
+    /// Whether the parts this gateway needs answer: the store (one `SELECT 1`). A further
+    /// part (the shared cache tier) adds its own check here, under its own name.
+    pub async fn ready(&self) -> Readiness {
+        let mut parts = std::collections::BTreeMap::new();
+        if let Some(store) = &self.store {
+            let answer = match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
+                Ok(Ok(())) => "ok".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {}s", READY_TIMEOUT.as_secs()),
+            };
+            parts.insert("store", answer);
+        }
+        if let Some(peers) = self.peers.get() {
+            let answer = if peers.ping().await {
+                "ok".to_string()
+            } else {
+                "Redis does not answer PING".to_string()
+            };
+            parts.insert("redis", answer);
+        }
+        Readiness {
+            ready: parts.values().all(|state| state == "ok"),
+            parts,
+        }
+    }
+
     /// A gateway with the default `[limits]` and a random cursor key.
     pub fn new(registry: Registry, cache: &CacheConfig) -> Self {
         let announcer = peers::Announcer::default();

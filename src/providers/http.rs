@@ -16,6 +16,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 pub const GATEWAY_USER_AGENT: &str = concat!("contact-gateway/", env!("CARGO_PKG_VERSION"));
 
@@ -160,6 +161,7 @@ impl UpstreamClient {
                 "retrying a read"
             );
             self.pacing.retrying();
+            request_budget::diagnose(|d| d.retry(self.provider));
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -207,10 +209,27 @@ impl UpstreamClient {
         let cut_by_deadline = left.is_some_and(|left| left < self.timeout);
         let timeout = left.map_or(self.timeout, |left| left.min(self.timeout));
         let url = format!("{}{}", self.base_url, path);
+        // The call's span, a child of the request's; its W3C `traceparent` goes upstream
+        // (when traces are exported: otherwise no propagator is installed and none is sent).
+        let span = tracing::info_span!(
+            "upstream call",
+            provider = %provider,
+            method = %method,
+            path,
+            otel.kind = "client",
+        );
+        let mut headers = self.headers.clone();
+        let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&span);
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(
+                &context,
+                &mut opentelemetry_http::HeaderInjector(&mut headers),
+            )
+        });
         let mut request = self
             .http
             .request(method.clone(), &url)
-            .headers(self.headers.clone())
+            .headers(headers)
             .timeout(timeout);
         if !query.is_empty() {
             request = request.query(query);
@@ -221,14 +240,23 @@ impl UpstreamClient {
                 .body(body.to_string());
         }
         let started = Instant::now();
-        let result = match (self.receive(request).await, &budget) {
+        let received = self.receive(request).instrument(span).await;
+        let result = match (received, &budget) {
             // The request's deadline, not the provider's timeout, cut this call.
             (Err(ProviderError::Timeout { .. }), Some(budget)) if cut_by_deadline => {
                 Err(refused(provider, budget.deadline_passed(), true))
             }
             (result, _) => result,
         };
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        let latency_ms = took.as_millis() as u64;
+        let status = match &result {
+            Ok((status, _)) => Some(*status),
+            Err(ProviderError::RateLimited { .. }) => Some(429),
+            Err(e) => e.status(),
+        };
+        crate::metrics::upstream_request(provider, method.as_str(), status, took);
+        request_budget::diagnose(|d| d.call(provider, took));
         match &result {
             Ok((status, _)) => tracing::info!(
                 target: "upstream",

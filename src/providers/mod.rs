@@ -1,6 +1,7 @@
 //! The provider seam: one trait every adapter implements, what each can do (as data), the
 //! errors they return, and the registry that builds the enabled ones from config.
 
+pub mod diagnostics;
 pub mod http;
 pub mod pacing;
 pub mod request_budget;

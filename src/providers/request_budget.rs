@@ -7,6 +7,7 @@
 //! It lives with the providers, below the gateway, because the upstream client reads it; it
 //! depends on nothing else in the crate.
 
+use super::diagnostics::Diagnostics;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct RequestBudget {
     calls: AtomicU64,
     timeout: Duration,
     deadline: Instant,
+    /// Per-provider counts, when the request asked for them (`diagnostics`).
+    diagnostics: std::sync::OnceLock<Arc<Diagnostics>>,
 }
 
 impl RequestBudget {
@@ -44,7 +47,18 @@ impl RequestBudget {
             calls: AtomicU64::new(0),
             timeout,
             deadline: Instant::now() + timeout,
+            diagnostics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Starts noting the request's per-provider counts; returns them.
+    pub fn diagnose(&self) -> Arc<Diagnostics> {
+        self.diagnostics.get_or_init(Default::default).clone()
+    }
+
+    /// The request's per-provider counts, when it asked for them.
+    pub fn diagnostics(&self) -> Option<&Arc<Diagnostics>> {
+        self.diagnostics.get()
     }
 
     /// Takes one call from the budget, before it is sent. Refused when the deadline has passed
@@ -109,6 +123,15 @@ pub async fn exempt<F: Future>(work: F) -> F::Output {
 /// The budget of the request this task works for, if any.
 pub fn current() -> Option<Arc<RequestBudget>> {
     CURRENT.try_with(Option::clone).ok().flatten()
+}
+
+/// Notes something in the current request's diagnostics, when it asked for them.
+pub fn diagnose(f: impl FnOnce(&Diagnostics)) {
+    let _ = CURRENT.try_with(|budget| {
+        if let Some(diagnostics) = budget.as_ref().and_then(|b| b.diagnostics()) {
+            f(diagnostics);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::gateway::{consent, loader, people, Gateway};
 use crate::graphql::errors::{code_field_errors, Executed};
 use crate::graphql::query::ReportedEntities;
 use crate::graphql::AppSchema;
-use crate::providers::request_budget;
+use crate::providers::{diagnostics, request_budget};
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -64,7 +64,8 @@ impl AppState {
     /// (A batch's operations share the batch's budget.)
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         let budget = request_budget::current().unwrap_or_else(|| self.gateway.request_budget());
-        request_budget::within(Some(budget), async {
+        let diagnostics = diagnostics::wanted().then(|| budget.diagnose());
+        let mut response = request_budget::within(Some(budget), async {
             let request = request
                 .data(loader::for_request(self.gateway.clone()))
                 .data(consent::for_request(&self.gateway))
@@ -72,7 +73,15 @@ impl AppState {
                 .data(ReportedEntities::default());
             self.schema.execute(request).await
         })
-        .await
+        .await;
+        if let Some(diagnostics) = diagnostics {
+            let providers = async_graphql::Value::from_json(diagnostics.to_value())
+                .unwrap_or(async_graphql::Value::Null);
+            response
+                .extensions
+                .insert(diagnostics::PROVIDERS.to_string(), providers);
+        }
+        response
     }
 }
 
@@ -98,14 +107,21 @@ fn request_span(
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         id = %id,
         method = %method,
         path = %"/graphql",
         // The credential's name (never the key).
         caller = caller.map(|c| display(&c.name)),
-    )
+        otel.kind = "server",
+    );
+    // The client's W3C `traceparent`, when traces are exported: the request joins its trace.
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+    span
 }
 
 /// The one line per request: INFO (ERROR for a 5xx) with its id, method, path, status,
@@ -236,8 +252,15 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
         let auth = Arc::new(Authenticator::new(auth)?);
         graphql = graphql.route_layer(middleware::from_fn_with_state(auth, auth::require_caller));
     }
+    // Outside auth: a request refused for its credential is counted too.
+    graphql = graphql.route_layer(middleware::from_fn(count_request));
+    // `/metrics` and `/readyz` sit beside `/healthz`, without auth: the numbers carry no
+    // contact data and no secret (README, "What to watch").
+    crate::metrics::handle();
     let mut app = graphql
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
         .route(
             &format!("{}/{{file}}", graphiql::ASSETS),
             get(graphiql::asset),
@@ -266,12 +289,84 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
         .with_state(Arc::new(state)))
 }
 
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = crate::metrics::render(&state.gateway).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: 200 when every part the gateway needs answers (`Gateway::ready`), else 503
+/// naming the parts that do not.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let readiness = state.gateway.ready().await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(readiness)).into_response()
+}
+
+/// What a GraphQL request was and how it ended, set on its response for `count_request`.
+#[derive(Clone, Copy)]
+struct Counted {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+/// Counts every request to `/graphql` by operation type and outcome.
+async fn count_request(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let counted = match response.extensions().get::<Counted>() {
+        Some(counted) => *counted,
+        // Served from the response cache before anything was parsed: a query.
+        None if response
+            .headers()
+            .get(response_cache::CACHE_STATUS)
+            .is_some_and(|v| v == "hit") =>
+        {
+            Counted {
+                operation: "query",
+                outcome: "ok",
+            }
+        }
+        None if response.status().is_success() => Counted {
+            operation: "unknown",
+            outcome: "ok",
+        },
+        None => Counted {
+            operation: "none",
+            outcome: "refused",
+        },
+    };
+    crate::metrics::http_request(counted.operation, counted.outcome);
+    response
+}
+
 /// A refusal of the HTTP request, as a coded JSON GraphQL error like every other.
 fn refusal(headers: &HeaderMap, status: StatusCode, code: &'static str, message: &str) -> Response {
     EdgeError::new(status, code, message).respond(MediaType::accepted(headers))
 }
 
 async fn graphql_post(
+    state: State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let diagnose = diagnostics::asked(&headers);
+    diagnostics::scope(diagnose, graphql_post_in(state, caller, headers, body)).await
+}
+
+/// `graphql_post`, in the request's diagnostics scope.
+async fn graphql_post_in(
     State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
@@ -281,7 +376,7 @@ async fn graphql_post(
     // (A request with an `Idempotency-Key` goes the long way: the key is checked first.)
     let mut exact = None;
     if let (Some(responses), Ok(body)) = (&state.responses, &body) {
-        if !headers.contains_key(idempotency::IDEMPOTENCY_KEY) {
+        if !headers.contains_key(idempotency::IDEMPOTENCY_KEY) && !diagnostics::wanted() {
             exact = ExactKey::post(caller.as_deref(), &headers, body);
             if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
                 return with_caller(hit, caller.as_deref());
@@ -349,7 +444,9 @@ async fn post_the_long_way(
         // In a task of its own: a client that disconnects must not cut a write short between
         // the provider's answer and the cache's invalidation.
         None => {
+            let diagnose = diagnostics::wanted();
             let run = async move { state.answer(request, caller, media, exact).await.response };
+            let run = diagnostics::scope(diagnose, run);
             match tokio::spawn(run.instrument(tracing::Span::current())).await {
                 Ok(response) => response,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -367,6 +464,17 @@ async fn post_the_long_way(
 
 /// GraphiQL for a browser; otherwise a query from the URL (mutations only by POST).
 async fn graphql_get(
+    state: State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let diagnose = diagnostics::asked(&headers);
+    diagnostics::scope(diagnose, graphql_get_in(state, caller, headers, uri)).await
+}
+
+/// `graphql_get`, in the request's diagnostics scope.
+async fn graphql_get_in(
     State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
@@ -375,7 +483,11 @@ async fn graphql_get(
     let wants_html = graphql_http::wants_html(&headers);
     // The same URL from the same caller as an answer kept: sent before anything is parsed.
     let mut exact = None;
-    if let Some(responses) = state.responses.as_ref().filter(|_| !wants_html) {
+    if let Some(responses) = state
+        .responses
+        .as_ref()
+        .filter(|_| !wants_html && !diagnostics::wanted())
+    {
         exact = ExactKey::get(caller.as_deref(), &headers, uri.query().unwrap_or(""));
         if let Some(hit) = exact.as_ref().and_then(|exact| responses.exact_hit(exact)) {
             return with_caller(hit, caller.as_deref());
@@ -445,6 +557,8 @@ async fn get_the_long_way(
 struct Answered {
     response: Response,
     executed: bool,
+    /// It ran and its answer holds errors.
+    errors: bool,
 }
 
 impl AppState {
@@ -460,21 +574,56 @@ impl AppState {
         exact: Option<ExactKey>,
     ) -> Answered {
         let normalized = self.documents.prepare(&mut request);
-        let cached = self.responses.as_ref().and_then(|responses| {
+        let operation = if is_mutation(&mut request) {
+            "mutation"
+        } else {
+            "query"
+        };
+        let mut answered = self
+            .answer_uncounted(request, caller, media, exact, normalized)
+            .await;
+        if answered.response.extensions().get::<Counted>().is_none() {
+            let outcome = match (answered.executed, answered.errors) {
+                (false, _) => "refused",
+                (true, false) => "ok",
+                (true, true) => "error",
+            };
+            answered
+                .response
+                .extensions_mut()
+                .insert(Counted { operation, outcome });
+        }
+        answered
+    }
+
+    /// `answer`, not yet counted.
+    async fn answer_uncounted(
+        &self,
+        mut request: async_graphql::Request,
+        caller: Option<Extension<Caller>>,
+        media: MediaType,
+        exact: Option<ExactKey>,
+        normalized: Option<Arc<str>>,
+    ) -> Answered {
+        let cached = self.responses.as_ref().filter(|_| !diagnostics::wanted());
+        let cached = cached.and_then(|responses| {
             let key = ResponseCache::key_of(&mut request, normalized?, caller.as_deref(), media)?;
             Some((responses, key))
         });
         let Some((responses, key)) = cached else {
             let (response, executed) = self.run_prepared(request, caller.as_ref()).await;
+            let errors = !response.errors.is_empty();
             return Answered {
                 response: graphql_http::graphql_response(response, executed, media),
                 executed,
+                errors,
             };
         };
         if let Some(hit) = responses.normalized_hit(&key, exact.clone()) {
             return Answered {
                 response: hit,
                 executed: true,
+                errors: false,
             };
         }
         let reads = Arc::new(Reads::default());
@@ -487,7 +636,11 @@ impl AppState {
         }
         let mut response = answer.into_response();
         response_cache::mark_miss(&mut response);
-        Answered { response, executed }
+        Answered {
+            response,
+            executed,
+            errors: has_errors,
+        }
     }
 
     /// Runs one operation: its GraphQL response, and whether it executed.
@@ -542,11 +695,20 @@ impl AppState {
             futures::future::join_all(runs).await
         })
         .await;
+        let errors = results
+            .iter()
+            .any(|(response, _)| !response.errors.is_empty());
         let body: Vec<serde_json::Value> = results
             .into_iter()
             .map(|(response, executed)| graphql_http::response_body(&response, executed))
             .collect();
-        graphql_http::json_response(StatusCode::OK, media, &serde_json::Value::Array(body))
+        let mut response =
+            graphql_http::json_response(StatusCode::OK, media, &serde_json::Value::Array(body));
+        response.extensions_mut().insert(Counted {
+            operation: "batch",
+            outcome: if errors { "error" } else { "ok" },
+        });
+        response
     }
 }
 

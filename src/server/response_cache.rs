@@ -203,6 +203,7 @@ impl Stored {
 
 /// Marks an answer that was not served from the cache.
 pub fn mark_miss(response: &mut Response) {
+    crate::metrics::cache_request("response", false);
     response.headers_mut().insert(CACHE_STATUS, MISS);
 }
 
@@ -242,7 +243,11 @@ impl ResponseCache {
     /// The kept answer to exactly this request, if it still stands.
     pub fn exact_hit(&self, key: &ExactKey) -> Option<Response> {
         let stored = self.entries.get(&Key::Exact(key.clone()))?;
-        self.stands(&stored).then(|| stored.respond())
+        let hit = self.stands(&stored).then(|| stored.respond());
+        if hit.is_some() {
+            crate::metrics::cache_request("response", true);
+        }
+        hit
     }
 
     /// The kept answer to this query, if it still stands; indexed under `exact` too.
@@ -254,6 +259,7 @@ impl ResponseCache {
         if let Some(exact) = exact {
             self.entries.insert(Key::Exact(exact), stored.clone());
         }
+        crate::metrics::cache_request("response", true);
         Some(stored.respond())
     }
 

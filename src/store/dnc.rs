@@ -567,6 +567,35 @@ impl Store {
     pub fn registry_changed_elsewhere(&self) {
         self.registry_version.fetch_add(1, Ordering::AcqRel);
     }
+
+    /// The outbox's pending propagations (live entries only) and how long the oldest has
+    /// waited since its entry was made (`/metrics`).
+    pub async fn outbox_pending(&self) -> Result<OutboxPending, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS depth, MIN(e.created_ms) AS oldest \
+             FROM do_not_contact_outbox o JOIN do_not_contact_entries e ON e.id = o.entry_id \
+             WHERE o.status = $1 AND e.removed_ms IS NULL",
+        )
+        .bind(PropagationStatus::Pending.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        let depth: i64 = row.try_get("depth")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        let oldest_age = oldest.map_or(Duration::ZERO, |created| {
+            Duration::from_millis(u64::try_from(now_ms() - created).unwrap_or(0))
+        });
+        Ok(OutboxPending {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest_age,
+        })
+    }
+}
+
+/// What `outbox_pending` reads.
+#[derive(Clone, Copy, Debug)]
+pub struct OutboxPending {
+    pub depth: u64,
+    pub oldest_age: Duration,
 }
 
 enum Bind {

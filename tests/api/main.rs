@@ -15,6 +15,7 @@ mod idempotency;
 mod import;
 mod ledger;
 mod mapping;
+mod operations;
 mod paging;
 mod persisted_queries;
 mod person;

@@ -88,6 +88,12 @@ impl Replica {
         data["contact"]["company"].as_str().unwrap().to_string()
     }
 
+    /// `GET /readyz`'s status.
+    async fn readiness(&self) -> u16 {
+        let url = self.url.replace("/graphql", "/readyz");
+        reqwest::get(url).await.unwrap().status().as_u16()
+    }
+
     async fn update(&self, company: &str) {
         let (data, _) = self
             .ask(UPDATE, json!({ "id": ID, "company": company }))
@@ -265,7 +271,10 @@ async fn with_redis_gone_both_replicas_serve_and_catch_up_when_it_returns() {
     cache_on(&b, &before).await;
     write_through_a_is_fresh_on_b(&a, &b, "Before the outage").await;
 
+    assert_eq!(b.readiness().await, 200);
     redis.kill();
+    // Not ready without Redis (the proxy takes it out of rotation), yet it serves.
+    assert_eq!(b.readiness().await, 503);
     // B notices at once (the connection closes) and retires what it cached.
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Both keep serving reads and writes; the writer is strict, the other bounded.
@@ -283,6 +292,7 @@ async fn with_redis_gone_both_replicas_serve_and_catch_up_when_it_returns() {
     redis.restart();
     // Reconnected within a couple of seconds (retries every 0.5 s, publisher retries once).
     tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(b.readiness().await, 200);
     cache_on(&b, "During the outage").await;
     write_through_a_is_fresh_on_b(&a, &b, "After the outage").await;
 }
