@@ -419,6 +419,56 @@ mod tests {
         assert!(key("query A { providers { id } } query B { providers { id } }").is_none());
     }
 
+    /// An answer is served no longer than its oldest data would be by the read cache.
+    #[test]
+    fn an_answer_never_outlives_its_oldest_data() {
+        let config = CacheConfig {
+            ttl_secs: 1,
+            ..CacheConfig::default()
+        };
+        let gateway = Arc::new(Gateway::new(Default::default(), &config));
+        let cache = ResponseCache::new(&config, gateway).unwrap();
+        let body = Bytes::from_static(br#"{"data":{}}"#);
+        let exact = |n: u8| ExactKey::post(None, &HeaderMap::new(), &Bytes::from(vec![n])).unwrap();
+        let answer = Answer {
+            status: StatusCode::OK,
+            media: MediaType::Json,
+            headers: Vec::new(),
+            body,
+        };
+        let keep = |n: u8, oldest: Option<Instant>| {
+            let key = key_with(
+                &format!("{{ providers {{ id }} }} # {n}"),
+                serde_json::json!({}),
+            );
+            let mut reads = ReadSet::default();
+            reads.oldest = oldest;
+            cache.keep(key.unwrap(), Some(exact(n)), &answer, false, reads);
+        };
+        keep(1, None);
+        keep(2, Instant::now().checked_sub(Duration::from_millis(900)));
+        keep(3, Instant::now().checked_sub(Duration::from_secs(2)));
+        assert!(
+            cache.exact_hit(&exact(1)).is_some(),
+            "fetched now: a second to live"
+        );
+        assert!(cache.exact_hit(&exact(2)).is_some());
+        assert!(
+            cache.exact_hit(&exact(3)).is_none(),
+            "its data had expired already"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(cache.exact_hit(&exact(1)).is_some());
+        assert!(
+            cache.exact_hit(&exact(2)).is_none(),
+            "expired with its oldest data"
+        );
+        // Errors and reads not to keep are not kept.
+        let key = key_with("{ providers { id } } # 4", serde_json::json!({})).unwrap();
+        cache.keep(key, Some(exact(4)), &answer, true, ReadSet::default());
+        assert!(cache.exact_hit(&exact(4)).is_none());
+    }
+
     #[test]
     fn variables_are_compared_as_json() {
         let query = "query($a: Int, $b: Int) { providers { id } }";
