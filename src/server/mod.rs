@@ -183,7 +183,7 @@ fn with_caller(mut response: Response, caller: Option<&Caller>) -> Response {
 pub struct ParsedDocuments(moka::sync::Cache<String, Prepared>);
 
 #[derive(Clone)]
-pub struct Prepared {
+struct Prepared {
     document: ExecutableDocument,
     /// `response_cache::normalize`d; `None` when it cannot be.
     normalized: Option<Arc<str>>,
