@@ -23,6 +23,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like `spawn_app`, with the config adjusted first (timeouts, limits…).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_and_gateway(adjust).await.0
+}
+
+/// `spawn_app_with`, and a handle on the running gateway (its store, its caches).
+pub async fn spawn_app_and_gateway(
+    adjust: impl FnOnce(&mut Config),
+) -> (TestApp, Arc<contact_gateway::gateway::Gateway>) {
     if std::env::var_os("TEST_LOG").is_some() {
         contact_gateway::telemetry::init("info");
     }
@@ -33,13 +40,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let app = Application::build_over_sandbox(config, sandbox.clone())
         .await
         .expect("app builds");
+    let gateway = app.gateway();
     let address = format!("http://{}", app.address());
     tokio::spawn(app.run_until(std::future::pending()));
-    TestApp {
+    let app = TestApp {
         address,
         client: reqwest::Client::new(),
         sandbox,
-    }
+    };
+    (app, gateway)
 }
 
 impl TestApp {

@@ -1,11 +1,11 @@
 //! What an operator watches, through HTTP: `/metrics` (Prometheus text, moving with the
 //! traffic) and `/readyz` (the store answering or not).
 
+use crate::helpers::spawn_app_and_gateway;
 use crate::helpers::TestApp;
 use contact_gateway::config::Config;
 use contact_gateway::gateway::Gateway;
 use contact_gateway::sandbox::Sandbox;
-use contact_gateway::startup::Application;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,22 +16,7 @@ const CONTACT: &str = "query($id: ID!) { contact(id: $id) { id displayName } }";
 
 /// A gateway on the simulators, and a handle on it (its store).
 async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> (TestApp, Arc<Gateway>) {
-    let sandbox = Arc::new(Sandbox::start().await.expect("sandbox starts"));
-    let mut config =
-        Config::with_providers("127.0.0.1:0".parse().unwrap(), sandbox.provider_configs());
-    adjust(&mut config);
-    let app = Application::build_over_sandbox(config, sandbox.clone())
-        .await
-        .expect("app builds");
-    let gateway = app.gateway();
-    let address = format!("http://{}", app.address());
-    tokio::spawn(app.run_until(std::future::pending()));
-    let app = TestApp {
-        address,
-        client: reqwest::Client::new(),
-        sandbox,
-    };
-    (app, gateway)
+    spawn_app_and_gateway(adjust).await
 }
 
 /// One sample of the Prometheus text format: name, labels, value.

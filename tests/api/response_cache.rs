@@ -3,12 +3,12 @@
 //! retires it: a write, a do-not-contact change, a fresh read; `noCache`, errors and other
 //! callers never get a kept answer.
 
+use crate::helpers::spawn_app_and_gateway;
 use crate::helpers::TestApp;
 use contact_gateway::config::{ApiKey, AuthConfig, Config, Role};
 use contact_gateway::contact::ProviderId;
 use contact_gateway::gateway::Gateway;
-use contact_gateway::sandbox::{Fault, Sandbox};
-use contact_gateway::startup::Application;
+use contact_gateway::sandbox::Fault;
 use contact_gateway::store::Store;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -23,25 +23,7 @@ const CONTACT: &str =
 
 /// A gateway on the simulators, and a handle on it to read its store's counters.
 async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> (TestApp, Arc<Gateway>) {
-    if std::env::var_os("TEST_LOG").is_some() {
-        contact_gateway::telemetry::init("info");
-    }
-    let sandbox = Arc::new(Sandbox::start().await.expect("sandbox starts"));
-    let mut config =
-        Config::with_providers("127.0.0.1:0".parse().unwrap(), sandbox.provider_configs());
-    adjust(&mut config);
-    let app = Application::build_over_sandbox(config, sandbox.clone())
-        .await
-        .expect("app builds");
-    let gateway = app.gateway();
-    let address = format!("http://{}", app.address());
-    tokio::spawn(app.run_until(std::future::pending()));
-    let app = TestApp {
-        address,
-        client: reqwest::Client::new(),
-        sandbox,
-    };
-    (app, gateway)
+    spawn_app_and_gateway(adjust).await
 }
 
 async fn spawn() -> (TestApp, Arc<Gateway>) {
