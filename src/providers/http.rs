@@ -465,14 +465,19 @@ pub fn record_path(collection: &str, native_id: &str) -> Option<String> {
 
 /// The records of a list answer read tolerantly: a bare array, no body (none), or the array
 /// under the first of `keys` that holds one.
-pub fn records_under<'a>(body: &'a Value, keys: &[&str]) -> Option<&'a [Value]> {
+pub fn records_under(body: Value, keys: &[&str]) -> Option<Vec<Value>> {
     match body {
         Value::Array(items) => Some(items),
-        Value::Null => Some(&[]),
-        Value::Object(map) => keys
-            .iter()
-            .find_map(|k| map.get(*k).and_then(Value::as_array))
-            .map(Vec::as_slice),
+        Value::Null => Some(Vec::new()),
+        Value::Object(mut map) => {
+            let key = keys
+                .iter()
+                .find(|k| map.get(**k).is_some_and(Value::is_array))?;
+            match map.remove(*key) {
+                Some(Value::Array(items)) => Some(items),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }

@@ -515,16 +515,16 @@ pub trait Provider: Send + Sync + 'static {
 /// `records` as answered (more than `limit` are cut, and then the window is not the end),
 /// `total` and `has_more` as the answer says them. Only the kept records are mapped.
 pub fn window_from_offset<T>(
-    records: &[T],
+    records: Vec<T>,
     offset: u64,
     limit: u32,
     total: Option<u64>,
     has_more: Option<bool>,
-    to_contact: impl Fn(&T) -> Result<Contact, ProviderError>,
+    to_contact: impl FnMut(T) -> Result<Contact, ProviderError>,
 ) -> Result<ListChunk, ProviderError> {
     let received = records.len();
     let contacts = records
-        .iter()
+        .into_iter()
         .take(limit as usize)
         .map(to_contact)
         .collect::<Result<Vec<_>, _>>()?;

@@ -9,12 +9,12 @@ use phonenumber::country::Id as Region;
 use serde_json::Value;
 
 /// Maps one Consuelo contact (consuelo.txt's list item), as received, to the unified contact.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
+pub fn to_contact(raw: Value, region: Option<Region>) -> Result<Contact, ProviderError> {
+    let record: ContactRecord = wire::from_object(&raw).unwrap_or_default();
     let id = record
         .id
         .ok_or_else(|| ProviderError::unparseable(ProviderId::Consuelo, "contact without an id"))?;
-    let mut contact = Contact::new(ProviderId::Consuelo, id, raw.clone());
+    let mut contact = Contact::new(ProviderId::Consuelo, id, raw);
     contact.name = PersonName::from_parts(
         record.first_name.as_deref(),
         None,
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn maps_the_documented_list_item() {
-        let contact = to_contact(&john(), phone::parse_region("US")).expect("maps");
+        let contact = to_contact(john(), phone::parse_region("US")).expect("maps");
         insta::with_settings!({ sort_maps => true }, {
             insta::assert_json_snapshot!(contact);
         });
@@ -124,10 +124,10 @@ mod tests {
     #[test]
     fn nulls_and_missing_fields_are_tolerated_and_an_id_is_required() {
         let raw = json!({ "id": "contact_1", "firstName": null, "email": "", "phone": null, "extra": [1] });
-        let contact = to_contact(&raw, None).expect("maps");
+        let contact = to_contact(raw.clone(), None).expect("maps");
         assert!(contact.name.is_empty() && contact.emails.is_empty() && contact.phones.is_empty());
         assert_eq!(contact.consent, None, "Consuelo's DNC cannot be read back");
-        assert!(to_contact(&json!({ "firstName": "x" }), None).is_err());
+        assert!(to_contact(json!({ "firstName": "x" }), None).is_err());
     }
 
     #[test]
@@ -136,7 +136,7 @@ mod tests {
             "id": "contact_1", "name": "Ada King Lovelace", "workspaceId": "ws_1",
             "customFields": { "tier": "gold" }, "notes": " n1 "
         });
-        let contact = to_contact(&raw, None).expect("maps");
+        let contact = to_contact(raw.clone(), None).expect("maps");
         assert_eq!(contact.name.middle.as_deref(), Some("King"));
         assert_eq!(contact.groups, [workspace_group("ws_1".into())]);
         assert_eq!(contact.custom_fields.get("tier"), Some(&json!("gold")));

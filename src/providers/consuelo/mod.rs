@@ -13,10 +13,9 @@ use crate::fields::{Field, FieldAccess, FieldSet};
 use crate::write::{ContactPatch, DoNotContact, NewContact, WriteFields};
 use mapping::{create_body, patch_body, to_contact, workspace_group};
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use wire::{is_record, Answer, DncBody, PatchBody, Records, SearchBody, SearchFilters};
+use wire::{is_record, Answer, DncBody, PatchBody, SearchBody, SearchFilters};
 
 const CONTACTS: &str = "/v1/contacts";
 const SEARCH: &str = "/v1/contacts/search";
@@ -48,19 +47,13 @@ impl Consuelo {
         self.workspace().map(|id| ("workspaceId", id))
     }
 
-    /// An answer body read as its wire type.
-    fn read<T: DeserializeOwned>(&self, body: Value) -> Result<T, ProviderError> {
-        serde_json::from_value(body).map_err(|e| ProviderError::unparseable(self.id(), e))
-    }
-
     /// The contact a single-record answer holds (under `data`, or the body itself).
     fn contact_in(&self, body: Value) -> Result<Contact, ProviderError> {
-        let answer: Answer<Value> = self.read(body)?;
-        self.contact_from(&answer.data)
+        self.contact_from(Answer::from_body(body).data)
     }
 
     /// The contact, with the configured workspace as its group when the record names none.
-    fn contact_from(&self, record: &Value) -> Result<Contact, ProviderError> {
+    fn contact_from(&self, record: Value) -> Result<Contact, ProviderError> {
         let mut contact = to_contact(record, self.client.region())?;
         if contact.groups.is_empty() {
             if let Some(workspace) = self.workspace() {
@@ -86,9 +79,9 @@ impl Consuelo {
                 Some(&json!(changes)),
             )
             .await?;
-        let answer: Answer<Value> = self.read(response.body)?;
+        let answer = Answer::from_body(response.body);
         if is_record(&answer.data) {
-            return self.contact_from(&answer.data);
+            return self.contact_from(answer.data);
         }
         self.get(native_id)
             .await?
@@ -322,18 +315,17 @@ impl Provider for Consuelo {
                 .send_expecting(Call::Read, Method::GET, CONTACTS, &params, None)
                 .await?
         };
-        let answer: Answer<Records> = serde_json::from_value(response.body)
-            .map_err(|_| ProviderError::unparseable(self.id(), "no contact array under `data`"))?;
-        let records = answer.data.0.unwrap_or_default();
-        let (total, has_more) = (answer.meta.total, answer.meta.has_more);
+        let (records, meta) = wire::listing(response.body)
+            .map_err(|what| ProviderError::unparseable(self.id(), what))?;
+        let (total, has_more) = (meta.total, meta.has_more);
         if !narrowed {
-            return window_from_offset(&records, offset, limit, total, has_more, |r| {
+            return window_from_offset(records, offset, limit, total, has_more, |r| {
                 self.contact_from(r)
             });
         }
         let received = records.len() as u64;
         let contacts = records
-            .iter()
+            .into_iter()
             .skip(usize::try_from(offset).unwrap_or(usize::MAX))
             .take(limit as usize)
             .map(|r| self.contact_from(r))

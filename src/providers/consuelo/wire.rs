@@ -4,7 +4,6 @@
 
 use crate::providers::wire;
 use chrono::{DateTime, Utc};
-use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -57,24 +56,34 @@ pub fn is_record(raw: &Value) -> bool {
 /// present and not null, else the body as-is (NOTES 2.5.5: the single-record envelopes are not
 /// shown). `meta` is read from the body, and is empty when absent or of another type.
 #[derive(Debug)]
-pub struct Answer<T> {
-    pub data: T,
+pub struct Answer {
+    pub data: Value,
     pub meta: Meta,
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Answer<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut body = Value::deserialize(d)?;
+impl Answer {
+    /// Reads an answer body, moving its `data` out (no copy of it is made).
+    pub fn from_body(mut body: Value) -> Self {
         let meta = match body.get("meta") {
-            Some(meta @ Value::Object(_)) => Meta::deserialize(meta).map_err(D::Error::custom)?,
+            Some(meta @ Value::Object(_)) => Meta::deserialize(meta).unwrap_or_default(),
             _ => Meta::default(),
         };
         let data = match body.get_mut("data") {
             Some(data) if !data.is_null() => data.take(),
             _ => body,
         };
-        let data = T::deserialize(data).map_err(D::Error::custom)?;
-        Ok(Answer { data, meta })
+        Answer { data, meta }
+    }
+}
+
+/// A listing or search answer: the contacts under `data`, each as received (it becomes the
+/// contact's `raw`; no body at all is no contacts), and its `meta`.
+pub fn listing(body: Value) -> Result<(Vec<Value>, Meta), &'static str> {
+    let Answer { data, meta } = Answer::from_body(body);
+    match data {
+        Value::Array(records) => Ok((records, meta)),
+        Value::Null => Ok((Vec::new(), meta)),
+        _ => Err("no contact array under `data`"),
     }
 }
 
@@ -87,12 +96,6 @@ pub struct Meta {
     #[serde(default, deserialize_with = "wire::flag")]
     pub has_more: Option<bool>,
 }
-
-/// The contacts of a listing or search answer, each as received (it becomes the contact's
-/// `raw`); no body at all is no contacts.
-#[derive(Debug, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Records(pub Option<Vec<Value>>);
 
 /// `POST /v1/contacts` (consuelo.txt "Create Contact"): only the given keys are sent.
 #[derive(Debug, Default, PartialEq, Serialize)]
@@ -183,37 +186,29 @@ mod tests {
     fn data_is_unwrapped_when_present() {
         let john = json!({ "id": "contact_123", "firstName": "John" });
         let wrapped = json!({ "data": john, "meta": { "requestId": "r1" } });
-        let answer: Answer<Value> = serde_json::from_value(wrapped).unwrap();
+        let answer = Answer::from_body(wrapped);
         assert_eq!(answer.data, john);
-        let answer: Answer<Value> = serde_json::from_value(john.clone()).unwrap();
+        let answer = Answer::from_body(john.clone());
         assert_eq!(answer.data, john);
         let null = json!({ "data": null, "id": "contact_1" });
-        let answer: Answer<Value> = serde_json::from_value(null.clone()).unwrap();
+        let answer = Answer::from_body(null.clone());
         assert_eq!(answer.data, null, "a null `data` is no envelope");
-        let listing = json!({ "data": [john], "meta": { "total": 150, "hasMore": true } });
-        let answer: Answer<Records> = serde_json::from_value(listing).unwrap();
-        assert_eq!(answer.data.0, Some(vec![john]));
-        assert_eq!(
-            (answer.meta.total, answer.meta.has_more),
-            (Some(150), Some(true))
-        );
+        let body = json!({ "data": [john], "meta": { "total": 150, "hasMore": true } });
+        let (records, meta) = listing(body).unwrap();
+        assert_eq!(records, vec![john]);
+        assert_eq!((meta.total, meta.has_more), (Some(150), Some(true)));
     }
 
     #[test]
     fn a_listing_without_an_array_is_unreadable_and_odd_meta_reads_as_absent() {
-        let answer: Answer<Records> = serde_json::from_value(Value::Null).unwrap();
-        assert_eq!(answer.data.0, None);
-        let answer: Answer<Records> =
-            serde_json::from_value(json!({ "data": [], "meta": { "total": "7", "hasMore": 1 } }))
-                .unwrap();
-        assert_eq!((answer.meta.total, answer.meta.has_more), (None, None));
-        let answer: Answer<Records> =
-            serde_json::from_value(json!({ "data": [], "meta": "soon" })).unwrap();
-        assert_eq!(answer.meta.total, None);
-        assert!(
-            serde_json::from_value::<Answer<Records>>(json!({ "data": { "id": "x" } })).is_err()
-        );
-        assert!(serde_json::from_value::<Answer<Records>>(json!({ "items": [] })).is_err());
+        assert_eq!(listing(Value::Null).unwrap().0, Vec::<Value>::new());
+        let (_, meta) =
+            listing(json!({ "data": [], "meta": { "total": "7", "hasMore": 1 } })).unwrap();
+        assert_eq!((meta.total, meta.has_more), (None, None));
+        let (_, meta) = listing(json!({ "data": [], "meta": "soon" })).unwrap();
+        assert_eq!(meta.total, None);
+        assert!(listing(json!({ "data": { "id": "x" } })).is_err());
+        assert!(listing(json!({ "items": [] })).is_err());
     }
 
     #[test]

@@ -17,12 +17,12 @@ use serde_json::Value;
 
 /// Maps one MagicBlocks contact (the document's response model), as received, to the unified
 /// contact.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
+pub fn to_contact(raw: Value, region: Option<Region>) -> Result<Contact, ProviderError> {
+    let record: ContactRecord = wire::from_object(&raw).unwrap_or_default();
     let id = record.id.ok_or_else(|| {
         ProviderError::unparseable(ProviderId::Magicblocks, "contact without an id")
     })?;
-    let mut contact = Contact::new(ProviderId::Magicblocks, id, raw.clone());
+    let mut contact = Contact::new(ProviderId::Magicblocks, id, raw);
     // magicblocks.txt: `generatedName` sits beside `name`; show `name`, else the generated one.
     contact.name = record
         .name
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn maps_the_documented_create_response() {
-        let contact = to_contact(&created(), au()).expect("maps");
+        let contact = to_contact(created(), au()).expect("maps");
         insta::with_settings!({ sort_maps => true }, {
             insta::assert_json_snapshot!(contact);
         });
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn maps_the_documented_update_response() {
-        let contact = to_contact(&updated(), au()).expect("maps");
+        let contact = to_contact(updated(), au()).expect("maps");
         assert_eq!(contact.company.as_deref(), Some("MagicBlocks Pty Ltd"));
         insta::with_settings!({ sort_maps => true }, {
             insta::assert_json_snapshot!(contact);
@@ -302,12 +302,16 @@ mod tests {
             "name": { "first": "", "middle": "", "last": "" },
             "generatedName": { "first": "Quiet", "middle": "", "last": "Otter" }
         });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         assert_eq!(contact.name.full.as_deref(), Some("Quiet Otter"));
         assert_eq!(contact.name.first.as_deref(), Some("Quiet"));
         let raw = json!({ "id": "con_2", "generatedName": { "first": "Only" } });
         assert_eq!(
-            to_contact(&raw, au()).expect("maps").name.full.as_deref(),
+            to_contact(raw.clone(), au())
+                .expect("maps")
+                .name
+                .full
+                .as_deref(),
             Some("Only")
         );
     }
@@ -315,12 +319,12 @@ mod tests {
     #[test]
     fn custom_is_read_when_custom_fields_is_absent() {
         let raw = json!({ "id": "con_1", "custom": { "company": "Acme", "plan": "Pro" } });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         assert_eq!(contact.company.as_deref(), Some("Acme"));
         assert_eq!(contact.custom_fields.get("plan"), Some(&json!("Pro")));
         // `customFields` wins when both arrive.
         let raw = json!({ "id": "con_1", "custom": { "plan": "Old" }, "customFields": { "plan": "New" } });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         assert_eq!(contact.custom_fields.get("plan"), Some(&json!("New")));
         assert_eq!(contact.company, None);
     }
@@ -335,17 +339,17 @@ mod tests {
             ],
             "primaryEmail": { "address": "B@x.io" }
         });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         let primaries: Vec<_> = contact.emails.iter().map(|e| e.primary).collect();
         assert_eq!(primaries, [false, true]);
         let raw = json!({ "id": "c", "emails": [ { "address": "a@x.io" }, { "address": "b@x.io", "primary": true } ] });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         assert_eq!(
             contact.primary_email().map(|e| e.address.as_str()),
             Some("b@x.io")
         );
         let raw = json!({ "id": "c", "emails": [ { "address": "a@x.io" }, { "address": "b@x.io" } ], "primaryEmail": null });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         assert!(contact.emails[0].primary && !contact.emails[1].primary);
     }
 
@@ -355,10 +359,10 @@ mod tests {
             "id": "con_1", "name": null, "emails": null, "phones": [null, 3], "customFields": null,
             "isTest": true, "firstSeen": null, "somethingNew": { "x": 1 }
         });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         assert!(contact.name.is_empty() && contact.emails.is_empty() && contact.phones.is_empty());
         assert_eq!(contact.is_test, Some(true));
-        assert!(to_contact(&json!({ "name": { "first": "x" } }), au()).is_err());
+        assert!(to_contact(json!({ "name": { "first": "x" } }), au()).is_err());
     }
 
     #[test]
@@ -368,7 +372,7 @@ mod tests {
             "phones": ["+61412345678", { "number": 61400000000_u64, "type": "home" }],
             "primaryPhone": "+61499999999"
         });
-        let contact = to_contact(&raw, au()).expect("maps");
+        let contact = to_contact(raw.clone(), au()).expect("maps");
         assert_eq!(contact.name.middle.as_deref(), Some("King"));
         let numbers: Vec<_> = contact.phones.iter().map(|p| p.number.as_str()).collect();
         assert_eq!(numbers, ["+61499999999", "+61412345678", "61400000000"]);

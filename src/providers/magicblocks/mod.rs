@@ -40,7 +40,7 @@ impl MagicBlocks {
     /// The contact a single-record answer holds (the record, or `{data: {record}}`).
     fn contact_in(&self, body: Value) -> Result<Contact, ProviderError> {
         let Single(record) = self.read(body, "no contact in the answer")?;
-        to_contact(&record, self.client.region())
+        to_contact(record, self.client.region())
     }
 }
 
@@ -183,11 +183,12 @@ impl Provider for MagicBlocks {
                 "the contact listing was not found",
             ));
         };
-        let listing: Listing = self.read(response.body, "no contact array in the listing")?;
+        let listing = Listing::from_body(response.body)
+            .map_err(|what| ProviderError::unparseable(provider, what))?;
         let region = self.client.region();
         if listing.single {
             // A lookup answered with the one record itself: it is the whole listing.
-            let contacts = match listing.records.first() {
+            let contacts = match listing.records.into_iter().next() {
                 Some(record) if offset == 0 && limit > 0 => vec![to_contact(record, region)?],
                 _ => Vec::new(),
             };
@@ -199,7 +200,7 @@ impl Provider for MagicBlocks {
         }
         // magicblocks.txt documents no paging parameters: never return more than asked.
         window_from_offset(
-            &listing.records,
+            listing.records,
             offset,
             limit,
             listing.total,

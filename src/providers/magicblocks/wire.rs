@@ -142,30 +142,29 @@ pub struct Listing {
     pub single: bool,
 }
 
-impl<'de> Deserialize<'de> for Listing {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let body = Value::deserialize(d)?;
-        let (records, single) = match &body {
-            Value::Array(items) => (items.clone(), false),
-            Value::Null => (Vec::new(), false),
-            Value::Object(map) => {
-                let held = LISTING_KEYS
-                    .iter()
-                    .find_map(|k| map.get(*k).filter(|v| v.is_array() || v.is_object()));
-                match held {
-                    Some(Value::Array(items)) => (items.clone(), false),
-                    Some(record) => (vec![record.clone()], true),
-                    None if map.contains_key("id") => (vec![body.clone()], true),
-                    None => {
-                        return Err(serde::de::Error::custom("no contact array in the listing"))
-                    }
-                }
-            }
-            _ => return Err(serde::de::Error::custom("no contact array in the listing")),
-        };
+impl Listing {
+    /// Reads an answer body, moving its records out (no copy of them is made).
+    pub fn from_body(mut body: Value) -> Result<Self, &'static str> {
+        const UNREADABLE: &str = "no contact array in the listing";
         let paging = match &body {
             Value::Object(_) => Paging::deserialize(&body).unwrap_or_default(),
             _ => Paging::default(),
+        };
+        let (records, single) = match body {
+            Value::Array(items) => (items, false),
+            Value::Null => (Vec::new(), false),
+            Value::Object(ref mut map) => {
+                let held = LISTING_KEYS
+                    .iter()
+                    .find(|k| map.get(**k).is_some_and(|v| v.is_array() || v.is_object()));
+                match held.and_then(|k| map.remove(*k)) {
+                    Some(Value::Array(items)) => (items, false),
+                    Some(record) => (vec![record], true),
+                    None if map.contains_key("id") => (vec![body], true),
+                    None => return Err(UNREADABLE),
+                }
+            }
+            _ => return Err(UNREADABLE),
         };
         let meta = paging.meta.unwrap_or_default();
         Ok(Listing {
@@ -177,6 +176,12 @@ impl<'de> Deserialize<'de> for Listing {
             has_more: paging.has_more.or(meta.has_more),
             single,
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for Listing {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Listing::from_body(Value::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -11,8 +11,8 @@ use serde_json::Value;
 /// Maps one MaiAgent contact (maiagent.txt's response model) to the unified contact. `raw` is
 /// the record as received minus `CREDENTIAL_FIELDS`; `avatar`, `sourceId` and `queryMetadata`
 /// stay there only. A record without an id (or not an object) is unparseable.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
+pub fn to_contact(raw: Value, region: Option<Region>) -> Result<Contact, ProviderError> {
+    let record: ContactRecord = wire::from_object(&raw).unwrap_or_default();
     let id = record
         .id
         .ok_or_else(|| ProviderError::unparseable(ProviderId::Maiagent, "contact without an id"))?;
@@ -46,8 +46,7 @@ pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, Provid
 }
 
 /// The record without the fields that carry credentials (Decision 6).
-fn without_credentials(raw: &Value) -> Value {
-    let mut raw = raw.clone();
+fn without_credentials(mut raw: Value) -> Value {
     if let Value::Object(fields) = &mut raw {
         for key in CREDENTIAL_FIELDS {
             fields.remove(*key);
@@ -169,7 +168,7 @@ pub(super) mod tests {
 
     #[test]
     fn maps_the_documented_contact() {
-        let contact = to_contact(&detail(), tw()).expect("maps");
+        let contact = to_contact(detail(), tw()).expect("maps");
         insta::with_settings!({ sort_maps => true }, {
             insta::assert_json_snapshot!(contact);
         });
@@ -180,7 +179,7 @@ pub(super) mod tests {
         let records = records(listing());
         let contacts = records
             .iter()
-            .map(|r| to_contact(r, tw()))
+            .map(|r| to_contact(r.clone(), tw()))
             .collect::<Result<Vec<_>, _>>()
             .expect("maps");
         insta::with_settings!({ sort_maps => true }, {
@@ -190,17 +189,17 @@ pub(super) mod tests {
 
     #[test]
     fn an_integer_phone_becomes_e164_in_the_default_region() {
-        let contact = to_contact(&detail(), tw()).expect("maps");
+        let contact = to_contact(detail(), tw()).expect("maps");
         assert_eq!(contact.phones[0].number, "912345678");
         assert_eq!(contact.phones[0].e164.as_deref(), Some("+886912345678"));
         let raw = json!({ "id": "x", "phoneNumber": "+886912345678" });
-        let contact = to_contact(&raw, phone::parse_region("US")).expect("maps");
+        let contact = to_contact(raw.clone(), phone::parse_region("US")).expect("maps");
         assert_eq!(contact.phones[0].e164.as_deref(), Some("+886912345678"));
     }
 
     #[test]
     fn epoch_millisecond_strings_are_timestamps() {
-        let contact = to_contact(&detail(), tw()).expect("maps");
+        let contact = to_contact(detail(), tw()).expect("maps");
         let created = contact.created_at.expect("createdAt");
         assert_eq!(created.timestamp_millis(), 1_751_875_361_000);
     }
@@ -208,12 +207,12 @@ pub(super) mod tests {
     #[test]
     fn inbox_is_read_when_inboxes_is_absent() {
         let raw = json!({ "id": "x", "inbox": { "id": "in_1", "name": "Web" } });
-        let contact = to_contact(&raw, tw()).expect("maps");
+        let contact = to_contact(raw.clone(), tw()).expect("maps");
         assert_eq!(contact.groups.len(), 1);
         assert_eq!(contact.groups[0].id, "in_1");
         assert_eq!(contact.groups[0].kind, "inbox");
         let both = json!({ "id": "x", "inbox": { "id": "old" }, "inboxes": [ { "id": "new" } ] });
-        let contact = to_contact(&both, tw()).expect("maps");
+        let contact = to_contact(both.clone(), tw()).expect("maps");
         let ids: Vec<_> = contact.groups.iter().map(|g| g.id.as_str()).collect();
         assert_eq!(ids, ["new"]);
     }
@@ -221,18 +220,18 @@ pub(super) mod tests {
     #[test]
     fn source_id_and_query_metadata_stay_in_raw() {
         let records = records(listing());
-        let contact = to_contact(&records[1], tw()).expect("maps");
+        let contact = to_contact(records[1].clone(), tw()).expect("maps");
         assert!(contact.custom_fields.is_empty());
         assert_eq!(contact.raw["sourceId"], json!("self defined source id"));
-        assert!(to_contact(&json!({ "name": "no id" }), tw()).is_err());
-        assert!(to_contact(&json!(["user1_uuid"]), tw()).is_err());
+        assert!(to_contact(json!({ "name": "no id" }), tw()).is_err());
+        assert!(to_contact(json!(["user1_uuid"]), tw()).is_err());
     }
 
     #[test]
     fn mcp_credentials_never_reach_raw() {
         let mut record = detail();
         record["mcpCredentials"] = json!("mcp-secret-token");
-        let contact = to_contact(&record, tw()).expect("maps");
+        let contact = to_contact(record.clone(), tw()).expect("maps");
         assert!(
             contact.raw.get("mcpCredentials").is_none(),
             "{}",

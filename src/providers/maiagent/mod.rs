@@ -16,7 +16,6 @@ use crate::phone;
 use crate::write::{join_name, ContactPatch, NewContact, WriteFields, MANY};
 use mapping::{create_body, patch_body, to_contact};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::json;
 use wire::ContactList;
 
@@ -89,12 +88,12 @@ impl MaiAgent {
             };
             response
         };
-        let list = ContactList::deserialize(&response.body)
+        let list = ContactList::from_body(response.body)
             .map_err(|_| ProviderError::unparseable(self.id(), "no `results` array"))?;
         let region = self.client.region();
         let contacts = list
             .records
-            .iter()
+            .into_iter()
             .map(|r| to_contact(r, region))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(NumberedPage {
@@ -171,7 +170,7 @@ impl Provider for MaiAgent {
             .await?;
         // The contact exists: answer it as MaiAgent stored it. The gateway compares it with
         // the input and warns (FIELD_NOT_STORED) about anything missing; never an error here.
-        to_contact(&response.body, self.client.region())
+        to_contact(response.body, self.client.region())
     }
 
     /// `PATCH /api/contacts/{id}/` with the changed keys. A name change touching only some
@@ -202,7 +201,7 @@ impl Provider for MaiAgent {
             .send_expecting(Call::Write, Method::PATCH, &path, &[], Some(&json!(body)))
             .await?;
         // The update happened: a field missing from the answer is the gateway's warning.
-        to_contact(&response.body, self.client.region())
+        to_contact(response.body, self.client.region())
     }
 
     /// `DELETE /api/contacts/{id}/` → 204. maiagent.txt: its 400 means "the contact still has
@@ -233,7 +232,7 @@ impl Provider for MaiAgent {
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
         let region = self.client.region();
         self.client
-            .get_contact(CONTACTS, native_id, |r| to_contact(&r, region))
+            .get_contact(CONTACTS, native_id, |r| to_contact(r, region))
             .await
     }
 

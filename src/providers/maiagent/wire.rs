@@ -61,33 +61,30 @@ pub struct ContactList {
     pub records: Vec<Value>,
 }
 
-impl<'de> Deserialize<'de> for ContactList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+impl ContactList {
+    /// Reads an answer body, moving its records out (no copy of them is made).
+    pub fn from_body(body: Value) -> Result<Self, &'static str> {
         // A bare array first: a page is an object, never a sequence of its fields.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Body {
-            Bare(Vec<Value>),
-            Page {
-                #[serde(default, deserialize_with = "wire::lenient")]
-                count: Option<u64>,
-                #[serde(default, deserialize_with = "link_given")]
-                next: Option<bool>,
-                /// Required: an object without `results` is no listing.
-                results: Value,
-            },
-        }
-        let (count, has_next, results) = match Body::deserialize(d)? {
-            Body::Bare(items) => (None, None, items),
-            Body::Page {
-                count,
-                next,
-                results,
-            } => match results {
-                Value::Array(items) => (count, next, items),
-                Value::Null => (count, next, Vec::new()),
-                _ => return Err(D::Error::custom("`results` is not an array")),
-            },
+        let (count, has_next, results) = match body {
+            Value::Array(items) => (None, None, items),
+            Value::Object(mut page) => {
+                #[derive(Deserialize)]
+                struct Paging {
+                    #[serde(default, deserialize_with = "wire::lenient")]
+                    count: Option<u64>,
+                    #[serde(default, deserialize_with = "link_given")]
+                    next: Option<bool>,
+                }
+                // Required: an object without `results` is no listing.
+                let results = page.remove("results").ok_or("no `results` in the page")?;
+                let paging = Paging::deserialize(&Value::Object(page)).map_err(|_| "a bad page")?;
+                match results {
+                    Value::Array(items) => (paging.count, paging.next, items),
+                    Value::Null => (paging.count, paging.next, Vec::new()),
+                    _ => return Err("`results` is not an array"),
+                }
+            }
+            _ => return Err("not a listing"),
         };
         let records = results
             .into_iter()
@@ -102,6 +99,12 @@ impl<'de> Deserialize<'de> for ContactList {
             has_next,
             records,
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for ContactList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContactList::from_body(Value::deserialize(d)?).map_err(D::Error::custom)
     }
 }
 

@@ -52,7 +52,7 @@ impl Ledger {
             })
             .await
             .map_err(|e| not_recorded(contact_id, &e))?;
-        read(&held, region)
+        read(held, region)
     }
 
     /// Marks `contact_id` gone: an update by its id made Mainbrainer create another record
@@ -86,7 +86,7 @@ impl Ledger {
             .map_or(native_id.to_string(), |n| n.to_string());
         match self.store.ledger_record(PROVIDER, &id).await {
             Ok(Some(held)) if held.deleted_ms.is_some() => Ok(None),
-            Ok(Some(held)) => read(&held, region).map(Some),
+            Ok(Some(held)) => read(held, region).map(Some),
             Ok(None) => Err(ProviderError::Unsupported {
                 provider: PROVIDER,
                 operation: NOT_WRITTEN,
@@ -117,7 +117,7 @@ impl Ledger {
             .await
             .map_err(|e| unreadable(&e))?;
         let contacts = records
-            .iter()
+            .into_iter()
             .map(|held| read(held, region))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ListChunk {
@@ -129,8 +129,8 @@ impl Ledger {
 }
 
 /// A held record as a contact: from the ledger, last written then.
-fn read(held: &LedgerRecord, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let mut contact = to_contact(&held.record, region)?;
+fn read(held: LedgerRecord, region: Option<Region>) -> Result<Contact, ProviderError> {
+    let mut contact = to_contact(held.record, region)?;
     contact.source = ContactSource::GatewayLedger;
     contact.updated_at = Utc.timestamp_millis_opt(held.updated_ms).single();
     Ok(contact)
@@ -276,7 +276,7 @@ mod tests {
                 { "propertyName": "company", "propertyValue": "Acme" }
             ])
         );
-        let contact = to_contact(&second, None).unwrap();
+        let contact = to_contact(second.clone(), None).unwrap();
         assert_eq!(contact.native_id, "1329318");
         assert_eq!(contact.name.first.as_deref(), Some("Ann"));
         assert_eq!(contact.company.as_deref(), Some("Acme"));

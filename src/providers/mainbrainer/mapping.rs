@@ -21,13 +21,13 @@ const PROVIDER: ProviderId = ProviderId::Mainbrainer;
 
 /// Maps one Mainbrainer contact record (the upsert body's fields, and `contactId`/`ContactId`)
 /// to the unified contact.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record = ContactRecord::read(raw).unwrap_or_default();
+pub fn to_contact(raw: Value, region: Option<Region>) -> Result<Contact, ProviderError> {
+    let record = ContactRecord::read(&raw).unwrap_or_default();
     // mainbrainer.txt: `ContactId` is a string in responses, an integer in requests.
     let id = record
         .contact_id
         .ok_or_else(|| ProviderError::unparseable(PROVIDER, "contact without an id"))?;
-    let mut contact = Contact::new(PROVIDER, id, raw.clone());
+    let mut contact = Contact::new(PROVIDER, id, raw);
 
     if let Some(address) = record.email {
         contact.emails.push(Email::only(address));
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn maps_the_documented_upsert_record() {
-        let contact = to_contact(&documented(), phone::parse_region("US")).expect("maps");
+        let contact = to_contact(documented(), phone::parse_region("US")).expect("maps");
         insta::with_settings!({ sort_maps => true }, {
             insta::assert_json_snapshot!(contact);
         });
@@ -278,14 +278,14 @@ mod tests {
 
     #[test]
     fn opt_ins_become_consent_and_the_mobile_e164() {
-        let contact = to_contact(&documented(), None).expect("maps");
+        let contact = to_contact(documented(), None).expect("maps");
         let consent = contact.consent.expect("consent");
         assert_eq!(consent.email_opt_in, Some(true));
         assert_eq!(consent.sms_opt_in, Some(true));
         assert_eq!(consent.do_not_contact, None);
         assert_eq!(contact.phones[0].e164.as_deref(), Some("+4790812501"));
         let quiet = json!({ "contactId": "1", "emailOptIn": null });
-        assert_eq!(to_contact(&quiet, None).expect("maps").consent, None);
+        assert_eq!(to_contact(quiet.clone(), None).expect("maps").consent, None);
     }
 
     #[test]
@@ -296,13 +296,13 @@ mod tests {
             "message": "Contact added/updated successfully",
             "data": { "ContactId": "1329318", "InvalidProperties": [], "InvalidContactIds": [] }
         });
-        let contact = to_contact(&response["data"], None).expect("maps");
+        let contact = to_contact(response["data"].clone(), None).expect("maps");
         assert_eq!(contact.native_id, "1329318");
         let camel = json!({ "contactId": 1329318, "propertyFields": [ { "propertyName": "FirstName", "propertyValue": "Ann" } ] });
-        let contact = to_contact(&camel, None).expect("maps");
+        let contact = to_contact(camel.clone(), None).expect("maps");
         assert_eq!(contact.native_id, "1329318");
         assert_eq!(contact.name.first.as_deref(), Some("Ann"));
-        assert!(to_contact(&json!({ "email": "a@b.io" }), None).is_err());
+        assert!(to_contact(json!({ "email": "a@b.io" }), None).is_err());
     }
 
     #[test]
@@ -311,7 +311,7 @@ mod tests {
             "CONTACTID": 5, "propertyFields": [3, { "propertyId": "p1", "propertyValue": "x" },
                 { "PROPERTYNAME": "Tier", "propertyvalue": 2 }]
         });
-        let contact = to_contact(&raw, None).expect("maps");
+        let contact = to_contact(raw.clone(), None).expect("maps");
         assert_eq!(contact.native_id, "5");
         assert_eq!(contact.custom_fields.get("Tier"), Some(&json!("2")));
         assert_eq!(
@@ -319,7 +319,7 @@ mod tests {
             1,
             "the id-only property stays in raw"
         );
-        assert!(to_contact(&json!(["5"]), None).is_err());
+        assert!(to_contact(json!(["5"]), None).is_err());
     }
 
     #[test]

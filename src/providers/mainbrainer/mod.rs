@@ -127,7 +127,7 @@ impl Mainbrainer {
             .parse::<i64>()
             .map_or(json!(answer.id), |n| json!(n));
         raw["contactId"] = id;
-        to_contact(&raw, self.client.region())
+        to_contact(raw, self.client.region())
     }
 
     /// An insertupdate without `contactId` (a create or an upsert, as `operation` says).

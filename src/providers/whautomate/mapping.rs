@@ -11,12 +11,12 @@ use serde_json::{Map, Value};
 /// Maps one Whautomate contact (whautomate.txt's contact, plus the webhook's timestamps) to the
 /// unified contact. `raw` is the record as received. A record without an id (or not an
 /// object) is unparseable.
-pub fn to_contact(raw: &Value, region: Option<Region>) -> Result<Contact, ProviderError> {
-    let record: ContactRecord = wire::from_object(raw).unwrap_or_default();
+pub fn to_contact(raw: Value, region: Option<Region>) -> Result<Contact, ProviderError> {
+    let record: ContactRecord = wire::from_object(&raw).unwrap_or_default();
     let id = record.id.ok_or_else(|| {
         ProviderError::unparseable(ProviderId::Whautomate, "contact without an id")
     })?;
-    let mut contact = Contact::new(ProviderId::Whautomate, id, raw.clone());
+    let mut contact = Contact::new(ProviderId::Whautomate, id, raw);
     contact.name = PersonName::from_full(record.name.as_deref());
     if let Some(number) = record.phone_number {
         contact.phones.push(Phone::only(number, region));
@@ -180,7 +180,7 @@ pub(super) mod tests {
 
     #[test]
     fn maps_the_documented_contact() {
-        let contact = to_contact(&documented(), phone::parse_region("US")).expect("maps");
+        let contact = to_contact(documented(), phone::parse_region("US")).expect("maps");
         assert_eq!(contact.phones[0].e164, None, "`text` is no phone");
         insta::with_settings!({ sort_maps => true }, {
             insta::assert_json_snapshot!(contact);
@@ -189,7 +189,7 @@ pub(super) mod tests {
 
     #[test]
     fn maps_a_webhook_shaped_contact() {
-        let contact = to_contact(&webhook(), phone::parse_region("US")).expect("maps");
+        let contact = to_contact(webhook(), phone::parse_region("US")).expect("maps");
         insta::with_settings!({ sort_maps => true }, {
             insta::assert_json_snapshot!(contact);
         });
@@ -197,7 +197,7 @@ pub(super) mod tests {
 
     #[test]
     fn encoded_tags_and_custom_fields_are_decoded() {
-        let contact = to_contact(&webhook(), None).expect("maps");
+        let contact = to_contact(webhook(), None).expect("maps");
         assert_eq!(contact.tags, ["vip", "spring"]);
         assert_eq!(contact.custom_fields.get("plan"), Some(&json!("gold")));
         assert_eq!(contact.custom_fields.get("visits"), Some(&json!(3)));
@@ -206,7 +206,7 @@ pub(super) mod tests {
 
     #[test]
     fn names_split_and_groups_come_from_the_location() {
-        let contact = to_contact(&webhook(), None).expect("maps");
+        let contact = to_contact(webhook(), None).expect("maps");
         assert_eq!(contact.name.first.as_deref(), Some("Maria"));
         assert_eq!(contact.name.last.as_deref(), Some("Cruz"));
         assert_eq!(contact.groups[0].kind, "location");
@@ -219,13 +219,13 @@ pub(super) mod tests {
     #[test]
     fn nulls_are_tolerated_and_an_id_is_required() {
         let raw = json!({ "id": "c", "name": null, "location": null, "tags": null, "customFields": "not json" });
-        let contact = to_contact(&raw, None).expect("maps");
+        let contact = to_contact(raw.clone(), None).expect("maps");
         assert!(
             contact.tags.is_empty()
                 && contact.custom_fields.is_empty()
                 && contact.groups.is_empty()
         );
-        assert!(to_contact(&json!({ "name": "x" }), None).is_err());
+        assert!(to_contact(json!({ "name": "x" }), None).is_err());
     }
 
     fn body(record: Value) -> ContactBody {

@@ -56,11 +56,11 @@ impl Whautomate {
             .send_expecting(Call::Read, Method::GET, CONTACTS, &params, None)
             .await?;
         // A bare array (whautomate.txt), or the array under `data`/`contacts`/`results`.
-        let records = records_under(&response.body, &["data", "contacts", "results"])
+        let records = records_under(response.body, &["data", "contacts", "results"])
             .ok_or_else(|| ProviderError::unparseable(self.id(), "no contact array"))?;
         let region = self.client.region();
         let contacts = records
-            .iter()
+            .into_iter()
             .map(|r| to_contact(r, region))
             .collect::<Result<Vec<_>, _>>()?;
         // whautomate.txt: no total and no next link; a short page is the last.
@@ -87,7 +87,7 @@ impl Whautomate {
             .client
             .send_expecting(Call::Write, Method::PUT, path, &[], Some(&json!(body)))
             .await?;
-        to_contact(&response.body, self.client.region())
+        to_contact(response.body, self.client.region())
     }
 
     /// Adds or removes tags through the tag endpoints, checks the answer, and falls back to a
@@ -278,7 +278,7 @@ impl Provider for Whautomate {
                 },
                 e => e,
             })?;
-        to_contact(&response.body, self.client.region())
+        to_contact(response.body, self.client.region())
     }
 
     async fn update(
@@ -331,7 +331,7 @@ impl Provider for Whautomate {
     async fn get(&self, native_id: &str) -> Result<Option<Contact>, ProviderError> {
         let region = self.client.region();
         self.client
-            .get_contact(CONTACTS, native_id, |r| to_contact(&r, region))
+            .get_contact(CONTACTS, native_id, |r| to_contact(r, region))
             .await
     }
 
