@@ -31,7 +31,8 @@
 //!
 //! Exits non-zero when an acknowledged write is lost or cannot be read back.
 //!
-//! Environment: SOAK_SECS (300), SOAK_CLIENTS (16).
+//! Environment: SOAK_SECS (300), SOAK_CLIENTS (16), SOAK_CONFIG (TOML tables added to the
+//! gateway's config, e.g. `[cache] ttl_secs = 0`, to see what a figure depends on).
 
 mod common;
 
@@ -203,7 +204,10 @@ fn main() {
     // The gateway: its default config, the five simulators, its default logging.
     let dir = tempfile::tempdir().expect("temporary folder");
     let config = dir.path().join("gateway.toml");
-    let text = gateway_config(&sandbox, &ProviderId::ALL);
+    let mut text = gateway_config(&sandbox, &ProviderId::ALL);
+    if let Ok(extra) = std::env::var("SOAK_CONFIG") {
+        text = format!("{text}\n{extra}\n");
+    }
     std::fs::write(&config, &text).expect("write the config");
     std::fs::write(run_dir.join("soak.toml"), &text).ok();
     let mut command = Command::new(&built);
@@ -253,7 +257,7 @@ fn main() {
     );
 
     // The load, the faults and the RSS samples, side by side.
-    let busy_before = busy_ticks();
+    let busy_before = [busy_ticks(), cpu_ticks(&pid.to_string()), cpu_ticks("self")];
     let started = Instant::now();
     let (logs, rss_samples) = rt.block_on(async {
         let faults = tokio::spawn(inject_faults(sandbox.clone(), load.until));
@@ -269,7 +273,15 @@ fn main() {
         (logs, sampler.await.expect("the sampler finishes"))
     });
     let elapsed = started.elapsed();
-    let machine_busy = (busy_ticks() - busy_before) as f64 / clock_ticks() / elapsed.as_secs_f64();
+    // Cores kept busy during the load: the whole machine, the gateway, this bench.
+    let busy_after = [busy_ticks(), cpu_ticks(&pid.to_string()), cpu_ticks("self")];
+    let cores: Vec<f64> = busy_after
+        .iter()
+        .zip(busy_before)
+        .map(|(after, before)| {
+            after.saturating_sub(before) as f64 / clock_ticks() / elapsed.as_secs_f64()
+        })
+        .collect();
     let rss_end = gateway.rss_mib();
     let rss_peak = gateway.peak_rss_mib();
     eprintln!(
@@ -315,7 +327,7 @@ fn main() {
         secs,
         clients,
         elapsed,
-        machine_busy,
+        cores: &cores,
         served: &served,
         writes: &writes,
         check: &check,
@@ -419,6 +431,19 @@ async fn sample_rss(pid: u32, until: Instant, started: Instant) -> Vec<(u64, f64
             samples.push((started.elapsed().as_secs(), mib));
         }
     }
+}
+
+/// CPU time (user + system) of process `pid` (or `self`), in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
 }
 
 /// What came back for one request.
@@ -1067,7 +1092,8 @@ struct Report<'a> {
     secs: u64,
     clients: usize,
     elapsed: Duration,
-    machine_busy: f64,
+    /// Cores busy during the load: the machine, the gateway, this bench.
+    cores: &'a [f64],
     served: &'a [Served],
     writes: &'a [Write],
     check: &'a Check,
@@ -1096,7 +1122,7 @@ impl Report<'_> {
         );
         let _ = writeln!(
             out,
-            "`cargo bench --bench soak` (SOAK_SECS={}, SOAK_CLIENTS={}): the release gateway, default config, the five sandbox simulators; {} answers 429 (`Retry-After: 1`) to {RATE_LIMITED_TIMES} requests every {} s, {} hangs {HANG_TIMES} requests every {} s (cut by the gateway's 10 s `timeout_ms`). Ran {secs:.0} s; the machine ({} cores, shared) was {:.2} cores busy meanwhile, this bench and the gateway included.\n",
+            "`cargo bench --bench soak` (SOAK_SECS={}, SOAK_CLIENTS={}): the release gateway, default config, the five sandbox simulators; {} answers 429 (`Retry-After: 1`) to {RATE_LIMITED_TIMES} requests every {} s, {} hangs {HANG_TIMES} requests every {} s (cut by the gateway's 10 s `timeout_ms`). Ran {secs:.0} s (the last requests finish after SOAK_SECS). The machine has {} cores, shared: meanwhile the gateway kept {:.2} busy, this bench (its clients and the simulators) {:.2}, other processes {:.2}.\n",
             self.secs,
             self.clients,
             RATE_LIMITED.as_str(),
@@ -1104,16 +1130,34 @@ impl Report<'_> {
             HANGING.as_str(),
             HANG_EVERY.as_secs(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
-            self.machine_busy,
+            self.cores[1],
+            self.cores[2],
+            (self.cores[0] - self.cores[1] - self.cores[2]).max(0.0),
         );
         let mut all: Vec<f64> = self.served.iter().map(|s| s.ms).collect();
         all.sort_by(f64::total_cmp);
         let ok = self.served.iter().filter(|s| s.outcome == "ok").count();
+        let unanswered = ["client timeout", "connection failed"];
+        let answered = self
+            .served
+            .iter()
+            .filter(|s| !unanswered.contains(&s.outcome.as_str()))
+            .count();
         let c = self.check;
         let _ = writeln!(out, "| measure | value |\n|---|---:|");
         let rows = [
-            ("requests served", number(self.served.len() as f64, 0)),
-            ("requests/s", number(self.served.len() as f64 / secs, 0)),
+            (
+                "requests sent / answered by the gateway",
+                format!(
+                    "{} / {}",
+                    number(self.served.len() as f64, 0),
+                    number(answered as f64, 0)
+                ),
+            ),
+            (
+                "requests answered per second",
+                number(answered as f64 / secs, 0),
+            ),
             (
                 "answered ok (no error)",
                 format!(
