@@ -33,14 +33,18 @@
 //! BENCH_QUIET_WAIT (5: seconds to wait for other processes to settle before each measurement), OHA (the load generator's path), BENCH_GATEWAY (another
 //! gateway binary to measure instead of this build's).
 
+mod common;
+
+use common::{
+    busy_ticks, clock_ticks, env_or, gateway_config, number, stop_targets_on_signal, Target,
+};
 use contact_gateway::contact::ProviderId;
 use contact_gateway::sandbox::{RecordedRequest, Sandbox};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const FIELDS: &str = "id displayName primaryEmail primaryPhone tags customFields createdAt";
@@ -49,13 +53,6 @@ const FAN_OUT_CONNECTIONS: [u32; 2] = [16, 64];
 const ALIASES: usize = 50;
 /// Sequential requests measured per target in (c).
 const ALIASED_REQUESTS: u32 = 10;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Settings {
     reps: usize,
@@ -195,65 +192,6 @@ struct Bench {
     warnings: Vec<String>,
 }
 
-/// The processes this bench started and has not stopped yet.
-static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
-
-/// On Ctrl-C or SIGTERM: stops the running targets (drops do not run then), and exits.
-async fn stop_targets_on_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    for pid in RUNNING.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-    }
-    std::process::exit(130);
-}
-
-/// A process this bench started; killed when dropped.
-struct Target {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let pid = self.child.id();
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|p| *p != pid);
-    }
-}
-
-impl Target {
-    /// Peak resident memory (VmHWM), MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        self.status_mib("VmHWM:")
-    }
-
-    /// Resident memory now (VmRSS), MiB.
-    fn rss_mib(&self) -> f64 {
-        self.status_mib("VmRSS:")
-    }
-
-    fn status_mib(&self, field: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc (Linux)");
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"));
-        kib / 1024.0
-    }
-}
-
 /// What oha measured, and the upstream calls made meanwhile.
 struct Load {
     requests: u64,
@@ -275,16 +213,9 @@ impl Bench {
         providers: &[ProviderId],
         rust_log: Option<&str>,
     ) -> Target {
-        let mut config: toml::Table =
-            toml::from_str(&self.sandbox.config_toml()).expect("sandbox config");
-        let sections = config["providers"].as_table_mut().expect("[providers]");
-        sections.retain(|id, _| providers.iter().any(|p| p.as_str() == id));
         let dir = tempfile::tempdir().expect("temporary folder");
         let path = dir.path().join("gateway.toml");
-        let text = format!(
-            "listen = \"127.0.0.1:0\"\n{}",
-            toml::to_string(&config).unwrap()
-        );
+        let text = gateway_config(&self.sandbox, providers);
         std::fs::write(&path, &text).expect("write the config");
         std::fs::write(self.run_file(&format!("{name}.toml")), &text).ok();
         let mut command = Command::new(&self.gateway_bin);
@@ -314,34 +245,9 @@ impl Bench {
 
     /// Starts `command`, its stderr (the logs) into `run/<name>.log`, and waits until it
     /// answers on the URL it prints.
-    fn spawn(&self, name: &str, mut command: Command, dir: tempfile::TempDir) -> Target {
+    fn spawn(&self, name: &str, command: Command, dir: tempfile::TempDir) -> Target {
         let log = std::fs::File::create(self.run_file(&format!("{name}.log"))).expect("log file");
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(child.id());
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.trim().strip_prefix("GraphQL:") {
-                        break url.trim().to_string();
-                    }
-                }
-                _ => panic!("{name} exited without printing its URL; see its log"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let target = Target {
-            child,
-            url,
-            _dir: dir,
-        };
+        let target = Target::launch(name, command, log, dir);
         let ready = Instant::now();
         while self
             .try_post(&target.url, &json!({ "query": "{ __typename }" }))
@@ -961,44 +867,6 @@ fn import_body(csv: &str) -> Value {
         "query": "mutation($csv: String!) { importContacts(provider: MAGICBLOCKS, csv: $csv) { createdCount failedCount results { line status } } }",
         "variables": { "csv": csv }
     })
-}
-
-/// 12,345 or 1.23
-fn number(value: f64, digits: usize) -> String {
-    if digits > 0 {
-        return format!("{value:.digits$}");
-    }
-    let text = format!("{:.0}", value);
-    let mut grouped = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i > 0 && (text.len() - i) % 3 == 0 && c.is_ascii_digit() {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    grouped
-}
-
-/// Busy CPU time of the whole machine, in clock ticks (/proc/stat).
-fn busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system (idle iowait) irq softirq steal
-    [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|i| fields.get(*i))
-        .sum()
-}
-
-fn clock_ticks() -> f64 {
-    100.0 // USER_HZ on Linux
 }
 
 /// The baseline servers, run as processes of their own (this binary, `BENCH_ROLE`).

@@ -8,7 +8,7 @@
 //! read is safe to repeat and a client may send the header on every POST.
 
 use super::graphql_http::{EdgeError, MediaType};
-use super::{auth::Caller, is_mutation, AppState};
+use super::{auth::Caller, is_mutation, AppState, Counted};
 use crate::store::idempotency::{Begun, StoredResponse, Ticket};
 use crate::store::Store;
 use axum::body::{to_bytes, Body};
@@ -130,8 +130,29 @@ impl AppState {
         if !is_mutation(&mut request) {
             return self.answer(request, caller, media, None).await.response;
         }
+        let (mut response, outcome) = self.answer_mutation_once(key, request, caller, media).await;
+        // Counted as the mutation it is, whichever way it was answered (the run counts itself).
+        if response.extensions().get::<Counted>().is_none() {
+            response.extensions_mut().insert(Counted {
+                operation: "mutation",
+                outcome,
+            });
+        }
+        response
+    }
+
+    /// `answer_once` for a mutation: its answer, and the outcome to count when the answer is
+    /// not one the run counted (a replay, a refusal).
+    async fn answer_mutation_once(
+        &self,
+        key: IdempotencyKey,
+        request: async_graphql::Request,
+        caller: Option<Extension<Caller>>,
+        media: MediaType,
+    ) -> (Response, &'static str) {
         let Some(store) = self.gateway.store.clone() else {
-            return store_unavailable("the gateway has no store").respond(media);
+            let refused = store_unavailable("the gateway has no store").respond(media);
+            return (refused, "refused");
         };
         // One scope for every caller when there is no `[auth]`.
         let scope = caller
@@ -153,39 +174,52 @@ impl AppState {
                         .await
                 };
                 match tokio::spawn(run.instrument(tracing::Span::current())).await {
-                    Ok(response) => response,
+                    // Counted by `answer`.
+                    Ok(response) => (response, "ok"),
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     // Cancelled: the runtime is shutting down.
-                    Err(_) => EdgeError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "STORE_UNAVAILABLE",
-                        "the gateway is shutting down; the key's outcome is unknown: retry later",
-                    )
-                    .respond(media),
+                    Err(_) => (
+                        EdgeError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "STORE_UNAVAILABLE",
+                            "the gateway is shutting down; the key's outcome is unknown: retry later",
+                        )
+                        .respond(media),
+                        "refused",
+                    ),
                 }
             }
-            Ok(Begun::Replay(stored)) => replay(stored, media),
-            Ok(Begun::InFlight) => EdgeError::new(
-                StatusCode::CONFLICT,
-                "IDEMPOTENCY_KEY_IN_FLIGHT",
-                "a request with this Idempotency-Key is still running: retry after it ends",
-            )
-            .respond(media),
-            Ok(Begun::Reused) => EdgeError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "IDEMPOTENCY_KEY_REUSED",
-                "this Idempotency-Key was used for another request (another query, \
-                 operationName or variables): use a new key for a new request",
-            )
-            .respond(media),
+            Ok(Begun::Replay(stored)) => {
+                let outcome = replayed_outcome(&stored);
+                (replay(stored, media), outcome)
+            }
+            Ok(Begun::InFlight) => (
+                EdgeError::new(
+                    StatusCode::CONFLICT,
+                    "IDEMPOTENCY_KEY_IN_FLIGHT",
+                    "a request with this Idempotency-Key is still running: retry after it ends",
+                )
+                .respond(media),
+                "refused",
+            ),
+            Ok(Begun::Reused) => (
+                EdgeError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this Idempotency-Key was used for another request (another query, \
+                     operationName or variables): use a new key for a new request",
+                )
+                .respond(media),
+                "refused",
+            ),
             Ok(Begun::Abandoned(ticket)) => {
                 let stored = outcome_unknown(media);
                 if let Err(e) = store.save_response(&ticket, &stored).await {
                     tracing::warn!(error = %e, "could not save an abandoned key's answer");
                 }
-                replay(stored, media)
+                (replay(stored, media), "error")
             }
-            Err(e) => store_unavailable(&e.to_string()).respond(media),
+            Err(e) => (store_unavailable(&e.to_string()).respond(media), "refused"),
         }
     }
 
@@ -250,6 +284,19 @@ impl AppState {
             Err(e) => tracing::warn!(error = %e, "could not save an idempotent answer"),
         }
         Response::from_parts(parts, Body::from(body))
+    }
+}
+
+/// A replayed answer counts as the first did: `error` when it holds errors, else `ok`.
+fn replayed_outcome(stored: &StoredResponse) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_str::<Errors>(&stored.body) {
+        Ok(answer) if answer.errors.is_empty() => "ok",
+        _ => "error",
     }
 }
 

@@ -560,3 +560,91 @@ async fn an_otlp_receiver_gets_the_request_span_with_the_upstream_call_as_its_ch
         .unwrap_or_default();
     assert!(service.contains("gateway-under-test"), "{service}");
 }
+
+/// Counted in a process of its own (the real binary): the test binary's recorder is shared by
+/// every test running beside this one.
+#[tokio::test]
+async fn mutations_with_an_idempotency_key_are_counted_as_mutations() {
+    use crate::helpers::{sandbox_config, GatewayProcess};
+    let sandbox = Sandbox::start().await.unwrap();
+    let config = sandbox_config(&sandbox);
+    let store = tempfile::tempdir().unwrap();
+    let gateway = GatewayProcess::start(
+        &config,
+        &format!("sqlite://{}", store.path().join("store.db").display()),
+    );
+    let create = json!({
+        "query": "mutation($input: CreateContactInput!) { createContact(input: $input) { contact { id } userErrors { code } } }",
+        "variables": { "input": { "provider": "MAGICBLOCKS", "firstName": "Keyed", "lastName": "Counted" } },
+    });
+    let client = reqwest::Client::new();
+    // The first run, then its replay.
+    for replayed in [false, true] {
+        let response = client
+            .post(&gateway.url)
+            .header("Idempotency-Key", "counted-once")
+            .json(&create)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers().contains_key("idempotent-replayed"),
+            replayed
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["data"]["createContact"]["contact"]["id"].is_string(),
+            "{body}"
+        );
+    }
+    // The key again for another write: refused, not run.
+    let mut other = create.clone();
+    other["variables"]["input"]["firstName"] = json!("Other");
+    let reused = client
+        .post(&gateway.url)
+        .header("Idempotency-Key", "counted-once")
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 422);
+    let text = client
+        .get(gateway.url.replace("/graphql", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = parse_prometheus(&text);
+    let http = "contact_gateway_http_requests_total";
+    assert_eq!(
+        total(
+            &samples,
+            http,
+            &[("operation", "mutation"), ("outcome", "ok")]
+        ),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        total(
+            &samples,
+            http,
+            &[("operation", "mutation"), ("outcome", "refused")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        total(&samples, http, &[("operation", "unknown")]),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        total(&samples, http, &[("operation", "none")]),
+        0.0,
+        "{text}"
+    );
+}
