@@ -2,15 +2,7 @@
 //! `extensions.code`, and provider failures name the provider.
 
 use crate::providers::ProviderError;
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{
-    Context, Error, ErrorExtensions, ServerError, ServerResult, ValidationResult, Variables,
-};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use async_graphql::{Context, Error, ErrorExtensions, ServerError};
 
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const REQUEST_BUDGET_EXCEEDED: &str = "REQUEST_BUDGET_EXCEEDED";
@@ -91,36 +83,32 @@ pub fn write_error(error: &ProviderError) -> Error {
     })
 }
 
-/// Set when a request starts executing: one that never got there was refused as a whole
-/// (parse, validation, variables), which the HTTP edge answers differently.
-#[derive(Clone, Default)]
-pub struct Executed(Arc<AtomicBool>);
+/// The code of a document that does not parse.
+pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 
-impl Executed {
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+/// Gives a response's errors their codes, and says whether the request executed. One refused
+/// as a whole before execution (validation, variables, limits, operation selection) has no data
+/// and only errors without a path: each gets `GRAPHQL_VALIDATION_FAILED` (the HTTP edge answers
+/// such a request differently). Done after the fact rather than by a schema extension, whose
+/// hook would wrap every field's resolution. (Parse errors are the caller's to code, before.)
+pub fn code_errors(response: &mut async_graphql::Response) -> bool {
+    let refused = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let code = if refused {
+        "GRAPHQL_VALIDATION_FAILED"
+    } else {
+        BAD_USER_INPUT
+    };
+    for error in response.errors.iter_mut() {
+        *error = coded(std::mem::replace(error, ServerError::new("", None)), code);
     }
+    !refused
 }
 
-/// Gives the errors of parsing and validation their codes, and marks execution (errors of
-/// execution get theirs in `code_field_errors`, without a hook on every field).
-pub struct EdgeCodes;
-
-impl ExtensionFactory for EdgeCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(EdgeCodes)
-    }
-}
-
-/// After execution: a resolver's own errors have codes; one without is an argument the schema
-/// could not read (an `Int` out of range, say), the caller's to fix.
-pub fn code_field_errors(errors: &mut [ServerError]) {
-    for error in errors.iter_mut() {
-        *error = coded(
-            std::mem::replace(error, ServerError::new("", None)),
-            BAD_USER_INPUT,
-        );
-    }
+/// A parse error, coded.
+pub fn parse_failed(error: ServerError) -> ServerError {
+    coded(error, GRAPHQL_PARSE_FAILED)
 }
 
 /// The error with `code` unless it has one.
@@ -136,44 +124,4 @@ fn coded(mut error: ServerError, code: &str) -> ServerError {
             .set("code", code);
     }
     error
-}
-
-#[async_trait::async_trait]
-impl Extension for EdgeCodes {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| coded(e, "GRAPHQL_PARSE_FAILED"))
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| coded(e, "GRAPHQL_VALIDATION_FAILED"))
-                .collect()
-        })
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> async_graphql::Response {
-        if let Some(executed) = ctx.data_opt::<Executed>() {
-            executed.0.store(true, Ordering::Release);
-        }
-        next.run(ctx, operation_name).await
-    }
 }

@@ -33,7 +33,6 @@ fn builder(
 ) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .enable_federation()
-        .extension(errors::EdgeCodes)
         .limit_depth(limits.max_depth)
         .limit_directives(limits.max_directives_per_field)
         .limit_complexity(limits.max_complexity)

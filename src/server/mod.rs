@@ -17,7 +17,7 @@ use response_cache::{ExactKey, ResponseCache};
 use crate::config::Config;
 use crate::gateway::cache::Reads;
 use crate::gateway::{consent, loader, people, Gateway};
-use crate::graphql::errors::{code_field_errors, Executed};
+use crate::graphql::errors::{code_errors, parse_failed};
 use crate::graphql::query::ReportedEntities;
 use crate::graphql::AppSchema;
 use crate::providers::{diagnostics, request_budget};
@@ -238,14 +238,15 @@ pub fn router(state: AppState, config: &Config, sandbox: bool) -> Result<Router,
                 }),
         )
         // Inside the auth layer: an upgrade is authenticated first.
+        // Its state is shared (an `Arc`): the middleware's state is cloned for every request.
         .route_layer(middleware::from_fn_with_state(
-            (
+            Arc::new((
                 state.clone(),
                 subscriptions::Origins {
                     cors: config.cors.clone(),
                     sandbox,
                 },
-            ),
+            )),
             subscriptions::websocket,
         ));
     if let Some(auth) = &config.auth {
@@ -663,14 +664,14 @@ impl AppState {
             // A read-only credential: every mutation field fails, nothing runs.
             return (auth::forbidden(&mut request), true);
         }
-        let executed = Executed::default();
-        let request = request.data(executed.clone());
-        let mut response = self.execute(request).await;
-        if executed.get() {
-            code_field_errors(&mut response.errors);
+        if let Err(error) = request.parsed_query() {
+            let refused = async_graphql::Response::from_errors(vec![parse_failed(error)]);
+            return (refused, false);
         }
+        let mut response = self.execute(request).await;
+        let executed = code_errors(&mut response);
         cap_errors(&mut response, self.max_errors);
-        (response, executed.get())
+        (response, executed)
     }
 
     /// A batch (Apollo's `BatchHttpLink`): its operations run concurrently under ONE upstream

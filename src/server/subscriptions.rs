@@ -29,6 +29,7 @@ use futures::stream::{self, BoxStream};
 use futures::{SinkExt, StreamExt};
 use std::convert::Infallible;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -74,13 +75,14 @@ impl Origins {
 
 /// The layer in front of `/graphql` that takes WebSocket upgrades (the rest goes on).
 pub async fn websocket(
-    State((state, origins)): State<(AppState, Origins)>,
+    State(upgrades): State<Arc<(AppState, Origins)>>,
     request: Request,
     next: Next,
 ) -> Response {
     if !is_websocket_upgrade(request.headers()) {
         return next.run(request).await;
     }
+    let (state, origins) = &*upgrades;
     let media = MediaType::accepted(request.headers());
     if !origins.allow(request.headers()) {
         return EdgeError::new(
@@ -117,6 +119,7 @@ pub async fn websocket(
         transport = "websocket",
         caller = tracing::field::Empty
     );
+    let state = state.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
@@ -341,13 +344,14 @@ impl async_graphql::Executor for OverWebSocket {
         match operation_type(&mut request) {
             Some(OperationType::Subscription) => {
                 let request = subscription_data(&self.state, request);
-                match session_data {
+                let results = match session_data {
                     Some(session) => self
                         .state
                         .schema
                         .execute_stream_with_session_data(request, session),
                     None => self.state.schema.execute_stream(request),
-                }
+                };
+                results.map(coded).boxed()
             }
             Some(OperationType::Mutation) => {
                 let mut error = async_graphql::ServerError::new(
@@ -419,12 +423,19 @@ pub(super) fn wants_event_stream(
     operation_type(request) == Some(OperationType::Subscription)
 }
 
+/// A subscription's result with its errors coded (`code_errors`).
+fn coded(mut response: async_graphql::Response) -> async_graphql::Response {
+    crate::graphql::errors::code_errors(&mut response);
+    response
+}
+
 /// A subscription over SSE: a `next` event per result, then `complete` (when the gateway
 /// shuts down, or the subscription fails).
 pub(super) fn event_stream(state: &AppState, request: async_graphql::Request) -> Response {
     let results = state
         .schema
         .execute_stream(subscription_data(state, request))
+        .map(coded)
         .map(|response| {
             let data = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
             Ok::<_, Infallible>(Event::default().event("next").data(data))
