@@ -89,6 +89,28 @@ enum Entry {
     Window(Arc<Window>, Instant, Option<SharedStamp>),
 }
 
+/// An entry lives `ttl_secs` from when its data was fetched: from its insert, or less for
+/// one the shared tier had kept a while.
+struct UntilStale(Duration);
+
+impl moka::Expiry<Key, Entry> for UntilStale {
+    fn expire_after_create(&self, _: &Key, entry: &Entry, _: Instant) -> Option<Duration> {
+        let (Entry::Contact(_, fetched, _) | Entry::Window(_, fetched, _)) = entry;
+        Some(self.0.saturating_sub(fetched.elapsed()))
+    }
+
+    /// Replaced: the new data's age, as a fixed `time_to_live` would restart on an update.
+    fn expire_after_update(
+        &self,
+        key: &Key,
+        entry: &Entry,
+        updated_at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, entry, updated_at)
+    }
+}
+
 /// Record stamps are kept per stripe of ids (a write to one id also retires the few others
 /// hashing to its stripe): 512 KiB, so a write retires about one other cached contact in
 /// 65,536.
@@ -126,7 +148,7 @@ impl ReadCache {
         ReadCache {
             entries: Cache::builder()
                 .max_capacity(config.max_entries)
-                .time_to_live(Duration::from_secs(config.ttl_secs))
+                .expire_after(UntilStale(Duration::from_secs(config.ttl_secs)))
                 .build(),
             clock: AtomicU64::new(0),
             lists: Default::default(),
@@ -1009,5 +1031,24 @@ mod tests {
             ..found
         };
         assert!(ReadSet::at_most(0, &bad, 0, Instant::now()).is_none());
+    }
+
+    /// A contact the shared tier kept a while lives here only the rest of `ttl_secs`.
+    #[test]
+    fn an_entry_lives_ttl_secs_from_when_its_data_was_fetched() {
+        use moka::Expiry;
+        let ttl = Duration::from_secs(60);
+        let key = Key::Contact {
+            id: id("c1"),
+            stamp: 0,
+        };
+        let now = Instant::now();
+        let fresh = Entry::Contact(contact("c1", "x"), now, None);
+        let kept = Entry::Contact(contact("c1", "x"), now - Duration::from_secs(45), None);
+        let stale = Entry::Contact(contact("c1", "x"), now - Duration::from_secs(90), None);
+        let left = |entry: &Entry| UntilStale(ttl).expire_after_create(&key, entry, now);
+        assert!(left(&fresh).unwrap() > Duration::from_secs(59));
+        assert!(left(&kept).unwrap() <= Duration::from_secs(15));
+        assert_eq!(left(&stale), Some(Duration::ZERO));
     }
 }

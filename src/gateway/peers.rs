@@ -85,7 +85,7 @@ impl Announcer {
         }
     }
 
-    /// Bumps the shared versions of `keys` when the tier is configured: call it after the
+    /// Bumps the shared `versions` when the tier is configured: call it after the
     /// write's provider answered and before its local stamp is taken.
     pub async fn bump_shared(&self, versions: &[Version]) {
         if let Some(shared) = self.shared.configured() {

@@ -334,7 +334,7 @@ async fn two_replicas(
     let (a, ca) = Replica::start(sandbox, store, redis);
     let (b, cb) = Replica::start(sandbox, store, redis);
     // Subscribed, and the shared tier trusted (checked each second once connected).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     (a, b, [ca, cb])
 }
 
