@@ -34,12 +34,17 @@
 use crate::contact::ProviderId;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long one call to Redis may take before it counts as failed.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// After a call failed, Redis is left alone this long (requests do not each wait for it while
+/// the subscriber has not noticed a loss yet).
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// A shared version: what a write bumps and a kept entry is checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +150,9 @@ pub struct Shared {
     clean: AtomicU64,
     /// `[cache] ttl_secs`: how long a kept contact lives in Redis.
     ttl_secs: u64,
+    /// Since `created`, in ms: no call before then (a call failed).
+    paused_until: AtomicU64,
+    created: Instant,
     set_if_current: redis::Script,
     answer_if_current: redis::Script,
 }
@@ -183,6 +191,8 @@ impl Shared {
             dirty: AtomicU64::new(0),
             clean: AtomicU64::new(0),
             ttl_secs,
+            paused_until: AtomicU64::new(0),
+            created: Instant::now(),
             set_if_current: redis::Script::new(SET_IF_CURRENT),
             answer_if_current: redis::Script::new(ANSWER_IF_CURRENT),
         }
@@ -213,8 +223,32 @@ impl Shared {
     /// Whether Redis may be trusted: connected, and no loss or failed INCR since the epoch
     /// last moved.
     pub fn trusted(&self) -> bool {
+        self.in_step() && self.since_created() >= self.paused_until.load(Ordering::Acquire)
+    }
+
+    /// Connected, and no loss or failed bump since the epoch last moved (a pause after a
+    /// failed call aside: a write's bump is still tried then).
+    fn in_step(&self) -> bool {
         self.connected.load(Ordering::Acquire)
             && self.clean.load(Ordering::Acquire) == self.dirty.load(Ordering::Acquire)
+    }
+
+    fn since_created(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `call`'s answer within `CALL_TIMEOUT`; `None`, and Redis left alone for
+    /// `PAUSE_AFTER_FAILURE`, when it fails or takes longer.
+    async fn within<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(answer)) => Some(answer),
+            _ => {
+                let until = self.since_created()
+                    + u64::try_from(PAUSE_AFTER_FAILURE.as_millis()).unwrap_or(u64::MAX);
+                self.paused_until.fetch_max(until, Ordering::AcqRel);
+                None
+            }
+        }
     }
 
     fn connection(&self) -> Option<ConnectionManager> {
@@ -271,7 +305,7 @@ impl Shared {
     /// local stamp is taken. Not waited for while Redis is lost: Redis is then untrusted until
     /// the epoch moves.
     pub async fn bump(&self, versions: &[Version]) {
-        let connection = self.connection().filter(|_| self.trusted());
+        let connection = self.connection().filter(|_| self.in_step());
         let Some(mut connection) = connection else {
             self.taint();
             return;
@@ -298,14 +332,9 @@ impl Shared {
         cmd.arg(self.contact_key(id))
             .arg(self.key(Version::Record(stripe)))
             .arg(self.key(Version::Epoch));
-        let got = tokio::time::timeout(
-            CALL_TIMEOUT,
-            cmd.query_async::<(Option<Vec<u8>>, Option<u64>, Option<u64>)>(&mut connection),
-        )
-        .await;
-        let Ok(Ok((kept, version, epoch))) = got else {
-            return None;
-        };
+        let (kept, version, epoch) = self
+            .within(cmd.query_async::<(Option<Vec<u8>>, Option<u64>, Option<u64>)>(&mut connection))
+            .await?;
         let stamp = SharedStamp {
             version: version.unwrap_or(0),
             epoch: epoch?,
@@ -354,11 +383,8 @@ impl Shared {
             .arg(stamp.version)
             .arg(stamp.epoch)
             .arg(self.ttl_secs.max(1));
-        let _ = tokio::time::timeout(
-            CALL_TIMEOUT,
-            invocation.invoke_async::<i64>(&mut connection),
-        )
-        .await;
+        self.within(invocation.invoke_async::<i64>(&mut connection))
+            .await;
     }
 
     /// The current value of `version`, under the epoch now (one round trip); `None` when
@@ -367,14 +393,9 @@ impl Shared {
         let mut connection = self.connection()?;
         let mut cmd = redis::cmd("MGET");
         cmd.arg(self.key(version)).arg(self.key(Version::Epoch));
-        let got = tokio::time::timeout(
-            CALL_TIMEOUT,
-            cmd.query_async::<(Option<u64>, Option<u64>)>(&mut connection),
-        )
-        .await;
-        let Ok(Ok((version, epoch))) = got else {
-            return None;
-        };
+        let (version, epoch) = self
+            .within(cmd.query_async::<(Option<u64>, Option<u64>)>(&mut connection))
+            .await?;
         Some(SharedStamp {
             version: version.unwrap_or(0),
             epoch: epoch?,
@@ -390,15 +411,8 @@ impl Shared {
         invocation
             .key(self.key(Version::Registry))
             .key(self.key(Version::Epoch));
-        let got = tokio::time::timeout(
-            CALL_TIMEOUT,
-            invocation.invoke_async::<(Option<Vec<u8>>, u64, Option<u64>)>(&mut connection),
-        )
-        .await;
-        match got {
-            Ok(Ok(found)) => Some(found),
-            _ => None,
-        }
+        self.within(invocation.invoke_async::<(Option<Vec<u8>>, u64, Option<u64>)>(&mut connection))
+            .await
     }
 
     /// Keeps `value` under `key` for `ttl` (an answer, or a persisted query).
@@ -408,7 +422,7 @@ impl Shared {
         };
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("EX").arg(ttl.as_secs().max(1));
-        let _ = tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<()>(&mut connection)).await;
+        self.within(cmd.query_async::<()>(&mut connection)).await;
     }
 
     /// What is kept under `key`; `None` when nothing is or Redis does not answer.
@@ -416,15 +430,9 @@ impl Shared {
         let mut connection = self.connection()?;
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
-        match tokio::time::timeout(
-            CALL_TIMEOUT,
-            cmd.query_async::<Option<Vec<u8>>>(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok(found)) => found,
-            _ => None,
-        }
+        self.within(cmd.query_async::<Option<Vec<u8>>>(&mut connection))
+            .await
+            .flatten()
     }
 }
 
@@ -462,6 +470,23 @@ mod tests {
         tier.set(Arc::new(shared));
         assert!(tier.configured().is_some());
         assert!(tier.usable().is_none());
+    }
+
+    /// A failed call leaves Redis alone for a while (no request waits on it), without making
+    /// the epoch move: a read that failed lost no invalidation.
+    #[tokio::test]
+    async fn a_failed_call_pauses_the_tier_without_untrusting_it() {
+        let shared = Shared::new(Default::default(), "ns", 60);
+        shared.connected.store(true, Ordering::Release);
+        assert!(shared.trusted());
+        let failed = shared
+            .within(async { Err::<(), _>(redis::RedisError::from(std::io::Error::other("down"))) })
+            .await;
+        assert!(failed.is_none());
+        assert!(!shared.trusted(), "paused");
+        assert!(shared.in_step(), "a write's bump is still tried");
+        shared.paused_until.store(0, Ordering::Release);
+        assert!(shared.trusted(), "the pause over");
     }
 
     #[test]
