@@ -444,3 +444,46 @@ async fn a_write_made_while_redis_was_down_outdates_what_redis_kept_before() {
     assert_eq!(b.company(CONTACT).await, "During the outage");
     assert_eq!(a.company(CONTACT_AGAIN).await, "During the outage");
 }
+
+/// Read-your-writes on the writer while both replicas keep reading (and filling Redis with
+/// what they read, racing the writes): every read through A after A acknowledged a write
+/// shows it, whichever tier answers.
+#[tokio::test]
+async fn the_writer_reads_its_writes_while_both_replicas_fill_redis() {
+    let Some(redis) = redis_url() else { return };
+    let (_, store, _keep) = store_urls().await.remove(0);
+    let sandbox = Sandbox::start().await.unwrap();
+    let (a, b, _configs) = two_replicas(&sandbox, &store, &redis).await;
+    let a = std::sync::Arc::new(a);
+    let b = std::sync::Arc::new(b);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = [a.clone(), b.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(n, replica)| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let query = [CONTACT, CONTACT_AGAIN][n % 2];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    replica.company(query).await;
+                }
+            })
+        })
+        .collect();
+    for n in 0..15 {
+        let company = format!("Write {n}");
+        a.update(&company).await;
+        assert_eq!(a.company(CONTACT_AGAIN).await, company, "write {n}");
+        assert_eq!(a.company(CONTACT).await, company, "write {n}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    // B follows within a second.
+    seen_within(Duration::from_secs(1), "Write 14", || {
+        b.company(CONTACT_AGAIN)
+    })
+    .await
+    .unwrap();
+}
