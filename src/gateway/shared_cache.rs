@@ -2,11 +2,12 @@
 //! Redis, then the provider), it holds contact records, whole answers (the response cache's)
 //! and persisted queries, for every replica.
 //!
-//! **Shared versions.** Redis keeps counters mirroring the read cache's local stamps:
-//! `contact-gateway:v:record:{stripe}` per record stripe (the read cache's stripe function:
-//! fixed keys, equal in every process), `contact-gateway:v:list:{provider}` per provider's
-//! list windows, `contact-gateway:v:registry` for the do-not-contact registry, and an epoch,
-//! `contact-gateway:v:epoch`. A write INCRs the versions of what it touched (one pipeline),
+//! **Shared versions.** Redis keeps counters mirroring the read cache's local stamps, under
+//! `contact-gateway:{namespace}:` (`namespace`: the deployment's providers): `v:record:{stripe}`
+//! per record stripe (the read cache's stripe function: fixed keys, equal in every process),
+//! `v:list:{provider}` per provider's list windows, `v:registry` for the do-not-contact
+//! registry, and an epoch, `v:epoch`. They never expire (with `maxmemory`, only a `volatile-*`
+//! policy keeps them). A write INCRs the versions of what it touched (one pipeline),
 //! **after its provider answered (or its change was committed) and before its local stamp is
 //! taken**, so before it is acknowledged and before any replica applies it. What is kept in
 //! Redis carries the versions (and epoch) read **before** the data was: a contact the version
@@ -22,7 +23,13 @@
 //! INCRed by every replica that reconnects after losing Redis: a write made through another
 //! replica during the outage may not have reached its versions. So an entry written before an
 //! outage is never served after it. A Redis that restarts empty gets a random epoch (`SET NX`),
-//! so an entry kept under a previous life's counters never matches the new ones.
+//! so an entry kept under a previous life's counters never matches the new ones. Left open: a
+//! replica whose bump failed while Redis still answers the others (a partition) cannot stop
+//! them reading what it outdated until it reaches Redis again and moves the epoch; their
+//! entries expire within `ttl_secs` meanwhile, as without Redis.
+//!
+//! The answers' check reads, in one script, the version keys an answer names: a standalone
+//! Redis (or a primary), not Redis Cluster.
 //!
 //! **Redis unreachable.** Every call has a short timeout, and none is made while the
 //! subscriber (`gateway::peers`) says Redis is lost: requests go to moka and the providers as
