@@ -134,6 +134,9 @@ pub struct ReadCache {
     /// Test seam: the next insert waits here (`hold_next_insert`).
     #[cfg(test)]
     insert_gate: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    /// Test seam: the next write waits here, between its shared bump and its local stamp.
+    #[cfg(test)]
+    stamp_gate: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 /// Taken before an upstream list read: the provider's stamp then, and its shared version.
@@ -158,6 +161,8 @@ impl ReadCache {
             ttl_secs: config.ttl_secs,
             #[cfg(test)]
             insert_gate: Default::default(),
+            #[cfg(test)]
+            stamp_gate: Default::default(),
         }
     }
 
@@ -395,6 +400,7 @@ impl ReadCache {
     pub async fn invalidate(&self, id: &GlobalId) {
         let versions = [Version::Record(self.stripe(id)), Version::List(id.provider)];
         self.announcer.bump_shared(&versions).await;
+        self.between_bump_and_stamp().await;
         self.invalidate_here(id).await;
         self.announcer.announce(Change::contact(id));
     }
@@ -485,6 +491,25 @@ impl ReadCache {
                 let _ = release.await;
             }
         }
+    }
+
+    /// Test seam: a write waits here between its shared bump and its local stamp.
+    async fn between_bump_and_stamp(&self) {
+        #[cfg(test)]
+        {
+            let gate = self.stamp_gate.lock().unwrap().take();
+            if let Some(release) = gate {
+                let _ = release.await;
+            }
+        }
+    }
+
+    /// Holds the next write between its shared bump and its local stamp.
+    #[cfg(test)]
+    fn hold_next_stamp(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (release, gate) = tokio::sync::oneshot::channel();
+        *self.stamp_gate.lock().unwrap() = Some(gate);
+        release
     }
 
     /// Holds the next insert just before it happens, until the returned sender is used.
@@ -1050,5 +1075,45 @@ mod tests {
         assert!(left(&fresh).unwrap() > Duration::from_secs(59));
         assert!(left(&kept).unwrap() <= Duration::from_secs(15));
         assert_eq!(left(&stale), Some(Duration::ZERO));
+    }
+
+    /// The order that keeps the tiers together: a write bumps the shared version before it
+    /// takes its local stamp. A read in between still finds the local entry (the write is not
+    /// acknowledged yet); a read after the write misses here and finds the shared copy
+    /// outdated. Bumped after the stamp instead, the read in between would miss here, take the
+    /// shared copy as current and cache it under the new stamp, served after the write.
+    #[tokio::test]
+    async fn a_write_bumps_the_shared_tier_before_its_local_stamp() {
+        let Some(shared) = Shared::for_test().await else {
+            return;
+        };
+        let cache = cache();
+        cache.announcer.shared.set(shared);
+        assert_eq!(read_now(&cache, "c1", "before").await, "before");
+        let release = cache.hold_next_stamp();
+        let c1 = id("c1");
+        let mut write = cache.invalidate(&c1).boxed();
+        assert!(poll!(&mut write).is_pending(), "held between the two steps");
+        // Redis answers on another task: let the bump through, up to the gate.
+        for _ in 0..100 {
+            if cache.stamp_gate.lock().unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(poll!(&mut write).is_pending());
+        }
+        assert!(
+            cache.stamp_gate.lock().unwrap().is_none(),
+            "the bump was made"
+        );
+        // Not acknowledged yet: either state is right for this read.
+        read_now(&cache, "c1", "during").await;
+        release.send(()).unwrap();
+        write.await;
+        assert_eq!(read_now(&cache, "c1", "after").await, "after");
+        // And from the shared tier, for a replica that has no copy.
+        let mut other = ReadCache::new(&CacheConfig::default());
+        other.announcer.shared = cache.announcer.shared.clone();
+        assert_eq!(read_now(&other, "c1", "provider").await, "after");
     }
 }

@@ -205,6 +205,27 @@ impl Shared {
         }
     }
 
+    /// A tier on the Redis at `TEST_REDIS_URL`, trusted, under a namespace of its own; `None`
+    /// when the variable is not set (the test is then skipped).
+    #[cfg(test)]
+    pub async fn for_test() -> Option<Arc<Shared>> {
+        let url = std::env::var("TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let Some(url) = url else {
+            eprintln!("skipping Redis: TEST_REDIS_URL is not set (.ci/run sets it)");
+            return None;
+        };
+        let client = redis::Client::open(url).expect("a Redis URL");
+        let manager = ConnectionManager::new(client).await.expect("Redis answers");
+        let slot = Arc::new(OnceLock::new());
+        let _ = slot.set(manager);
+        let namespace = format!("test-{}", random_epoch());
+        let shared = Arc::new(Shared::new(slot, &namespace, 60));
+        assert!(shared.recover().await, "Redis answers");
+        Some(shared)
+    }
+
     /// The key of a shared version: `…:v:record:{stripe}`, `…:v:list:{provider}`,
     /// `…:v:registry`, `…:v:epoch`.
     pub fn key(&self, version: Version) -> String {
