@@ -76,7 +76,9 @@ pub fn upstream_request(provider: ProviderId, method: &str, status: Option<u16>,
         .record(took.as_secs_f64());
 }
 
-/// A cache lookup: `tier` is `response` (whole answers) or `read` (contacts and windows).
+/// A cache lookup: `tier` is `response` (whole answers), `read` (contacts and windows) or
+/// `redis` (the shared tier, after a miss in the process: contacts, answers, persisted
+/// queries).
 pub fn cache_request(tier: &'static str, hit: bool) {
     let result = if hit { "hit" } else { "miss" };
     metrics::counter!(CACHE_REQUESTS, "tier" => tier, "result" => result).increment(1);

@@ -86,9 +86,13 @@ impl Application {
         );
         let peers = match &config.cache.redis_url {
             Some(url) => Some(
-                crate::gateway::peers::Peers::start(&gateway, url.expose())
-                    .map_err(std::io::Error::other)?
-                    .1,
+                crate::gateway::peers::Peers::start(
+                    &gateway,
+                    url.expose(),
+                    &crate::gateway::shared_cache::namespace(&config),
+                )
+                .map_err(std::io::Error::other)?
+                .1,
             ),
             None => None,
         };
@@ -97,7 +101,9 @@ impl Application {
             schema,
             gateway: gateway.clone(),
             documents: Default::default(),
-            persisted_queries: Default::default(),
+            persisted_queries: crate::server::persisted_queries::PersistedQueries::new(
+                gateway.announcer.shared.clone(),
+            ),
             max_errors: config.limits.max_errors,
             max_batch: config.limits.max_batch,
             graphiql: crate::server::graphiql::page(config.auth.is_some()),

@@ -27,8 +27,24 @@
 //! same way. The response cache keeps that beside a whole answer and serves the answer only
 //! while `still_current` says no stamp has moved since, so every invalidation here retires the
 //! answers built on what it invalidates, exactly, with no list of answers to walk.
+//!
+//! **The shared tier** (`shared_cache`, with `[cache] redis_url`) sits behind this one. Its
+//! shared versions obey the rule above across processes, and one more order keeps the two
+//! tiers together: **a write bumps the shared versions before it takes its local stamp** (and
+//! another replica applies it, through `peers`, only after it was published, after the bump).
+//! A miss here asks the shared tier after the local stamp was read, so what the shared tier
+//! answers as current was read after every write stamped up to that stamp here: it is cached
+//! here under that stamp, sound by the same rule. The shared tier's hits fill entries with the
+//! shared version their data was read under (`SharedStamp`), and a request's `Reads` note
+//! those too (`SharedReads`): an answer is kept in the shared tier only when every read had
+//! one, under one epoch; each replica that serves it checks them there. An answer found there
+//! is kept here under the clock read before the lookup (`ReadSet::at_most`): any write
+//! stamped up to it had bumped the shared versions before the lookup, and any later one
+//! stamps past it, so `still_current` compares "not past" rather than "equal" (the same for a
+//! stripe's own stamp, which only grows).
 
 use super::peers::{Announcer, Change};
+use super::shared_cache::{ContactLookup, Shared, SharedStamp, Version};
 use crate::config::CacheConfig;
 use crate::contact::{Contact, GlobalId, ProviderId};
 use crate::providers::{request_budget, ListQuery, ProviderError};
@@ -65,11 +81,34 @@ enum Key {
     Window { key: WindowKey, stamp: u64 },
 }
 
-/// A cached answer, with when it was stored (what a response built on it may not outlive).
+/// A cached answer, with when it was fetched (what a response built on it may not outlive)
+/// and the shared version it was read under (`None`: the shared tier was not usable then).
 #[derive(Clone)]
 enum Entry {
-    Contact(Arc<Contact>, Instant),
-    Window(Arc<Window>, Instant),
+    Contact(Arc<Contact>, Instant, Option<SharedStamp>),
+    Window(Arc<Window>, Instant, Option<SharedStamp>),
+}
+
+/// An entry lives `ttl_secs` from when its data was fetched: from its insert, or less for
+/// one the shared tier had kept a while.
+struct UntilStale(Duration);
+
+impl moka::Expiry<Key, Entry> for UntilStale {
+    fn expire_after_create(&self, _: &Key, entry: &Entry, _: Instant) -> Option<Duration> {
+        let (Entry::Contact(_, fetched, _) | Entry::Window(_, fetched, _)) = entry;
+        Some(self.0.saturating_sub(fetched.elapsed()))
+    }
+
+    /// Replaced: the new data's age, as a fixed `time_to_live` would restart on an update.
+    fn expire_after_update(
+        &self,
+        key: &Key,
+        entry: &Entry,
+        updated_at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, entry, updated_at)
+    }
 }
 
 /// Record stamps are kept per stripe of ids (a write to one id also retires the few others
@@ -87,17 +126,24 @@ pub struct ReadCache {
     records: Box<[AtomicU64]>,
     /// Fixed keys: a record's stripe is the same in every run (a collision costs a miss).
     stripe_hasher: BuildHasherDefault<DefaultHasher>,
-    /// Where the writes' invalidations are announced to other replicas (`gateway::peers`).
+    /// Where the writes' invalidations are announced to other replicas (`gateway::peers`),
+    /// and the shared tier behind this one (`gateway::shared_cache`).
     pub announcer: Announcer,
+    /// `[cache] ttl_secs`.
+    ttl_secs: u64,
     /// Test seam: the next insert waits here (`hold_next_insert`).
     #[cfg(test)]
     insert_gate: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    /// Test seam: the next write waits here, between its shared bump and its local stamp.
+    #[cfg(test)]
+    stamp_gate: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
-/// Taken before an upstream list read: the provider's stamp then.
+/// Taken before an upstream list read: the provider's stamp then, and its shared version.
 #[derive(Clone, Copy)]
 pub struct Ticket {
     stamp: u64,
+    shared: Option<SharedStamp>,
 }
 
 impl ReadCache {
@@ -105,22 +151,52 @@ impl ReadCache {
         ReadCache {
             entries: Cache::builder()
                 .max_capacity(config.max_entries)
-                .time_to_live(Duration::from_secs(config.ttl_secs))
+                .expire_after(UntilStale(Duration::from_secs(config.ttl_secs)))
                 .build(),
             clock: AtomicU64::new(0),
             lists: Default::default(),
             records: (0..RECORD_STRIPES).map(|_| AtomicU64::new(0)).collect(),
             stripe_hasher: Default::default(),
             announcer: Default::default(),
+            ttl_secs: config.ttl_secs,
             #[cfg(test)]
             insert_gate: Default::default(),
+            #[cfg(test)]
+            stamp_gate: Default::default(),
         }
+    }
+
+    /// `[cache] ttl_secs`: how long an entry lives, here and in the shared tier.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    /// The shared tier, when it may be used now.
+    fn shared(&self) -> Option<&Shared> {
+        self.announcer.shared.usable()
     }
 
     pub fn ticket(&self, provider: ProviderId) -> Ticket {
         Ticket {
             stamp: self.lists[provider.index()].load(Ordering::Acquire),
+            shared: None,
         }
+    }
+
+    /// The ticket of an upstream list read, with the provider's shared list version (read
+    /// after the local stamp, before the read is sent), noted in the request's reads.
+    pub async fn list_ticket(&self, provider: ProviderId) -> Ticket {
+        let mut ticket = self.ticket(provider);
+        if let Some(shared) = self.shared() {
+            ticket.shared = shared.version(Version::List(provider)).await;
+        }
+        Reads::note(|reads| reads.shared.list(provider, ticket.shared));
+        ticket
+    }
+
+    /// The last stamp taken: every stamp in use is at most this (`ReadSet::at_most`).
+    pub fn clock_now(&self) -> u64 {
+        self.clock.load(Ordering::Acquire)
     }
 
     fn stripe(&self, id: &GlobalId) -> usize {
@@ -139,16 +215,18 @@ impl ReadCache {
         }
     }
 
-    /// Whether every stamp `reads` noted is still the current one: no write (or fresh read)
-    /// has touched what it read since. The registry's version is the store's to check.
+    /// Whether no stamp `reads` noted has moved past what it noted: no write (or fresh read)
+    /// has touched what it read since. (A noted stamp is a stripe's or provider's own, so
+    /// "not past" is "equal"; or the clock read before a shared-tier lookup, `ReadSet::at_most`,
+    /// past which every later write stamps.) The registry's version is the store's to check.
     pub fn still_current(&self, reads: &ReadSet) -> bool {
         reads
             .records
             .iter()
-            .all(|&(stripe, stamp)| self.records[stripe].load(Ordering::Acquire) == stamp)
+            .all(|&(stripe, stamp)| self.records[stripe].load(Ordering::Acquire) <= stamp)
             && ProviderId::ALL.iter().all(|p| {
                 reads.lists[p.index()]
-                    .is_none_or(|stamp| self.lists[p.index()].load(Ordering::Acquire) == stamp)
+                    .is_none_or(|stamp| self.lists[p.index()].load(Ordering::Acquire) <= stamp)
             })
     }
 
@@ -160,23 +238,70 @@ impl ReadCache {
     ///
     /// The request's `Reads` note the stamp and the entry's age; an answer that is not cached
     /// here (no such contact, a failure) makes the request's answer one not to cache either.
+    ///
+    /// On a miss here the shared tier is asked next (`shared_cache`), after the local stamp
+    /// was read: a write stamped up to it bumped the shared version first, so what the shared
+    /// tier holds as current is an answer read after that write, and is cached here under the
+    /// stamp. What the provider answers goes to the shared tier under the shared version read
+    /// before it was asked.
     pub async fn contact_or_load<F>(&self, id: &GlobalId, load: F) -> Lookup
     where
         F: Future<Output = Lookup>,
     {
+        self.contact_or_load_as(id, load, false).await
+    }
+
+    /// `contact_or_load` for a read that must ask the provider (`noCache`, after
+    /// `refresh_contact`): the shared tier's copy is not used, only refreshed.
+    pub async fn fresh_contact<F>(&self, id: &GlobalId, load: F) -> Lookup
+    where
+        F: Future<Output = Lookup>,
+    {
+        self.contact_or_load_as(id, load, true).await
+    }
+
+    async fn contact_or_load_as<F>(&self, id: &GlobalId, load: F, fresh: bool) -> Lookup
+    where
+        F: Future<Output = Lookup>,
+    {
         let key = self.contact_key(id);
+        let stripe = self.stripe(id);
         if let Key::Contact { stamp, .. } = key {
-            Reads::note(|reads| reads.record(self.stripe(id), stamp));
+            Reads::note(|reads| reads.record(stripe, stamp));
         }
         let missed = std::sync::atomic::AtomicBool::new(false);
         let loaded = self
             .entries
             .try_get_with(key, async {
                 missed.store(true, Ordering::Relaxed);
+                // Checked after the local stamp was read (see above).
+                let shared = self.shared();
+                let mut shared_stamp = None;
+                if let Some(shared) = shared {
+                    match shared.contact(&id.to_string(), stripe).await {
+                        Some(ContactLookup::Hit(contact, stamp, age)) if !fresh => {
+                            crate::metrics::cache_request("redis", true);
+                            let now = Instant::now();
+                            let fetched = now.checked_sub(age).unwrap_or(now);
+                            self.before_insert().await;
+                            return Ok(Entry::Contact(contact, fetched, Some(stamp)));
+                        }
+                        Some(ContactLookup::Hit(_, stamp, _) | ContactLookup::Miss(stamp)) => {
+                            if !fresh {
+                                crate::metrics::cache_request("redis", false);
+                            }
+                            shared_stamp = Some(stamp);
+                        }
+                        None => {}
+                    }
+                }
                 match load.await {
                     Ok(Some(contact)) => {
+                        if let (Some(shared), Some(stamp)) = (shared, shared_stamp) {
+                            shared.put_contact(stripe, stamp, &contact).await;
+                        }
                         self.before_insert().await;
-                        Ok(Entry::Contact(contact, Instant::now()))
+                        Ok(Entry::Contact(contact, Instant::now(), shared_stamp))
                     }
                     // Shared with the other waiters, but not kept.
                     uncached => Err(uncached),
@@ -187,8 +312,11 @@ impl ReadCache {
         crate::metrics::cache_request("read", hit);
         request_budget::diagnose(|d| d.cache(id.provider, hit));
         match loaded {
-            Ok(Entry::Contact(contact, stored)) => {
-                Reads::note(|reads| reads.fetched(stored));
+            Ok(Entry::Contact(contact, stored, shared)) => {
+                Reads::note(|reads| {
+                    reads.fetched(stored);
+                    reads.shared.record(stripe, shared);
+                });
                 Ok(Some(contact))
             }
             Ok(Entry::Window(..)) => Ok(None),
@@ -208,7 +336,7 @@ impl ReadCache {
         if matches!(key, Key::Contact { stamp, .. } if stamp <= ticket.stamp) {
             self.before_insert().await;
             self.entries
-                .insert(key, Entry::Contact(contact, Instant::now()))
+                .insert(key, Entry::Contact(contact, Instant::now(), None))
                 .await;
         }
     }
@@ -224,8 +352,11 @@ impl ReadCache {
             stamp,
         };
         let found = match self.entries.get(&key).await {
-            Some(Entry::Window(w, stored)) => {
-                Reads::note(|reads| reads.fetched(stored));
+            Some(Entry::Window(w, stored, shared)) => {
+                Reads::note(|reads| {
+                    reads.fetched(stored);
+                    reads.shared.list(provider, shared);
+                });
                 Some(w)
             }
             _ => None,
@@ -250,7 +381,7 @@ impl ReadCache {
         };
         self.before_insert().await;
         self.entries
-            .insert(key, Entry::Window(window, Instant::now()))
+            .insert(key, Entry::Window(window, Instant::now(), ticket.shared))
             .await;
     }
 
@@ -263,7 +394,13 @@ impl ReadCache {
     /// After a write, once its provider answered: the record it touched and every list
     /// window of its provider. Done when this returns: acknowledge the write after it.
     /// Announced to other replicas.
+    ///
+    /// With the shared tier, its versions of the record's stripe and the provider's lists move
+    /// first (before the local stamp: see `contact_or_load`).
     pub async fn invalidate(&self, id: &GlobalId) {
+        let versions = [Version::Record(self.stripe(id)), Version::List(id.provider)];
+        self.announcer.bump_shared(&versions).await;
+        self.between_bump_and_stamp().await;
         self.invalidate_here(id).await;
         self.announcer.announce(Change::contact(id));
     }
@@ -305,8 +442,9 @@ impl ReadCache {
     /// After a write whose record id is not known, once its provider answered: every list
     /// window of the provider. Cached records stay, so it suits a write that cannot have
     /// changed one: a create, or a provider that reads nothing (Mainbrainer's upsert).
-    /// Announced to other replicas.
-    pub fn invalidate_provider(&self, provider: ProviderId) {
+    /// Announced to other replicas, after the shared version of its lists moved.
+    pub async fn invalidate_provider(&self, provider: ProviderId) {
+        self.announcer.bump_shared(&[Version::List(provider)]).await;
         self.invalidate_provider_here(provider);
         self.announcer.announce(Change::Provider(provider));
     }
@@ -355,6 +493,25 @@ impl ReadCache {
         }
     }
 
+    /// Test seam: a write waits here between its shared bump and its local stamp.
+    async fn between_bump_and_stamp(&self) {
+        #[cfg(test)]
+        {
+            let gate = self.stamp_gate.lock().unwrap().take();
+            if let Some(release) = gate {
+                let _ = release.await;
+            }
+        }
+    }
+
+    /// Holds the next write between its shared bump and its local stamp.
+    #[cfg(test)]
+    fn hold_next_stamp(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (release, gate) = tokio::sync::oneshot::channel();
+        *self.stamp_gate.lock().unwrap() = Some(gate);
+        release
+    }
+
     /// Holds the next insert just before it happens, until the returned sender is used.
     #[cfg(test)]
     fn hold_next_insert(&self) -> tokio::sync::oneshot::Sender<()> {
@@ -388,6 +545,134 @@ pub struct ReadSet {
     /// Something was read that the read cache does not keep (a contact that is not there, a
     /// failure) or that had to be fresh (`noCache`): the answer is not to be cached.
     pub not_to_keep: bool,
+    /// The shared versions of what was read, for the shared tier.
+    pub shared: SharedReads,
+}
+
+/// The shared versions (`shared_cache`) an answer was built under: each entry's own, read
+/// before its data was (by whichever replica read it), and every one under one epoch.
+#[derive(Clone, Debug, Default)]
+pub struct SharedReads {
+    /// (stripe, version) of each contact record read.
+    records: Vec<(usize, u64)>,
+    /// Per provider, the version its list windows were read under.
+    lists: [Option<u64>; ProviderId::ALL.len()],
+    /// The epoch every entry read was read under.
+    epoch: Option<u64>,
+    /// Something was read without a shared version (the tier was not usable then), or under
+    /// two epochs: the answer is not for the shared tier.
+    incomplete: bool,
+}
+
+/// Before a request ran, read with the shared tier's lookup of its answer: the registry's
+/// shared version (read before any registry read of the request) and the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedStart {
+    pub registry: u64,
+    pub epoch: u64,
+}
+
+/// What an answer kept in the shared tier was built under: the versions to check (key and
+/// value, as text for the check's script) and what they name, to keep a hit here.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedVersions {
+    pub v: Vec<(String, String)>,
+    pub records: Vec<usize>,
+    pub lists: Vec<ProviderId>,
+    pub registry: bool,
+}
+
+impl SharedReads {
+    fn under(&mut self, epoch: u64) {
+        match self.epoch {
+            None => self.epoch = Some(epoch),
+            Some(seen) if seen != epoch => self.incomplete = true,
+            Some(_) => {}
+        }
+    }
+
+    fn record(&mut self, stripe: usize, stamp: Option<SharedStamp>) {
+        let Some(stamp) = stamp else {
+            self.incomplete = true;
+            return;
+        };
+        self.under(stamp.epoch);
+        match self.records.iter_mut().find(|(s, _)| *s == stripe) {
+            // Two versions of one stripe: the older no longer stands.
+            Some((_, seen)) => *seen = (*seen).min(stamp.version),
+            None => self.records.push((stripe, stamp.version)),
+        }
+    }
+
+    fn list(&mut self, provider: ProviderId, stamp: Option<SharedStamp>) {
+        let Some(stamp) = stamp else {
+            self.incomplete = true;
+            return;
+        };
+        self.under(stamp.epoch);
+        let seen = &mut self.lists[provider.index()];
+        *seen = Some(seen.map_or(stamp.version, |seen| seen.min(stamp.version)));
+    }
+}
+
+impl ReadSet {
+    /// The shared versions this answer stands on, when every read had one under `start`'s
+    /// epoch; `None`: the answer is not for the shared tier.
+    pub fn shared_versions(&self, start: SharedStart, shared: &Shared) -> Option<SharedVersions> {
+        let key = |version| shared.key(version);
+        let reads = &self.shared;
+        if self.not_to_keep || reads.incomplete || reads.epoch.is_some_and(|e| e != start.epoch) {
+            return None;
+        }
+        let mut v = vec![(key(Version::Epoch), start.epoch.to_string())];
+        for &(stripe, version) in &reads.records {
+            v.push((key(Version::Record(stripe)), version.to_string()));
+        }
+        let mut lists = Vec::new();
+        for provider in ProviderId::ALL {
+            if let Some(version) = reads.lists[provider.index()] {
+                v.push((key(Version::List(provider)), version.to_string()));
+                lists.push(provider);
+            }
+        }
+        if self.registry.is_some() {
+            v.push((key(Version::Registry), start.registry.to_string()));
+        }
+        Some(SharedVersions {
+            v,
+            records: reads.records.iter().map(|&(stripe, _)| stripe).collect(),
+            lists,
+            registry: self.registry.is_some(),
+        })
+    }
+
+    /// The reads of an answer found current in the shared tier, to keep it here: its stripes
+    /// and lists under `clock` (`ReadCache::clock_now`, read before the lookup: a write
+    /// stamped up to it had moved the shared versions before, so the answer is read after it;
+    /// one acknowledged later stamps past it); the registry under `registry` (its version
+    /// read before the lookup), when the answer read it.
+    pub fn at_most(
+        clock: u64,
+        found: &SharedVersions,
+        registry: u64,
+        oldest: Instant,
+    ) -> Option<ReadSet> {
+        let mut reads = ReadSet::default();
+        for &stripe in &found.records {
+            if stripe >= RECORD_STRIPES {
+                return None;
+            }
+            reads.record(stripe, clock);
+        }
+        for &provider in &found.lists {
+            reads.list(provider, clock);
+        }
+        if found.registry {
+            reads.registry(registry);
+        }
+        reads.oldest = Some(oldest);
+        Some(reads)
+    }
 }
 
 impl ReadSet {
@@ -594,7 +879,7 @@ mod tests {
             .find(|other| !std::ptr::eq(cache.record(other), cache.record(&id("c1"))))
             .unwrap();
         cache.invalidate(&other).await;
-        cache.invalidate_provider(PROVIDER);
+        cache.invalidate_provider(PROVIDER).await;
         assert_eq!(read_now(&cache, "c1", "second").await, "first");
         cache.invalidate(&id("c1")).await;
         assert_eq!(read_now(&cache, "c1", "third").await, "third");
@@ -614,7 +899,7 @@ mod tests {
         let release = cache.hold_next_insert();
         let mut put = cache.put_window(ticket, window_key(), window).boxed();
         assert!(poll!(&mut put).is_pending(), "held before the insert");
-        cache.invalidate_provider(PROVIDER);
+        cache.invalidate_provider(PROVIDER).await;
         release.send(()).unwrap();
         put.await;
         assert!(cache.window(&window_key()).await.is_none());
@@ -672,9 +957,9 @@ mod tests {
             .map(|n| id(&format!("c{n}")))
             .find(|other| !std::ptr::eq(cache.record(other), cache.record(&id("c1"))))
             .unwrap();
-        cache.invalidate_provider(ProviderId::Maiagent);
+        cache.invalidate_provider(ProviderId::Maiagent).await;
         assert!(cache.still_current(&reads), "another provider's write");
-        cache.invalidate_provider(PROVIDER);
+        cache.invalidate_provider(PROVIDER).await;
         assert!(!cache.still_current(&reads), "its provider's lists changed");
         let (_, reads) = noted(read_now(&cache, "c1", "third")).await;
         cache.invalidate(&other).await;
@@ -684,5 +969,151 @@ mod tests {
         // A lookup that finds nothing is not one to keep.
         let (_, reads) = noted(cache.contact_or_load(&id("none"), ready(Ok(None)).boxed())).await;
         assert!(reads.not_to_keep);
+    }
+
+    fn stamp(version: u64, epoch: u64) -> Option<SharedStamp> {
+        Some(SharedStamp { version, epoch })
+    }
+
+    /// What goes to the shared tier: only answers whose every read had a shared version, all
+    /// under the epoch read before the query ran; with the versions of what they read.
+    #[test]
+    fn an_answer_is_for_the_shared_tier_only_when_every_read_had_a_version_under_its_epoch() {
+        let shared = Shared::new(Default::default(), "ns", 60);
+        let start = SharedStart {
+            registry: 7,
+            epoch: 3,
+        };
+        let mut reads = ReadSet::default();
+        reads.shared.record(5, stamp(2, 3));
+        reads.shared.record(5, stamp(4, 3));
+        reads.shared.list(PROVIDER, stamp(9, 3));
+        reads.registry(1);
+        let versions = reads.shared_versions(start, &shared).unwrap();
+        let v = |key: &str, value: &str| (key.to_string(), value.to_string());
+        assert_eq!(
+            versions.v,
+            vec![
+                v("contact-gateway:ns:v:epoch", "3"),
+                // Two versions of one stripe: the older, which no longer stands.
+                v("contact-gateway:ns:v:record:5", "2"),
+                v("contact-gateway:ns:v:list:consuelo", "9"),
+                v("contact-gateway:ns:v:registry", "7"),
+            ]
+        );
+        assert_eq!(versions.records, vec![5]);
+        assert_eq!(versions.lists, vec![PROVIDER]);
+        assert!(versions.registry);
+        // Read under another epoch than the one looked up under: not shared.
+        assert!(reads
+            .shared_versions(SharedStart { epoch: 4, ..start }, &shared)
+            .is_none());
+        // Two epochs among the reads, or a read without a version: not shared.
+        let mut two = reads.clone();
+        two.shared.record(6, stamp(1, 2));
+        assert!(two.shared_versions(start, &shared).is_none());
+        let mut without = reads.clone();
+        without.shared.list(ProviderId::Maiagent, None);
+        assert!(without.shared_versions(start, &shared).is_none());
+        let mut not_kept = reads;
+        not_kept.not_to_keep();
+        assert!(not_kept.shared_versions(start, &shared).is_none());
+    }
+
+    /// An answer found in the shared tier is kept here under the clock read before the lookup:
+    /// it stands until a write to what it read stamps past that.
+    #[tokio::test]
+    async fn an_answer_from_the_shared_tier_stands_until_what_it_read_is_written_here() {
+        let cache = cache();
+        let (c1, other) = (id("c1"), id("c2"));
+        cache.invalidate(&c1).await;
+        let clock = cache.clock_now();
+        let found = SharedVersions {
+            v: Vec::new(),
+            records: vec![cache.stripe(&c1)],
+            lists: vec![ProviderId::Maiagent],
+            registry: false,
+        };
+        let reads = ReadSet::at_most(clock, &found, 0, Instant::now()).unwrap();
+        assert!(cache.still_current(&reads));
+        if cache.stripe(&other) != cache.stripe(&c1) {
+            cache.invalidate(&other).await;
+            assert!(cache.still_current(&reads), "another record");
+        }
+        cache.invalidate_provider(PROVIDER).await;
+        assert!(cache.still_current(&reads), "another provider's lists");
+        cache.invalidate(&c1).await;
+        assert!(!cache.still_current(&reads), "its record");
+        let reads = ReadSet::at_most(cache.clock_now(), &found, 0, Instant::now()).unwrap();
+        cache.invalidate_provider(ProviderId::Maiagent).await;
+        assert!(!cache.still_current(&reads), "its provider's lists");
+        let reads = ReadSet::at_most(cache.clock_now(), &found, 0, Instant::now()).unwrap();
+        cache.retire_all();
+        assert!(!cache.still_current(&reads), "everything retired");
+        // A stripe out of range (what Redis holds is not trusted blindly).
+        let bad = SharedVersions {
+            records: vec![RECORD_STRIPES],
+            ..found
+        };
+        assert!(ReadSet::at_most(0, &bad, 0, Instant::now()).is_none());
+    }
+
+    /// A contact the shared tier kept a while lives here only the rest of `ttl_secs`.
+    #[test]
+    fn an_entry_lives_ttl_secs_from_when_its_data_was_fetched() {
+        use moka::Expiry;
+        let ttl = Duration::from_secs(60);
+        let key = Key::Contact {
+            id: id("c1"),
+            stamp: 0,
+        };
+        let now = Instant::now();
+        let fresh = Entry::Contact(contact("c1", "x"), now, None);
+        let kept = Entry::Contact(contact("c1", "x"), now - Duration::from_secs(45), None);
+        let stale = Entry::Contact(contact("c1", "x"), now - Duration::from_secs(90), None);
+        let left = |entry: &Entry| UntilStale(ttl).expire_after_create(&key, entry, now);
+        assert!(left(&fresh).unwrap() > Duration::from_secs(59));
+        assert!(left(&kept).unwrap() <= Duration::from_secs(15));
+        assert_eq!(left(&stale), Some(Duration::ZERO));
+    }
+
+    /// The order that keeps the tiers together: a write bumps the shared version before it
+    /// takes its local stamp. A read in between still finds the local entry (the write is not
+    /// acknowledged yet); a read after the write misses here and finds the shared copy
+    /// outdated. Bumped after the stamp instead, the read in between would miss here, take the
+    /// shared copy as current and cache it under the new stamp, served after the write.
+    #[tokio::test]
+    async fn a_write_bumps_the_shared_tier_before_its_local_stamp() {
+        let Some(shared) = Shared::for_test().await else {
+            return;
+        };
+        let cache = cache();
+        cache.announcer.shared.set(shared);
+        assert_eq!(read_now(&cache, "c1", "before").await, "before");
+        let release = cache.hold_next_stamp();
+        let c1 = id("c1");
+        let mut write = cache.invalidate(&c1).boxed();
+        assert!(poll!(&mut write).is_pending(), "held between the two steps");
+        // Redis answers on another task: let the bump through, up to the gate.
+        for _ in 0..100 {
+            if cache.stamp_gate.lock().unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(poll!(&mut write).is_pending());
+        }
+        assert!(
+            cache.stamp_gate.lock().unwrap().is_none(),
+            "the bump was made"
+        );
+        // Not acknowledged yet: either state is right for this read.
+        read_now(&cache, "c1", "during").await;
+        release.send(()).unwrap();
+        write.await;
+        assert_eq!(read_now(&cache, "c1", "after").await, "after");
+        // And from the shared tier, for a replica that has no copy.
+        let mut other = ReadCache::new(&CacheConfig::default());
+        other.announcer.shared = cache.announcer.shared.clone();
+        assert_eq!(read_now(&other, "c1", "provider").await, "after");
     }
 }

@@ -268,7 +268,7 @@ impl Gateway {
         // Bounded by `max_import_rows` instead of the request's upstream calls and deadline:
         // an import of many rows makes a call per row and may take minutes.
         let results = request_budget::exempt(results).await;
-        self.cache.invalidate_provider(id);
+        self.cache.invalidate_provider(id).await;
         Ok(results)
     }
 }

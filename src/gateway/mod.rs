@@ -12,6 +12,7 @@ pub mod loader;
 pub mod outbox;
 pub mod peers;
 pub mod people;
+pub mod shared_cache;
 pub mod validate;
 pub mod writes;
 
@@ -206,11 +207,14 @@ impl Gateway {
             Reads::note(ReadSet::not_to_keep);
             return load().await;
         }
-        if fresh {
+        let found = if fresh {
             Reads::note(ReadSet::not_to_keep);
             self.cache.refresh_contact(id).await;
-        }
-        match self.cache.contact_or_load(id, load()).await {
+            self.cache.fresh_contact(id, load()).await
+        } else {
+            self.cache.contact_or_load(id, load()).await
+        };
+        match found {
             // The shared load was another request's, cut by that request's budget while this
             // one still has room: ask again, for this request.
             Err(ProviderError::BudgetExceeded { .. } | ProviderError::RequestTimeout { .. })
@@ -253,7 +257,7 @@ impl Gateway {
             Reads::note(ReadSet::not_to_keep);
             self.cache.refresh_provider(provider.id());
         }
-        let ticket = self.cache.ticket(provider.id());
+        let ticket = self.cache.list_ticket(provider.id()).await;
         let chunk = provider.list(query, offset, limit).await?;
         let window = Arc::new(Window {
             contacts: chunk.contacts.into_iter().map(Arc::new).collect(),

@@ -22,7 +22,12 @@
 //!   lost on the way to it, and its own announcements may have been lost on the way to them.
 //!
 //! A publish that fails is not retried (the `all` after reconnecting covers it).
+//!
+//! **The shared cache tier** (`shared_cache`) uses the publisher's connection, and trusts
+//! Redis only while this subscriber is connected: a loss makes it untrusted at once, and on
+//! reconnect (each tick until it takes) its epoch is bumped before it is read again.
 
+use super::shared_cache::{Shared, SharedTier, Version};
 use super::Gateway;
 use crate::contact::{GlobalId, ProviderId};
 use futures::StreamExt;
@@ -65,14 +70,26 @@ struct Message {
     change: Change,
 }
 
-/// Where the read cache and the store hand their local invalidations to be published.
+/// Where the read cache and the store hand their local invalidations to be published, and
+/// find the shared cache tier (`shared_cache`) their writes bump first.
 #[derive(Clone, Default)]
-pub struct Announcer(Arc<OnceLock<mpsc::UnboundedSender<Change>>>);
+pub struct Announcer {
+    sender: Arc<OnceLock<mpsc::UnboundedSender<Change>>>,
+    pub shared: SharedTier,
+}
 
 impl Announcer {
     pub fn announce(&self, change: Change) {
-        if let Some(sender) = self.0.get() {
+        if let Some(sender) = self.sender.get() {
             let _ = sender.send(change);
+        }
+    }
+
+    /// Bumps the shared `versions` when the tier is configured: call it after the
+    /// write's provider answered and before its local stamp is taken.
+    pub async fn bump_shared(&self, versions: &[Version]) {
+        if let Some(shared) = self.shared.configured() {
+            shared.bump(versions).await;
         }
     }
 }
@@ -84,6 +101,8 @@ pub struct Peers {
     publisher: Arc<OnceLock<ConnectionManager>>,
     /// An announcement of this replica's was dropped or failed: the others must hear `all`.
     missed: Arc<AtomicBool>,
+    /// The cache tier on the same connection: trusted only while the subscriber is connected.
+    shared: Arc<Shared>,
 }
 
 /// The tasks behind `Peers`: dropped, they stop.
@@ -100,18 +119,32 @@ impl Drop for PeerTasks {
 impl Peers {
     /// Starts publishing `gateway`'s invalidations to `url` and applying the others'. Does not
     /// wait for Redis: until it answers, the replica behaves as while it is lost.
-    pub fn start(gateway: &Arc<Gateway>, url: &str) -> redis::RedisResult<(Arc<Peers>, PeerTasks)> {
+    /// `namespace` (`shared_cache::namespace`) keeps this deployment's cache tier apart.
+    pub fn start(
+        gateway: &Arc<Gateway>,
+        url: &str,
+        namespace: &str,
+    ) -> redis::RedisResult<(Arc<Peers>, PeerTasks)> {
         let client = redis::Client::open(url)?;
+        let publisher: Arc<OnceLock<ConnectionManager>> = Default::default();
+        let shared = Arc::new(Shared::new(
+            publisher.clone(),
+            namespace,
+            gateway.cache.ttl_secs(),
+        ));
         let peers = Arc::new(Peers {
-            publisher: Default::default(),
+            publisher,
             missed: Default::default(),
+            shared: shared.clone(),
         });
         let (sender, receiver) = mpsc::unbounded_channel();
         // The store's announcer is shared by every clone of it (the outbox's, the providers').
         if let Some(store) = &gateway.store {
-            let _ = store.announcer.0.set(sender.clone());
+            let _ = store.announcer.sender.set(sender.clone());
+            store.announcer.shared.set(shared.clone());
         }
-        let _ = gateway.announcer.0.set(sender);
+        let _ = gateway.announcer.sender.set(sender);
+        gateway.announcer.shared.set(shared);
         let _ = gateway.peers.set(peers.clone());
         let publish = tokio::spawn(publish(
             client.clone(),
@@ -237,6 +270,7 @@ async fn subscribe(client: redis::Client, gateway: Weak<Gateway>, peers: Arc<Pee
         let (mut sink, mut stream) = match connected {
             Ok(connected) => connected,
             Err(error) => {
+                peers.shared.lost();
                 if !warned {
                     tracing::warn!(
                         %error,
@@ -264,6 +298,9 @@ async fn subscribe(client: redis::Client, gateway: Weak<Gateway>, peers: Arc<Pee
         if let Some(g) = gateway.upgrade() {
             g.retire_all_cached();
         }
+        // The cache tier is trusted from here (after its epoch moved, if anything was missed);
+        // tried again each tick until Redis answers.
+        peers.shared.recover().await;
         let mut told = true;
         if warned {
             tracing::info!("Redis reachable again: cache retired, invalidations shared again");
@@ -291,6 +328,7 @@ async fn subscribe(client: redis::Client, gateway: Weak<Gateway>, peers: Arc<Pee
                     if !told {
                         told = peers.publish_all(&me).await;
                     }
+                    peers.shared.recover().await;
                     match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => break e.to_string(),
@@ -306,6 +344,7 @@ async fn subscribe(client: redis::Client, gateway: Weak<Gateway>, peers: Arc<Pee
             STALE_WHILE_LOST.as_secs()
         );
         warned = true;
+        peers.shared.lost();
         lost_since = Some(tokio::time::Instant::now());
         if let Some(g) = gateway.upgrade() {
             g.retire_all_cached();

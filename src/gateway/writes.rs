@@ -210,7 +210,7 @@ impl Gateway {
     ) -> Result<Written, WriteError> {
         let result = provider.create(input).await;
         // Even a failed create may have been applied upstream: never serve a stale list.
-        self.cache.invalidate_provider(provider.id());
+        self.cache.invalidate_provider(provider.id()).await;
         let contact = Arc::new(
             result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
         );
@@ -462,7 +462,7 @@ impl Gateway {
                     return Err(WriteError::User(errors));
                 }
                 let result = provider.upsert(&input).await;
-                self.cache.invalidate_provider(id);
+                self.cache.invalidate_provider(id).await;
                 let contact = Arc::new(
                     result.map_err(|e| refused(e, &["input"], UserErrorCode::ProviderValidation))?,
                 );

@@ -434,7 +434,7 @@ async fn post_the_long_way(
         Err(refused) => return refused.respond(media),
     };
     // A hashed query is resolved first, so what it names is what the rest sees.
-    if let Err(error) = state.persisted_queries.resolve(&mut request) {
+    if let Err(error) = state.persisted_queries.resolve(&mut request).await {
         let refused = async_graphql::Response::from_errors(vec![error]);
         return graphql_http::graphql_response(refused, false, media);
     }
@@ -529,7 +529,7 @@ async fn get_the_long_way(
     };
     let mut request = request;
     // A hashed query is resolved first, so a hashed mutation is refused here too.
-    if let Err(error) = state.persisted_queries.resolve(&mut request) {
+    if let Err(error) = state.persisted_queries.resolve(&mut request).await {
         let refused = async_graphql::Response::from_errors(vec![error]);
         return graphql_http::graphql_response(refused, false, media);
     }
@@ -627,13 +627,25 @@ impl AppState {
                 errors: false,
             };
         }
+        let start = match responses.shared_hit(&key, exact.clone()).await {
+            Ok(hit) => {
+                return Answered {
+                    response: hit,
+                    executed: true,
+                    errors: false,
+                }
+            }
+            Err(start) => start,
+        };
         let reads = Arc::new(Reads::default());
         let run = self.run_prepared(request, caller.as_ref());
         let (response, executed) = Reads::scope(Some(reads.clone()), run).await;
         let has_errors = !response.errors.is_empty();
         let answer = graphql_http::graphql_answer(response, executed, media);
         if executed {
-            responses.keep(key, exact, &answer, has_errors, reads.snapshot());
+            responses
+                .keep(key, exact, &answer, has_errors, reads.snapshot(), start)
+                .await;
         }
         let mut response = answer.into_response();
         response_cache::mark_miss(&mut response);
@@ -687,7 +699,7 @@ impl AppState {
             let runs = requests.into_iter().map(|mut request| {
                 let caller = caller.as_ref();
                 async move {
-                    if let Err(error) = self.persisted_queries.resolve(&mut request) {
+                    if let Err(error) = self.persisted_queries.resolve(&mut request).await {
                         return (async_graphql::Response::from_errors(vec![error]), false);
                     }
                     self.run(request, caller).await

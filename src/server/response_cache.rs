@@ -31,11 +31,20 @@
 //! `Store::registry_changed_elsewhere`), so the answers built on what they touched retire by
 //! themselves; without it, a change made through another replica is seen here only when its
 //! entries expire (`ttl_secs`).
+//!
+//! **The shared tier.** With `redis_url`, an answer missing here is looked up in Redis
+//! (`ResponseCache::shared_hit`: key `contact-gateway:{namespace}:response:{sha256 of the
+//! normalized key}`), checked in the same round trip against the shared versions it names
+//! (`gateway::shared_cache`), and kept here when found (under `ReadSet::at_most`). That
+//! lookup also reads the registry's shared version and the epoch before the query runs;
+//! an answer whose every read carried a shared version under that epoch is kept in Redis too,
+//! for the rest of its lifetime, beside the versions it stands on: the contacts' stripes and
+//! the lists' versions as their entries were read, the registry's as read before the query.
 
 use super::auth::Caller;
 use super::graphql_http::{Answer, MediaType};
 use crate::config::CacheConfig;
-use crate::gateway::cache::ReadSet;
+use crate::gateway::cache::{ReadSet, SharedStart, SharedVersions};
 use crate::gateway::Gateway;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use axum::body::{Body, Bytes};
@@ -157,6 +166,28 @@ pub struct NormalizedKey {
 }
 
 impl NormalizedKey {
+    /// Where the shared tier keeps its answer: the SHA-256 of every part of the key.
+    fn shared_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let scope = match &self.scope.0 {
+            Some((name, may_write)) => format!("{}:{name}", u8::from(*may_write)),
+            None => String::new(),
+        };
+        for part in [
+            scope.as_str(),
+            self.media.header().to_str().unwrap_or(""),
+            &self.document,
+            self.operation_name.as_deref().unwrap_or(""),
+            &self.variables,
+        ] {
+            // Length-prefixed: no two keys hash the same bytes.
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        format!("{:x}", hash.finalize())
+    }
+
     fn weight(&self) -> usize {
         self.document.len()
             + self.variables.len()
@@ -198,6 +229,75 @@ impl Stored {
     fn weight(&self) -> usize {
         // The read set and the struct itself, roughly.
         self.body.len() + self.reads.records_len() * 16 + 256
+    }
+}
+
+/// An answer as the shared tier keeps it: this, as JSON on one line, then the body. The
+/// check's script reads `v` (`SharedVersions`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedHead {
+    #[serde(flatten)]
+    versions: SharedVersions,
+    status: u16,
+    content_type: String,
+    headers: Vec<(String, String)>,
+    /// When its oldest data was fetched, unix ms.
+    oldest_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Stored {
+    /// Its shared form, when its headers are text.
+    fn shared_value(&self, versions: SharedVersions) -> Option<Vec<u8>> {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+            .collect::<Option<Vec<_>>>()?;
+        let age = self.reads.oldest.map_or(Duration::ZERO, |o| o.elapsed());
+        let head = SharedHead {
+            versions,
+            status: self.status.as_u16(),
+            content_type: self.content_type.to_str().ok()?.to_string(),
+            headers,
+            oldest_ms: now_ms().saturating_sub(u64::try_from(age.as_millis()).ok()?),
+        };
+        let mut value = serde_json::to_vec(&head).ok()?;
+        value.push(b'\n');
+        value.extend_from_slice(&self.body);
+        Some(value)
+    }
+
+    /// An answer from the shared tier, kept here under `reads`'s stamps (`ReadSet::at_most`).
+    fn from_shared(value: &[u8], clock: u64, registry: u64, ttl: Duration) -> Option<Stored> {
+        let newline = value.iter().position(|&b| b == b'\n')?;
+        let head: SharedHead = serde_json::from_slice(&value[..newline]).ok()?;
+        let age = Duration::from_millis(now_ms().saturating_sub(head.oldest_ms));
+        let now = Instant::now();
+        let oldest = now.checked_sub(age).unwrap_or(now);
+        let headers = head
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                Some((
+                    HeaderName::try_from(name.as_str()).ok()?,
+                    HeaderValue::try_from(value.as_str()).ok()?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Stored {
+            status: StatusCode::from_u16(head.status).ok()?,
+            content_type: HeaderValue::try_from(head.content_type).ok()?,
+            headers,
+            body: Bytes::copy_from_slice(&value[newline + 1..]),
+            reads: ReadSet::at_most(clock, &head.versions, registry, oldest)?,
+            expires_at: oldest + ttl,
+        })
     }
 }
 
@@ -263,15 +363,61 @@ impl ResponseCache {
         Some(stored.respond())
     }
 
+    /// After a miss here: the shared tier's answer, if it holds a current one (kept here
+    /// too, under `exact` as well); else what the request that runs next is to be kept in the
+    /// shared tier under (`None`: the tier is not usable).
+    pub async fn shared_hit(
+        &self,
+        key: &NormalizedKey,
+        exact: Option<ExactKey>,
+    ) -> Result<Response, Option<SharedStart>> {
+        let Some(shared) = self.gateway.announcer.shared.usable() else {
+            return Err(None);
+        };
+        // Both before the lookup (`ReadSet::at_most`).
+        let clock = self.gateway.cache.clock_now();
+        let registry = self
+            .gateway
+            .store
+            .as_ref()
+            .map_or(0, |store| store.registry_version());
+        let redis_key = shared.response_key(&key.shared_key());
+        let Some((kept, shared_registry, epoch)) = shared.answer(&redis_key).await else {
+            return Err(None);
+        };
+        let start = epoch.map(|epoch| SharedStart {
+            registry: shared_registry,
+            epoch,
+        });
+        let found = kept
+            .filter(|_| start.is_some())
+            .and_then(|value| Stored::from_shared(&value, clock, registry, self.ttl))
+            .map(Arc::new)
+            .filter(|stored| self.stands(stored));
+        crate::metrics::cache_request("redis", found.is_some());
+        let Some(stored) = found else {
+            return Err(start);
+        };
+        if let Some(exact) = exact {
+            self.entries.insert(Key::Exact(exact), stored.clone());
+        }
+        self.entries
+            .insert(Key::Normalized(key.clone()), stored.clone());
+        crate::metrics::cache_request("response", true);
+        Ok(stored.respond())
+    }
+
     /// Keeps `answer`, built from `reads`, when it may be kept: a 200 with no error, from
-    /// reads that may be cached and still stand.
-    pub fn keep(
+    /// reads that may be cached and still stand. In the shared tier too when every read had a
+    /// shared version under `start`'s epoch (Redis usable throughout).
+    pub async fn keep(
         &self,
         key: NormalizedKey,
         exact: Option<ExactKey>,
         answer: &Answer,
         has_errors: bool,
         reads: ReadSet,
+        start: Option<SharedStart>,
     ) {
         if has_errors || answer.status != StatusCode::OK || reads.not_to_keep {
             return;
@@ -292,7 +438,22 @@ impl ResponseCache {
         if let Some(exact) = exact {
             self.entries.insert(Key::Exact(exact), stored.clone());
         }
-        self.entries.insert(Key::Normalized(key), stored);
+        self.entries
+            .insert(Key::Normalized(key.clone()), stored.clone());
+        let Some(shared) = self.gateway.announcer.shared.usable() else {
+            return;
+        };
+        let Some(versions) = start.and_then(|start| stored.reads.shared_versions(start, shared))
+        else {
+            return;
+        };
+        let lifetime = stored.expires_at.saturating_duration_since(Instant::now());
+        if let Some(value) = stored.shared_value(versions) {
+            if !lifetime.is_zero() {
+                let redis_key = shared.response_key(&key.shared_key());
+                shared.put(&redis_key, &value, lifetime).await;
+            }
+        }
     }
 
     /// Whether nothing it was built from has changed or expired since.
@@ -443,7 +604,14 @@ mod tests {
             );
             let mut reads = ReadSet::default();
             reads.oldest = oldest;
-            cache.keep(key.unwrap(), Some(exact(n)), &answer, false, reads);
+            futures::executor::block_on(cache.keep(
+                key.unwrap(),
+                Some(exact(n)),
+                &answer,
+                false,
+                reads,
+                None,
+            ));
         };
         keep(1, None);
         keep(2, Instant::now().checked_sub(Duration::from_millis(900)));
@@ -465,7 +633,14 @@ mod tests {
         );
         // Errors and reads not to keep are not kept.
         let key = key_with("{ providers { id } } # 4", serde_json::json!({})).unwrap();
-        cache.keep(key, Some(exact(4)), &answer, true, ReadSet::default());
+        futures::executor::block_on(cache.keep(
+            key,
+            Some(exact(4)),
+            &answer,
+            true,
+            ReadSet::default(),
+            None,
+        ));
         assert!(cache.exact_hit(&exact(4)).is_none());
     }
 

@@ -203,7 +203,7 @@ impl Store {
             .bind(now_ms())
             .execute(self.pool())
             .await;
-            self.registry_changed();
+            self.registry_changed().await;
             let _ = inserted?;
             let live = sqlx::query(&format!(
                 "SELECT {ENTRY_COLUMNS} FROM do_not_contact_entries \
@@ -246,7 +246,7 @@ impl Store {
         .bind(holder)
         .fetch_optional(self.pool())
         .await;
-        self.registry_changed();
+        self.registry_changed().await;
         if inserted?.is_some() {
             return Ok(Some(0));
         }
@@ -364,7 +364,7 @@ impl Store {
         .bind(holder)
         .execute(self.pool())
         .await;
-        self.registry_changed();
+        self.registry_changed().await;
         Ok(changed(&result?))
     }
 
@@ -496,7 +496,7 @@ impl Store {
             query = query.bind(value);
         }
         let rows = query.fetch_all(self.pool()).await;
-        self.registry_changed();
+        self.registry_changed().await;
         let rows = rows?;
         let mut removed: Vec<Entry> = rows.iter().map(entry).collect::<Result<_, _>>()?;
         removed.sort_by_key(|e| (e.created_ms, e.id.clone()));
@@ -556,8 +556,12 @@ impl Store {
         self.registry_version.load(Ordering::Acquire)
     }
 
-    /// The registry changed (after the change is committed): announced to other replicas.
-    pub fn registry_changed(&self) {
+    /// The registry changed (after the change is committed): its shared version moves first
+    /// (with `[cache] redis_url`), then this process's; announced to other replicas.
+    pub async fn registry_changed(&self) {
+        self.announcer
+            .bump_shared(&[crate::gateway::shared_cache::Version::Registry])
+            .await;
         self.registry_changed_elsewhere();
         self.announcer
             .announce(crate::gateway::peers::Change::Registry);

@@ -1,7 +1,9 @@
 //! Two gateway processes sharing a real Redis (`[cache] redis_url`): a write through one is
 //! seen through the other within a second, in its read cache, its response cache and the
-//! do-not-contact registry; with Redis gone both keep serving. `TEST_REDIS_URL` names the
-//! Redis (`.ci/run` starts one); unset, these tests are skipped with a printed reason.
+//! do-not-contact registry; what one read is served to the other from Redis (contacts, whole
+//! answers, persisted queries) with no upstream call; with Redis gone both keep serving, and
+//! nothing kept before a write made during the outage is served after it. `TEST_REDIS_URL`
+//! names the Redis (`.ci/run` starts one); unset, these tests are skipped with a printed reason.
 
 use crate::helpers::{binary, store_urls, wait_for_url};
 use contact_gateway::sandbox::Sandbox;
@@ -68,9 +70,15 @@ impl Replica {
 
     /// The answer, and whether it came from the response cache.
     async fn ask(&self, query: &str, variables: Value) -> (Value, Option<String>) {
+        self.post(&json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    /// `body` posted: the answer's `data`, and whether it came from the response cache.
+    async fn post(&self, body: &Value) -> (Value, Option<String>) {
         let response = reqwest::Client::new()
             .post(&self.url)
-            .json(&json!({ "query": query, "variables": variables }))
+            .json(body)
             .send()
             .await
             .expect("the gateway answers");
@@ -86,6 +94,19 @@ impl Replica {
     async fn company(&self, query: &str) -> String {
         let (data, _) = self.ask(query, json!({ "id": ID })).await;
         data["contact"]["company"].as_str().unwrap().to_string()
+    }
+
+    /// `contact_gateway_cache_requests_total{tier="redis",result}` on its `/metrics`.
+    async fn redis_lookups(&self, result: &str) -> u64 {
+        let url = self.url.replace("/graphql", "/metrics");
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        let result = format!("result=\"{result}\"");
+        text.lines()
+            .filter(|line| line.starts_with("contact_gateway_cache_requests_total{"))
+            .filter(|line| line.contains("tier=\"redis\"") && line.contains(&result))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|n| n as u64)
+            .sum()
     }
 
     /// `GET /readyz`'s status.
@@ -295,4 +316,174 @@ async fn with_redis_gone_both_replicas_serve_and_catch_up_when_it_returns() {
     assert_eq!(b.readiness().await, 200);
     cache_on(&b, "During the outage").await;
     write_through_a_is_fresh_on_b(&a, &b, "After the outage").await;
+}
+
+/// Upstream calls to Consuelo (where `ID` lives) so far.
+fn consuelo_calls(sandbox: &Sandbox) -> u64 {
+    sandbox
+        .control(contact_gateway::contact::ProviderId::Consuelo)
+        .request_count()
+}
+
+/// Two replicas on `redis`, both subscribed and trusting the shared tier.
+async fn two_replicas(
+    sandbox: &Sandbox,
+    store: &str,
+    redis: &str,
+) -> (Replica, Replica, [tempfile::NamedTempFile; 2]) {
+    let (a, ca) = Replica::start(sandbox, store, redis);
+    let (b, cb) = Replica::start(sandbox, store, redis);
+    // Subscribed, and the shared tier trusted (checked each second once connected).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    (a, b, [ca, cb])
+}
+
+#[tokio::test]
+async fn what_one_replica_read_is_served_by_the_other_from_redis() {
+    let Some(redis) = redis_url() else { return };
+    let (_, store, _keep) = store_urls().await.remove(0);
+    let sandbox = Sandbox::start().await.unwrap();
+    let (a, b, _configs) = two_replicas(&sandbox, &store, &redis).await;
+
+    // A contact read through A is served to B by Redis's contact tier: B has no copy, and the
+    // query is another document, so neither response cache has its answer.
+    let company = a.company(CONTACT).await;
+    let calls = consuelo_calls(&sandbox);
+    let hits = b.redis_lookups("hit").await;
+    assert_eq!(b.company(CONTACT_AGAIN).await, company);
+    assert_eq!(consuelo_calls(&sandbox), calls, "B asked the provider");
+    assert!(
+        b.redis_lookups("hit").await > hits,
+        "B's tier=\"redis\" hit counter did not move"
+    );
+
+    // A whole answer given by A is given by B as a hit.
+    let sophie = json!({ "id": SOPHIE });
+    let (through_a, cache) = a.ask(CONTACT, sophie.clone()).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    let calls = sandbox
+        .control(contact_gateway::contact::ProviderId::Whautomate)
+        .request_count();
+    let (through_b, cache) = b.ask(CONTACT, sophie.clone()).await;
+    assert_eq!(through_b, through_a);
+    assert_eq!(cache.as_deref(), Some("hit"), "B did not answer from Redis");
+    let after = sandbox
+        .control(contact_gateway::contact::ProviderId::Whautomate)
+        .request_count();
+    assert_eq!(after, calls, "B asked the provider");
+    // Kept by B now: a hit again, from its own tier.
+    let (_, cache) = b.ask(CONTACT, sophie).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+}
+
+#[tokio::test]
+async fn a_query_persisted_through_one_replica_is_known_by_hash_to_the_other() {
+    let Some(redis) = redis_url() else { return };
+    let (_, store, _keep) = store_urls().await.remove(0);
+    let sandbox = Sandbox::start().await.unwrap();
+    let (a, b, _configs) = two_replicas(&sandbox, &store, &redis).await;
+    use sha2::Digest;
+    let query = "query Persisted { providers { id } }";
+    let hash = format!("{:x}", sha2::Sha256::digest(query.as_bytes()));
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let (registered, _) = a
+        .post(&json!({ "query": query, "extensions": persisted }))
+        .await;
+    let (by_hash, _) = b.post(&json!({ "extensions": persisted })).await;
+    assert_eq!(by_hash, registered);
+}
+
+#[tokio::test]
+async fn a_write_through_one_replica_is_read_fresh_at_once_where_the_other_had_no_copy() {
+    let Some(redis) = redis_url() else { return };
+    let (_, store, _keep) = store_urls().await.remove(0);
+    let sandbox = Sandbox::start().await.unwrap();
+    let (a, b, _configs) = two_replicas(&sandbox, &store, &redis).await;
+    // Redis holds the contact and both answers, as read through A; B has read nothing.
+    let before = a.company(CONTACT).await;
+    a.company(CONTACT_AGAIN).await;
+    a.update("Written through A").await;
+    // At once: B has no copy of its own, and what Redis holds was read before the write.
+    assert_eq!(b.company(CONTACT_AGAIN).await, "Written through A");
+    assert_eq!(b.company(CONTACT).await, "Written through A");
+    assert_ne!(before, "Written through A");
+    // And what B read after the write is served to A from Redis, fresh.
+    assert_eq!(a.company(CONTACT_AGAIN).await, "Written through A");
+}
+
+#[tokio::test]
+async fn a_write_made_while_redis_was_down_outdates_what_redis_kept_before() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let (_, store, _keep) = store_urls().await.remove(0);
+    let sandbox = Sandbox::start().await.unwrap();
+    let (a, b, _configs) = two_replicas(&sandbox, &store, &redis.url()).await;
+    // Redis holds the contact and the answer to CONTACT (read through A); B has no copy.
+    let before = a.company(CONTACT).await;
+    assert_ne!(before, "During the outage");
+    // Redis comes back with what it held (a snapshot), as after a restart with persistence.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SAVE")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    drop(connection);
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.update("During the outage").await;
+    assert_eq!(a.company(CONTACT).await, "During the outage");
+    redis.restart();
+    // Both reconnected (retries every 0.5 s) and trusting the tier again (checked each second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(b.readiness().await, 200);
+    // B had no copy of its own: only Redis could give it the pre-write contact or answer.
+    assert_eq!(b.company(CONTACT_AGAIN).await, "During the outage");
+    assert_eq!(b.company(CONTACT).await, "During the outage");
+    assert_eq!(a.company(CONTACT_AGAIN).await, "During the outage");
+}
+
+/// Read-your-writes on the writer while both replicas keep reading (and filling Redis with
+/// what they read, racing the writes): every read through A after A acknowledged a write
+/// shows it, whichever tier answers.
+#[tokio::test]
+async fn the_writer_reads_its_writes_while_both_replicas_fill_redis() {
+    let Some(redis) = redis_url() else { return };
+    let (_, store, _keep) = store_urls().await.remove(0);
+    let sandbox = Sandbox::start().await.unwrap();
+    let (a, b, _configs) = two_replicas(&sandbox, &store, &redis).await;
+    let a = std::sync::Arc::new(a);
+    let b = std::sync::Arc::new(b);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = [a.clone(), b.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(n, replica)| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let query = [CONTACT, CONTACT_AGAIN][n % 2];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    replica.company(query).await;
+                }
+            })
+        })
+        .collect();
+    for n in 0..15 {
+        let company = format!("Write {n}");
+        a.update(&company).await;
+        assert_eq!(a.company(CONTACT_AGAIN).await, company, "write {n}");
+        assert_eq!(a.company(CONTACT).await, company, "write {n}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    // B follows within a second.
+    seen_within(Duration::from_secs(1), "Write 14", || {
+        b.company(CONTACT_AGAIN)
+    })
+    .await
+    .unwrap();
 }
