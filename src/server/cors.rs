@@ -17,8 +17,13 @@ pub fn layer(config: Option<&CorsConfig>, sandbox: bool) -> Option<CorsLayer> {
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("traceparent"),
             HeaderName::from_static("apollo-require-preflight"),
+            HeaderName::from_static("contact-gateway-diagnostics"),
         ])
-        .expose_headers([HeaderName::from_static("idempotent-replayed"), RETRY_AFTER]);
+        .expose_headers([
+            HeaderName::from_static("idempotent-replayed"),
+            RETRY_AFTER,
+            HeaderName::from_static("contact-gateway-cache"),
+        ]);
     match config {
         Some(config) => {
             let origins = if config.allow_origins.iter().any(|o| o == "*") {

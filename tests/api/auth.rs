@@ -351,6 +351,7 @@ async fn cors_allows_the_configured_origins_only() {
         "idempotency-key",
         "traceparent",
         "apollo-require-preflight",
+        "contact-gateway-diagnostics",
     ] {
         assert!(headers.contains(name), "{name} in {headers}");
     }
@@ -371,10 +372,9 @@ async fn cors_allows_the_configured_origins_only() {
         .to_str()
         .unwrap()
         .to_lowercase();
-    assert!(
-        exposed.contains("idempotent-replayed") && exposed.contains("retry-after"),
-        "{exposed}"
-    );
+    for name in ["idempotent-replayed", "retry-after", "contact-gateway-cache"] {
+        assert!(exposed.contains(name), "{name} in {exposed}");
+    }
 }
 
 #[tokio::test]
