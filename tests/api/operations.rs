@@ -1,11 +1,18 @@
 //! What an operator watches, through HTTP: `/metrics` (Prometheus text, moving with the
-//! traffic) and `/readyz` (the store answering or not).
+//! traffic) and `/readyz` (the store answering or not); and the spans the real binary sends to
+//! an OTLP receiver, over gRPC (the default) and over HTTP.
 
 use crate::helpers::spawn_app_and_gateway;
 use crate::helpers::TestApp;
 use contact_gateway::config::Config;
 use contact_gateway::gateway::Gateway;
 use contact_gateway::sandbox::Sandbox;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -400,43 +407,108 @@ async fn diagnostics_show_where_the_time_went_per_provider() {
     assert!(!text.contains("/contacts"), "{text}");
 }
 
+/// What an OTLP receiver was sent, export by export.
+type Exports = Arc<std::sync::Mutex<Vec<ExportTraceServiceRequest>>>;
+
+/// An in-test OTLP receiver on a loopback port, speaking one of the two protocols.
+#[derive(Clone, Copy, Debug)]
+enum Receiver {
+    /// OTLP/HTTP: POST /v1/traces, protobuf.
+    Http,
+    /// OTLP/gRPC: opentelemetry-proto's `TraceService` on a tonic server.
+    Grpc,
+}
+
+/// The gRPC receiver's `TraceService`: keeps every export.
+struct Collector(Exports);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl Receiver {
+    /// Starts it on a loopback port: the port, and what it will be sent.
+    async fn start(self) -> (u16, Exports) {
+        use prost::Message;
+        let received: Exports = Arc::default();
+        let kept = received.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        match self {
+            Receiver::Http => {
+                let receiver = axum::Router::new().route(
+                    "/v1/traces",
+                    axum::routing::post(move |body: axum::body::Bytes| {
+                        let kept = kept.clone();
+                        async move {
+                            let request =
+                                ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                            kept.lock().unwrap().push(request);
+                            (
+                                [("content-type", "application/x-protobuf")],
+                                Vec::<u8>::new(),
+                            )
+                        }
+                    }),
+                );
+                tokio::spawn(async move { axum::serve(listener, receiver).await });
+            }
+            Receiver::Grpc => {
+                let server = tonic::transport::Server::builder()
+                    .add_service(TraceServiceServer::new(Collector(kept)))
+                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+                tokio::spawn(server);
+            }
+        }
+        (port, received)
+    }
+
+    /// The `[telemetry]` lines that send spans to it on `port`: gRPC is the default, so its
+    /// lines name no protocol.
+    fn telemetry(self, port: u16) -> String {
+        let protocol = match self {
+            Receiver::Http => "otlp_protocol = \"http\"\n",
+            Receiver::Grpc => "",
+        };
+        format!(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n{protocol}\
+             service_name = \"gateway-under-test\"\n"
+        )
+    }
+}
+
 // Multi-threaded: the receiver answers while the test waits for the gateway to stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_otlp_receiver_gets_the_request_span_with_the_upstream_call_as_its_child() {
+    the_request_span_and_its_upstream_call_reach(Receiver::Http).await;
+}
+
+/// The same over gRPC, the protocol used when `otlp_protocol` is not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otlp_grpc_receiver_gets_the_same_spans_by_default() {
+    the_request_span_and_its_upstream_call_reach(Receiver::Grpc).await;
+}
+
+/// The real binary sends its spans to `receiver`: the request's span (under the client's
+/// `traceparent`), the upstream call's span under it (the one whose id went upstream), and a
+/// listing's span per provider.
+async fn the_request_span_and_its_upstream_call_reach(receiver: Receiver) {
     use crate::helpers::{binary, sandbox_config, terminate, wait_for_url};
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use prost::Message;
-    use std::sync::Mutex;
 
-    // An OTLP/HTTP receiver: POST /v1/traces, protobuf.
-    let received: Arc<Mutex<Vec<ExportTraceServiceRequest>>> = Arc::default();
-    let kept = received.clone();
-    let receiver = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let kept = kept.clone();
-            async move {
-                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-                kept.lock().unwrap().push(request);
-                (
-                    [("content-type", "application/x-protobuf")],
-                    Vec::<u8>::new(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
-
+    let (port, received) = receiver.start().await;
     let sandbox = Sandbox::start().await.unwrap();
     let config = sandbox_config(&sandbox);
     let text = std::fs::read_to_string(config.path()).unwrap();
     std::fs::write(
         config.path(),
-        format!(
-            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\notlp_protocol = \"http\"\nservice_name = \"gateway-under-test\"\n\n{text}"
-        ),
+        format!("{}\n{text}", receiver.telemetry(port)),
     )
     .unwrap();
     let store = tempfile::tempdir().unwrap();
@@ -513,7 +585,10 @@ async fn an_otlp_receiver_gets_the_request_span_with_the_upstream_call_as_its_ch
         .find(|s| s.name == "request")
         .unwrap_or_else(|| {
             let names: Vec<_> = spans.iter().map(|s| &s.name).collect();
-            panic!("no request span in {} exports: {names:?}", requests.len())
+            panic!(
+                "{receiver:?}: no request span in {} exports: {names:?}",
+                requests.len()
+            )
         });
     assert_eq!(hex(&request.trace_id), trace_id);
     assert_eq!(hex(&request.parent_span_id), client_span);
