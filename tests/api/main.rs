@@ -3,6 +3,7 @@ mod bad_input;
 mod batches;
 mod batching;
 mod budgets;
+mod cache_bytes;
 mod changes;
 mod config_errors;
 mod consistency;
