@@ -21,6 +21,7 @@ mod paging;
 mod persisted_queries;
 mod person;
 mod provider_budgets;
+mod read_back;
 mod reads;
 mod redis;
 mod response_cache;
