@@ -287,6 +287,9 @@ pub struct CacheConfig {
     pub ttl_secs: u64,
     /// Entries held at most (contacts and list pages together).
     pub max_entries: u64,
+    /// Bytes the read cache holds at most, by an estimate of each entry's size (a list page
+    /// weighs its contacts); both bounds apply. 0: entries only.
+    pub max_bytes: u64,
     /// Bytes the response cache holds at most (answers, their keys and index); 0 turns it off.
     pub max_response_bytes: u64,
     /// `redis://host:port[/db]`: replicas announce their writes' invalidations to each other
@@ -316,6 +319,7 @@ impl Default for CacheConfig {
         CacheConfig {
             ttl_secs: 60,
             max_entries: 100_000,
+            max_bytes: 64 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
             redis_url: None,
         }
@@ -1269,6 +1273,7 @@ mod tests {
         assert!(!c.providers.contains_key(&ProviderId::Maiagent));
         assert_eq!(c.cache.ttl_secs, 60);
         assert_eq!(c.cache.max_response_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.cache.max_bytes, 64 * 1024 * 1024);
         assert_eq!(c.limits.max_depth, 16);
         assert_eq!(
             (

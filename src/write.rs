@@ -101,6 +101,9 @@ pub enum UserErrorCode {
     MalformedRow,
     /// A warning: the write happened, but the provider's answer does not show this value.
     FieldNotStored,
+    /// A warning: the write happened, but the contact could not be read back after it (the
+    /// payload's `contact` is null).
+    ReadBackFailed,
     /// The write would opt in (`smsOptIn`/`emailOptIn: true`) a phone or email that is in the
     /// gateway's do-not-contact registry.
     DoNotContact,
@@ -124,6 +127,7 @@ impl UserErrorCode {
             UserErrorCode::InvalidCsv => "INVALID_CSV",
             UserErrorCode::MalformedRow => "MALFORMED_ROW",
             UserErrorCode::FieldNotStored => "FIELD_NOT_STORED",
+            UserErrorCode::ReadBackFailed => "READ_BACK_FAILED",
             UserErrorCode::DoNotContact => "DO_NOT_CONTACT",
         }
     }

@@ -111,6 +111,18 @@ impl moka::Expiry<Key, Entry> for UntilStale {
     }
 }
 
+impl Entry {
+    /// Its weight against `[cache] max_bytes`: its estimated size, computed once, when stored.
+    fn weight(&self, floor: Option<u64>) -> u32 {
+        use super::cache_weight::{contact, weight, window};
+        let bytes = match self {
+            Entry::Contact(c, ..) => contact(c),
+            Entry::Window(w, ..) => window(w),
+        };
+        weight(bytes, floor)
+    }
+}
+
 /// Record stamps are kept per stripe of ids (a write to one id also retires the few others
 /// hashing to its stripe): 512 KiB, so a write retires about one other cached contact in
 /// 65,536.
@@ -148,9 +160,12 @@ pub struct Ticket {
 
 impl ReadCache {
     pub fn new(config: &CacheConfig) -> Self {
+        // `[cache] max_bytes` and `max_entries` together (`cache_weight::bounds`).
+        let (capacity, floor) = super::cache_weight::bounds(config);
         ReadCache {
             entries: Cache::builder()
-                .max_capacity(config.max_entries)
+                .max_capacity(capacity)
+                .weigher(move |_: &Key, entry: &Entry| entry.weight(floor))
                 .expire_after(UntilStale(Duration::from_secs(config.ttl_secs)))
                 .build(),
             clock: AtomicU64::new(0),
@@ -510,6 +525,23 @@ impl ReadCache {
         let (release, gate) = tokio::sync::oneshot::channel();
         *self.stamp_gate.lock().unwrap() = Some(gate);
         release
+    }
+
+    /// Test seam: the estimated bytes of every entry held, once moka has settled.
+    #[cfg(test)]
+    pub(super) async fn held_bytes(&self) -> usize {
+        self.entries.run_pending_tasks().await;
+        self.entries
+            .iter()
+            .map(|(_, e)| e.weight(Some(0)) as usize)
+            .sum()
+    }
+
+    /// Test seam: how many entries are held, once moka has settled.
+    #[cfg(test)]
+    pub(super) async fn held_entries(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.entry_count()
     }
 
     /// Holds the next insert just before it happens, until the returned sender is used.

@@ -2,6 +2,7 @@
 //! fan-out across providers with its cursor, filters, and one person across providers (`people`).
 
 pub mod cache;
+mod cache_weight;
 pub mod changes;
 pub mod consent;
 pub mod cursor;

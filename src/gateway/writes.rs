@@ -113,6 +113,13 @@ pub struct Written {
     pub warnings: Vec<UserError>,
 }
 
+/// What a tag change answers: the change was applied; the contact as read back after it, or
+/// none, with a warning, when that read failed.
+pub struct TagsChanged {
+    pub contact: Option<Arc<Contact>>,
+    pub warnings: Vec<UserError>,
+}
+
 /// How `upsertContact` matched.
 pub struct Upserted {
     pub written: Written,
@@ -318,13 +325,15 @@ impl Gateway {
         Ok(())
     }
 
-    /// Adds (`add`) or removes tags; returns the contact as the provider now holds it.
+    /// Adds (`add`) or removes tags; returns the contact as the provider now holds it. Once the
+    /// provider took the change it is the answer: a read-back that fails or finds nothing
+    /// leaves the contact out and says so in a warning (`READ_BACK_FAILED`), never an error.
     pub async fn change_tags(
         &self,
         id: &GlobalId,
         tags: Vec<String>,
         add: bool,
-    ) -> Result<Arc<Contact>, WriteError> {
+    ) -> Result<TagsChanged, WriteError> {
         let provider = self
             .registry
             .capable(id.provider, Capability::Tags)
@@ -366,22 +375,32 @@ impl Gateway {
         };
         self.cache.invalidate(id).await;
         result.map_err(|e| refused(e, &["id"], UserErrorCode::ProviderValidation))?;
-        // The payload is the whole contact, fresh from the provider.
-        let found = self.lookup(id, true).await;
-        match &found {
-            Ok(Some(contact)) => self.publish_contact(ChangeKind::Updated, contact).await,
-            // The tags changed, but the contact could not be read back.
-            _ => self.publish_unread(ChangeKind::Updated, id).await,
-        }
-        match found {
-            Ok(Some(contact)) => Ok(contact),
-            Ok(None) => Err(WriteError::User(vec![UserError::new(
-                &["id"],
-                UserErrorCode::NotFound,
-                format!("{} has no such contact", id.provider.display_name()),
-            )])),
-            Err(e) => Err(WriteError::Provider(e)),
-        }
+        // Applied. The payload is the whole contact, fresh from the provider, when it can be
+        // read: a failure of that read is not the write's.
+        let why = match self.lookup(id, true).await {
+            Ok(Some(contact)) => {
+                self.publish_contact(ChangeKind::Updated, &contact).await;
+                return Ok(TagsChanged {
+                    contact: Some(contact),
+                    warnings: Vec::new(),
+                });
+            }
+            Ok(None) => "it was not found".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.publish_unread(ChangeKind::Updated, id).await;
+        let provider = id.provider.display_name();
+        Ok(TagsChanged {
+            contact: None,
+            warnings: vec![UserError::new(
+                &[],
+                UserErrorCode::ReadBackFailed,
+                format!(
+                    "{provider} applied the tag change, but reading the contact back for this \
+                     answer failed ({why}): read it with `contact(id:)`"
+                ),
+            )],
+        })
     }
 
     /// Upserts: natively where the provider matches itself (Mainbrainer), else finds a match by

@@ -194,7 +194,8 @@ pub struct ContactPayload {
     pub contact: Option<ContactObject>,
     pub user_errors: Vec<UserError>,
     /// The write happened, but the provider's answer does not show these values as given
-    /// (code FIELD_NOT_STORED; e.g. MaiAgent keeps a phone's national digits only).
+    /// (code FIELD_NOT_STORED; e.g. MaiAgent keeps a phone's national digits only), or the
+    /// contact could not be read back after it (READ_BACK_FAILED; `contact` is null).
     pub warnings: Vec<UserError>,
     /// upsertContact: true when it created, false when it updated a match; null when the
     /// provider (Mainbrainer) does not say, and for other mutations.
@@ -528,10 +529,12 @@ async fn change_tags(
             })
         }
     };
-    let (contact, user_errors) = settle(gateway.change_tags(&id, tags, add).await)?;
+    let (changed, user_errors) = settle(gateway.change_tags(&id, tags, add).await)?;
+    let (contact, warnings) = changed.map_or((None, Vec::new()), |c| (c.contact, c.warnings));
     Ok(ContactPayload {
         contact: contact.map(ContactObject),
         user_errors,
+        warnings,
         ..Default::default()
     })
 }

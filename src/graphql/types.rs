@@ -535,7 +535,7 @@ impl UserError {
     }
     /// INVALID_EMAIL, INVALID_PHONE, REQUIRED, TOO_LONG, TOO_MANY, INVALID, FIELD_NOT_SUPPORTED,
     /// INVALID_ID, NOT_FOUND, AMBIGUOUS_MATCH, CANNOT_DELETE, PROVIDER_VALIDATION, INVALID_CSV,
-    /// MALFORMED_ROW, DO_NOT_CONTACT; in `warnings`, FIELD_NOT_STORED.
+    /// MALFORMED_ROW, DO_NOT_CONTACT; in `warnings`, FIELD_NOT_STORED and READ_BACK_FAILED.
     async fn code(&self) -> Option<&str> {
         Some(self.code.as_str())
     }

@@ -297,6 +297,20 @@ impl ProviderError {
         }
     }
 
+    /// This error, from a read made after a write the provider took (a read-back): the write
+    /// stands whatever failed the read, so the error says it may have been applied.
+    pub fn after_applied_write(self) -> Self {
+        if self.may_have_been_applied() {
+            return self;
+        }
+        ProviderError::Unavailable {
+            provider: self.provider(),
+            reason: format!("the write was taken, but reading the contact back failed: {self}"),
+            retryable: false,
+            may_have_been_applied: true,
+        }
+    }
+
     /// The HTTP status the provider answered, for the errors that carry one.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -28,7 +28,7 @@ const UPDATE: &str = "mutation($id: ID!, $company: String) {
 const CONSUELO_CONTACT: &str = "consuelo:contact_1002";
 
 /// A graphql-transport-ws client holding one subscription.
-struct WsSubscriber {
+pub(crate) struct WsSubscriber {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
@@ -109,7 +109,7 @@ impl WsSubscriber {
         WsSubscriber { socket }
     }
 
-    async fn open(http: &str, variables: Value) -> WsSubscriber {
+    pub(crate) async fn open(http: &str, variables: Value) -> WsSubscriber {
         let socket = ws_connect(http, None, json!({})).await.unwrap();
         WsSubscriber::start(socket, variables).await
     }
@@ -137,7 +137,7 @@ impl WsSubscriber {
     }
 
     /// The next change within `wait`.
-    async fn change(&mut self, wait: Duration) -> Option<Value> {
+    pub(crate) async fn change(&mut self, wait: Duration) -> Option<Value> {
         let message = self.message(wait).await?;
         assert_eq!(message["type"], "next", "{message}");
         assert!(message["payload"].get("errors").is_none(), "{message}");
@@ -210,7 +210,7 @@ impl SseSubscriber {
 }
 
 /// A subscription's client, whatever its transport.
-trait Subscriber {
+pub(crate) trait Subscriber {
     /// The next change within `wait`.
     async fn change(&mut self, wait: Duration) -> Option<Value>;
 }
@@ -231,7 +231,7 @@ impl Subscriber for SseSubscriber {
 /// try, until `receive` yields a change of `id`: a subscription registers a moment after its
 /// request, so a first write may come before it. Returns the change, the company it shows,
 /// and the time from the write's answer to the change.
-async fn update_until_received(
+pub(crate) async fn update_until_received(
     graphql_url: &str,
     credential: Option<&str>,
     id: &str,

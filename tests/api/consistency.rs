@@ -25,7 +25,7 @@ struct Hold {
     release: oneshot::Receiver<()>,
 }
 
-struct Proxy {
+pub(crate) struct Proxy {
     upstream: String,
     client: reqwest::Client,
     hold: Mutex<Option<Hold>>,
@@ -33,7 +33,11 @@ struct Proxy {
 
 impl Proxy {
     /// Holds the next answer to `method path`; returns (told when it is in hand, lets it go).
-    fn hold(&self, method: Method, path: &str) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+    pub(crate) fn hold(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
         let (reached, is_reached) = oneshot::channel();
         let (release, is_released) = oneshot::channel();
         *self.hold.lock().unwrap() = Some(Hold {
@@ -89,7 +93,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
 }
 
 /// The app with `provider` reached through a proxy that can hold an answer.
-async fn spawn_behind_proxy(provider: ProviderId) -> (TestApp, Arc<Proxy>) {
+pub(crate) async fn spawn_behind_proxy(provider: ProviderId) -> (TestApp, Arc<Proxy>) {
     let mut proxy = None;
     let app = spawn_app_with(|config| {
         let settings = config.providers.get_mut(&provider).unwrap();

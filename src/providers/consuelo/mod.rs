@@ -83,9 +83,11 @@ impl Consuelo {
         if is_record(&answer.data) {
             return self.contact_from(answer.data);
         }
+        // The PATCH was taken: a failed read-back must not read as an update not made.
         self.get(native_id)
-            .await?
-            .ok_or_else(|| ProviderError::not_found(self.id()))
+            .await
+            .map_err(ProviderError::after_applied_write)?
+            .ok_or_else(|| ProviderError::not_found(self.id()).after_applied_write())
     }
 
     /// consuelo.txt documents `{workspaceId, query, filters: {company}, limit}` and no offset:
@@ -781,6 +783,29 @@ mod tests {
             assert_eq!(methods, [Method::PATCH, Method::GET]);
             assert_eq!(requests[1].path, "/v1/contacts/contact_9");
         }
+    }
+
+    /// The PATCH was taken, then the GET after it failed: the error says the update may have
+    /// been applied (a 429 alone would say nothing was done).
+    #[tokio::test]
+    async fn a_failed_get_after_a_taken_patch_says_it_may_have_been_applied() {
+        let up = testing::spawn(ProviderId::Consuelo, "US", |req| {
+            if req.method == Method::PATCH {
+                (204, Value::Null)
+            } else {
+                (429, json!({ "error": "rate limit exceeded" }))
+            }
+        })
+        .await;
+        let adapter = Consuelo::new(up.client.clone(), "ws_abc123".into());
+        let patch = ContactPatch {
+            first_name: Patch::Set("Liv".into()),
+            ..Default::default()
+        };
+        let error = adapter.update("contact_9", &patch).await.unwrap_err();
+        assert!(error.may_have_been_applied(), "{error:?}");
+        let methods: Vec<_> = up.requests().iter().map(|r| r.method.clone()).collect();
+        assert_eq!(methods, [Method::PATCH, Method::GET]);
     }
 
     #[tokio::test]

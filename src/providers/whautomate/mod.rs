@@ -136,7 +136,11 @@ impl Whautomate {
             action,
             "the tag answer did not show the change; falling back to PUT"
         );
-        let record = self.record(&path, native_id).await?;
+        // The tag call was taken (2xx): it may have applied the change after all.
+        let record = self
+            .record(&path, native_id)
+            .await
+            .map_err(ProviderError::after_applied_write)?;
         let mut current = record.tags.clone().unwrap_or_default();
         if tags_applied(&current, &wanted, add) {
             return Ok(current);
@@ -943,6 +947,24 @@ mod tests {
             after["customFields"].is_string(),
             "untouched by the tag endpoints"
         );
+    }
+
+    /// The tag call was taken but its answer did not show the change, and the read before the
+    /// fallback PUT failed: the error says the change may have been applied.
+    #[tokio::test]
+    async fn a_failed_read_after_a_taken_tag_call_says_it_may_have_been_applied() {
+        let up = testing::spawn(ProviderId::Whautomate, "US", |req| {
+            match req.method.as_str() {
+                "POST" => (200, json!({ "id": "c_1", "tags": ["old"] })),
+                _ => (429, json!({ "message": "rate limit exceeded" })),
+            }
+        })
+        .await;
+        let adapter = Whautomate::new(up.client.clone(), None);
+        let error = adapter.add_tags("c_1", &["new".into()]).await.unwrap_err();
+        assert!(error.may_have_been_applied(), "{error:?}");
+        let methods: Vec<_> = up.requests().iter().map(|r| r.method.to_string()).collect();
+        assert_eq!(methods, ["POST", "GET"]);
     }
 
     #[tokio::test]
