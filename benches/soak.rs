@@ -15,7 +15,8 @@
 //!   `RATE_LIMITED_TIMES` requests every `RATE_LIMITED_EVERY`; MaiAgent never answers its
 //!   next `HANG_TIMES` requests every `HANG_EVERY` (cut by the gateway's `timeout_ms`, 10 s by
 //!   default). MagicBlocks, Consuelo and Mainbrainer are healthy: every write to them must land.
-//! - **A write** counts as acknowledged when it answered 200 without errors or userErrors; as
+//! - **A write** counts as acknowledged when it answered 200 without errors or userErrors (with
+//!   its contact, or a `READ_BACK_FAILED` warning: applied, not read back after); as
 //!   failed when it answered otherwise (`mayHaveBeenApplied` noted); as unknown when the client
 //!   gave up (`CLIENT_TIMEOUT`). After the load the faults are cleared and each contact written
 //!   is read with `noCache: true` (aliased, 25 to a request) and found in its simulator's store:
@@ -517,8 +518,18 @@ fn outcome_of(sent: &Sent, field: Option<&str>) -> String {
                     .flatten()
                     .filter_map(|e| e["code"].as_str())
                     .collect();
-                if user_errors.is_empty() {
+                let warnings: BTreeSet<&str> = field
+                    .map(|f| &body["data"][f]["warnings"])
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["code"].as_str())
+                    .collect();
+                if user_errors.is_empty() && warnings.is_empty() {
                     "ok".into()
+                } else if user_errors.is_empty() {
+                    let codes: Vec<&str> = warnings.into_iter().collect();
+                    format!("ok (warnings: {})", codes.join("+"))
                 } else {
                     let codes: Vec<&str> = user_errors.into_iter().collect();
                     format!("userErrors: {}", codes.join("+"))
@@ -537,7 +548,13 @@ fn ack_of(sent: &Sent, field: &str) -> Ack {
             let user_errors = payload["userErrors"]
                 .as_array()
                 .is_some_and(|e| !e.is_empty());
-            let done = payload["contact"].is_object() || payload["entry"].is_object();
+            // Applied, its contact not read back after it: done all the same.
+            let unread = payload["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|w| w["code"] == "READ_BACK_FAILED");
+            let done = payload["contact"].is_object() || payload["entry"].is_object() || unread;
             if *status == 200 && error_codes(body).is_empty() && !user_errors && done {
                 Ack::Acked
             } else {
@@ -555,7 +572,8 @@ fn ack_of(sent: &Sent, field: &str) -> Ack {
 }
 
 const CONTACT_FIELDS: &str = "id displayName primaryEmail primaryPhone tags";
-const WRITTEN: &str = "contact { id name { full } tags } userErrors { code message }";
+const WRITTEN: &str =
+    "contact { id name { full } tags } userErrors { code message } warnings { code message }";
 
 /// One client: requests one after another until the load's end.
 async fn run_client(client: usize, load: Arc<Load>) -> ClientLog {
@@ -1141,7 +1159,11 @@ impl Report<'_> {
         );
         let mut all: Vec<f64> = self.served.iter().map(|s| s.ms).collect();
         all.sort_by(f64::total_cmp);
-        let ok = self.served.iter().filter(|s| s.outcome == "ok").count();
+        let ok = self
+            .served
+            .iter()
+            .filter(|s| s.outcome.starts_with("ok"))
+            .count();
         let unanswered = ["client timeout", "connection failed"];
         let answered = self
             .served
@@ -1239,7 +1261,10 @@ impl Report<'_> {
         for (op, served) in &by_op {
             let mut ms: Vec<f64> = served.iter().map(|s| s.ms).collect();
             ms.sort_by(f64::total_cmp);
-            let ok = served.iter().filter(|s| s.outcome == "ok").count();
+            let ok = served
+                .iter()
+                .filter(|s| s.outcome.starts_with("ok"))
+                .count();
             let _ = writeln!(
                 out,
                 "| `{}` | {} | {} | {:.2} | {:.2} |",
