@@ -372,7 +372,11 @@ async fn cors_allows_the_configured_origins_only() {
         .to_str()
         .unwrap()
         .to_lowercase();
-    for name in ["idempotent-replayed", "retry-after", "contact-gateway-cache"] {
+    for name in [
+        "idempotent-replayed",
+        "retry-after",
+        "contact-gateway-cache",
+    ] {
         assert!(exposed.contains(name), "{name} in {exposed}");
     }
 }
