@@ -208,7 +208,7 @@ mod tests {
         for offset in 0..200 {
             let (key, window) = window(provider, offset);
             cache.put_window(cache.ticket(provider), key, window).await;
-            cache.invalidate_provider(provider);
+            cache.invalidate_provider(provider).await;
         }
         let held = cache.held_bytes().await;
         assert!(held <= 200_000, "{held} bytes held");
