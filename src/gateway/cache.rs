@@ -423,14 +423,7 @@ impl ReadCache {
     async fn invalidate_here(&self, id: &GlobalId) {
         let stamp = self.next_stamp();
         self.lists[id.provider.index()].fetch_max(stamp, Ordering::AcqRel);
-        let previous = self.record(id).fetch_max(stamp, Ordering::AcqRel);
-        // Only frees the room: what is stored under an older stamp is never found.
-        self.entries
-            .invalidate(&Key::Contact {
-                id: id.clone(),
-                stamp: previous,
-            })
-            .await;
+        self.retire_record(id, stamp).await;
     }
 
     /// Before a read of `id` that must ask the provider (`noCache`): what was read of it
@@ -438,6 +431,11 @@ impl ReadCache {
     /// The stamp is taken before the read is sent, so its answer is stored under it.
     pub async fn refresh_contact(&self, id: &GlobalId) {
         let stamp = self.next_stamp();
+        self.retire_record(id, stamp).await;
+    }
+
+    /// Moves `id`'s record stamp to `stamp`: what was cached of it retires.
+    async fn retire_record(&self, id: &GlobalId, stamp: u64) {
         let previous = self.record(id).fetch_max(stamp, Ordering::AcqRel);
         // Only frees the room: what is stored under an older stamp is never found.
         self.entries

@@ -922,33 +922,6 @@ async fn a_webhook_gets_signed_deliveries_of_its_kinds_and_a_retry_after_a_500()
     );
 }
 
-/// Starts the real binary on `store` with `config`, `vars` in its environment.
-fn gateway_with_env(
-    config: &tempfile::NamedTempFile,
-    store: &str,
-    vars: &[(&str, &str)],
-) -> GatewayProcess {
-    let mut command = binary();
-    command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            store,
-            "--config",
-        ])
-        .arg(config.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let url = wait_for_url(&mut child);
-    GatewayProcess { child, url }
-}
-
 /// A delivery the endpoint refused is sent again by the next gateway process on the store,
 /// after a restart, signed, until the endpoint takes it.
 #[tokio::test]
@@ -966,7 +939,7 @@ async fn a_refused_delivery_is_sent_again_after_a_restart() {
     std::fs::write(config.path(), text).unwrap();
     let env = [("CG_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)];
 
-    let mut first = gateway_with_env(&config, &store, &env);
+    let mut first = GatewayProcess::start_with_env(&config, &store, &env);
     first
         .data(
             UPDATE,
@@ -979,7 +952,7 @@ async fn a_refused_delivery_is_sent_again_after_a_restart() {
     endpoint.recover();
     let before = endpoint.received().len();
 
-    let second = gateway_with_env(&config, &store, &env);
+    let second = GatewayProcess::start_with_env(&config, &store, &env);
     let received = endpoint.wait_for(before + 1, Duration::from_secs(15)).await;
     let delivered = received.last().unwrap();
     assert_eq!(delivered.answered, 200);

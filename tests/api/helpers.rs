@@ -219,7 +219,17 @@ pub struct GatewayProcess {
 
 impl GatewayProcess {
     pub fn start(config: &tempfile::NamedTempFile, store: &str) -> GatewayProcess {
-        let mut child = binary()
+        Self::start_with_env(config, store, &[])
+    }
+
+    /// `start`, with `vars` in the process's environment.
+    pub fn start_with_env(
+        config: &tempfile::NamedTempFile,
+        store: &str,
+        vars: &[(&str, &str)],
+    ) -> GatewayProcess {
+        let mut command = binary();
+        command
             .args([
                 "serve",
                 "--listen",
@@ -230,9 +240,11 @@ impl GatewayProcess {
             ])
             .arg(config.path())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::null());
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
         let url = wait_for_url(&mut child);
         GatewayProcess { child, url }
     }
@@ -261,7 +273,18 @@ impl Drop for GatewayProcess {
 
 /// A config file pointing a gateway at `sandbox`'s simulators.
 pub fn sandbox_config(sandbox: &Sandbox) -> tempfile::NamedTempFile {
+    sandbox_config_with(sandbox, "")
+}
+
+/// `sandbox_config` with `tables` (TOML tables, e.g. `[telemetry]` and its keys) after it.
+pub fn sandbox_config_with(sandbox: &Sandbox, tables: &str) -> tempfile::NamedTempFile {
     let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::fs::write(file.path(), sandbox.config_toml()).unwrap();
+    let text = format!(
+        "{}
+{tables}
+",
+        sandbox.config_toml()
+    );
+    std::fs::write(file.path(), text).unwrap();
     file
 }

@@ -250,18 +250,12 @@ async fn readyz_says_whether_the_store_answers() {
 
 #[tokio::test]
 async fn with_json_logs_every_line_of_the_real_binary_is_json_the_banner_included() {
-    use crate::helpers::{binary, sandbox_config, terminate};
+    use crate::helpers::{binary, sandbox_config_with, terminate};
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let sandbox = Sandbox::start().await.unwrap();
-    let config = sandbox_config(&sandbox);
-    let text = std::fs::read_to_string(config.path()).unwrap();
-    std::fs::write(
-        config.path(),
-        format!("[telemetry]\nlog_format = \"json\"\n\n{text}"),
-    )
-    .unwrap();
+    let config = sandbox_config_with(&sandbox, "[telemetry]\nlog_format = \"json\"");
     let store = tempfile::tempdir().unwrap();
     let mut child = binary()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -500,17 +494,11 @@ async fn an_otlp_grpc_receiver_gets_the_same_spans_by_default() {
 /// `traceparent`), the upstream call's span under it (the one whose id went upstream), and a
 /// listing's span per provider.
 async fn the_request_span_and_its_upstream_call_reach(receiver: Receiver) {
-    use crate::helpers::{binary, sandbox_config, terminate, wait_for_url};
+    use crate::helpers::{binary, sandbox_config_with, terminate, wait_for_url};
 
     let (port, received) = receiver.start().await;
     let sandbox = Sandbox::start().await.unwrap();
-    let config = sandbox_config(&sandbox);
-    let text = std::fs::read_to_string(config.path()).unwrap();
-    std::fs::write(
-        config.path(),
-        format!("{}\n{text}", receiver.telemetry(port)),
-    )
-    .unwrap();
+    let config = sandbox_config_with(&sandbox, &receiver.telemetry(port));
     let store = tempfile::tempdir().unwrap();
     let mut child = binary()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])

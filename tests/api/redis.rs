@@ -5,7 +5,7 @@
 //! nothing kept before a write made during the outage is served after it. `TEST_REDIS_URL`
 //! names the Redis (`.ci/run` starts one); unset, these tests are skipped with a printed reason.
 
-use crate::helpers::{binary, store_urls, wait_for_url};
+use crate::helpers::{sandbox_config_with, store_urls, GatewayProcess};
 use contact_gateway::sandbox::Sandbox;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -37,35 +37,13 @@ fn redis_url() -> Option<String> {
     }
 }
 
-struct Replica {
-    child: Child,
-    url: String,
-}
+/// A gateway process on the shared store and Redis.
+struct Replica(GatewayProcess);
 
 impl Replica {
     fn start(sandbox: &Sandbox, store: &str, redis: &str) -> (Replica, tempfile::NamedTempFile) {
-        let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        let text = format!(
-            "{}\n[cache]\nredis_url = \"{redis}\"\n",
-            sandbox.config_toml()
-        );
-        std::fs::write(config.path(), text).unwrap();
-        let mut child = binary()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                store,
-                "--config",
-            ])
-            .arg(config.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = wait_for_url(&mut child);
-        (Replica { child, url }, config)
+        let config = sandbox_config_with(sandbox, &format!("[cache]\nredis_url = \"{redis}\""));
+        (Replica(GatewayProcess::start(&config, store)), config)
     }
 
     /// The answer, and whether it came from the response cache.
@@ -77,7 +55,7 @@ impl Replica {
     /// `body` posted: the answer's `data`, and whether it came from the response cache.
     async fn post(&self, body: &Value) -> (Value, Option<String>) {
         let response = reqwest::Client::new()
-            .post(&self.url)
+            .post(&self.0.url)
             .json(body)
             .send()
             .await
@@ -98,7 +76,7 @@ impl Replica {
 
     /// `contact_gateway_cache_requests_total{tier="redis",result}` on its `/metrics`.
     async fn redis_lookups(&self, result: &str) -> u64 {
-        let url = self.url.replace("/graphql", "/metrics");
+        let url = self.0.url.replace("/graphql", "/metrics");
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
         let result = format!("result=\"{result}\"");
         text.lines()
@@ -111,7 +89,7 @@ impl Replica {
 
     /// `GET /readyz`'s status.
     async fn readiness(&self) -> u16 {
-        let url = self.url.replace("/graphql", "/readyz");
+        let url = self.0.url.replace("/graphql", "/readyz");
         reqwest::get(url).await.unwrap().status().as_u16()
     }
 
@@ -120,13 +98,6 @@ impl Replica {
             .ask(UPDATE, json!({ "id": ID, "company": company }))
             .await;
         assert_eq!(data["updateContact"]["userErrors"], json!([]), "{data:#}");
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
